@@ -1,0 +1,34 @@
+#include "bench_util.hpp"
+
+#include <cblas.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <vector>
+
+namespace saelab::bench {
+
+double sgemm_gflops(int M, int N, int K) {
+  std::vector<float> a(static_cast<size_t>(M) * K, 0.5f), b(static_cast<size_t>(K) * N, 0.25f),
+      c(static_cast<size_t>(M) * N);
+  auto run = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.f, a.data(), K, b.data(), N, 0.f, c.data(), N);
+  };
+  run();
+  int reps = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  double s = 0;
+  do {
+    run();
+    ++reps;
+    s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (s < 0.5);
+  return 2.0 * M * N * K * reps / s / 1e9;
+}
+
+std::string shared_root() {
+  if (const char* e = std::getenv("SAELAB_SHARED"); e && *e) return e;
+  return SAELAB_SHARED_DEFAULT;
+}
+
+}  // namespace saelab::bench

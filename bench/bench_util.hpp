@@ -1,0 +1,8 @@
+#pragma once
+#include <string>
+
+namespace saelab::bench {
+// Measured sgemm rate (GFLOP/s) for C[M,N] = A[M,K] B[K,N] on this machine, now.
+double sgemm_gflops(int M, int N, int K);
+std::string shared_root();
+}  // namespace saelab::bench

@@ -1,0 +1,242 @@
+// The CPU backend: the oracle every other backend is compared to. CBLAS (OpenBLAS) for GEMMs,
+// OpenMP for the rest; plain loops, no intrinsics.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "saelab/backend.hpp"
+
+namespace saelab {
+namespace {
+
+void check_f32(const TensorView& v, const char* op, const char* arg) {
+  SAELAB_ASSERT(v.dtype == DType::F32 && v.device == Device::CPU && v.is_contiguous(),
+                "{}: {} must be a contiguous f32 CPU tensor (have {} on {})", op, arg, dtype_name(v.dtype),
+                device_name(v.device));
+}
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::CPU; }
+  const char* name() const override { return "cpu"; }
+
+  void* alloc(size_t bytes) override {
+    const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    SAELAB_ASSERT(p != nullptr, "out of host memory allocating {} bytes", bytes);
+    std::memset(p, 0, rounded);
+    return p;
+  }
+  void free(void* p) override { std::free(p); }
+  void upload(TensorView dst, const void* src) override { std::memcpy(dst.data, src, dst.nbytes()); }
+  void download(void* dst, TensorView src) override { std::memcpy(dst, src.data, src.nbytes()); }
+  void copy(TensorView dst, TensorView src) override {
+    SAELAB_ASSERT(dst.nbytes() == src.nbytes() && dst.is_contiguous() && src.is_contiguous(), "copy {} <- {}",
+                  dst.shape_str(), src.shape_str());
+    std::memcpy(dst.data, src.data, src.nbytes());
+  }
+
+  void gemm(TensorView c, TensorView a, bool trans_a, TensorView b, bool trans_b, float alpha,
+            float beta) override {
+    check_f32(c, "gemm", "c");
+    check_f32(a, "gemm", "a");
+    check_f32(b, "gemm", "b");
+    SAELAB_ASSERT(a.ndim == 2 && b.ndim == 2 && c.ndim == 2, "gemm takes 2-d views");
+    const int64_t M = trans_a ? a.shape[1] : a.shape[0];
+    const int64_t K = trans_a ? a.shape[0] : a.shape[1];
+    const int64_t Kb = trans_b ? b.shape[1] : b.shape[0];
+    const int64_t N = trans_b ? b.shape[0] : b.shape[1];
+    SAELAB_ASSERT(K == Kb && c.shape[0] == M && c.shape[1] == N, "gemm shapes: c {} a {}{} b {}{}", c.shape_str(),
+                  a.shape_str(), trans_a ? "ᵀ" : "", b.shape_str(), trans_b ? "ᵀ" : "");
+    if (M == 0 || N == 0) return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
+                (int)N, (int)K, alpha, a.f32(), (int)a.shape[1], b.f32(), (int)b.shape[1], beta, c.f32(),
+                (int)c.shape[1]);
+  }
+
+  void rmsnorm(TensorView y, TensorView x, TensorView w, float eps) override {
+    check_f32(y, "rmsnorm", "y");
+    check_f32(x, "rmsnorm", "x");
+    check_f32(w, "rmsnorm", "w");
+    const int64_t N = x.dim(0), d = x.dim(-1);
+    SAELAB_ASSERT(y.numel() == x.numel() && w.numel() == d, "rmsnorm shapes");
+    const float* xp = x.f32();
+    const float* wp = w.f32();
+    float* yp = y.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xr = xp + n * d;
+      float ss = 0.f;
+      for (int64_t i = 0; i < d; ++i) ss += xr[i] * xr[i];
+      const float inv = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
+      for (int64_t i = 0; i < d; ++i) yp[n * d + i] = xr[i] * inv * wp[i];
+    }
+  }
+
+  void rope(TensorView x, int T, int H, float theta, RopeStyle style) override {
+    check_f32(x, "rope", "x");
+    const int64_t rows = x.dim(0), width = x.dim(-1);
+    SAELAB_ASSERT(width % H == 0 && (width / H) % 2 == 0 && rows % T == 0, "rope shapes {} T={} H={}",
+                  x.shape_str(), T, H);
+    const int hd = static_cast<int>(width / H);
+    // cos/sin of pos * theta^(-2i/hd), computed once per call: [T, hd/2]
+    std::vector<float> cos_t(static_cast<size_t>(T) * (hd / 2)), sin_t(cos_t.size());
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < hd / 2; ++i) {
+        const double ang = t * std::pow(static_cast<double>(theta), -2.0 * i / hd);
+        cos_t[t * (hd / 2) + i] = static_cast<float>(std::cos(ang));
+        sin_t[t * (hd / 2) + i] = static_cast<float>(std::sin(ang));
+      }
+    float* xp = x.f32();
+    const int step = style == RopeStyle::Interleaved ? 2 : 1;      // stride between pair starts
+    const int partner = style == RopeStyle::Interleaved ? 1 : hd / 2;  // offset of the second element
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* c = cos_t.data() + (r % T) * (hd / 2);
+      const float* sn = sin_t.data() + (r % T) * (hd / 2);
+      for (int h = 0; h < H; ++h) {
+        float* v = xp + r * width + h * hd;
+        for (int i = 0; i < hd / 2; ++i) {
+          const float a = v[i * step], b = v[i * step + partner];
+          v[i * step] = a * c[i] - b * sn[i];
+          v[i * step + partner] = a * sn[i] + b * c[i];
+        }
+      }
+    }
+  }
+
+  void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H,
+                        int Hkv) override {
+    check_f32(out, "attention", "out");
+    check_f32(q, "attention", "q");
+    check_f32(k, "attention", "k");
+    check_f32(v, "attention", "v");
+    const int64_t rows = q.dim(0), qw = q.dim(-1), kw = k.dim(-1);
+    SAELAB_ASSERT(rows % T == 0 && qw % H == 0 && H % Hkv == 0 && kw == qw / H * Hkv && v.dim(-1) == kw &&
+                      out.numel() == q.numel(),
+                  "attention shapes q {} k {} T={} H={} Hkv={}", q.shape_str(), k.shape_str(), T, H, Hkv);
+    const int hd = static_cast<int>(qw / H);
+    const int64_t B = rows / T;
+    const int group = H / Hkv;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const float* qp = q.f32();
+    const float* kp = k.f32();
+    const float* vp = v.f32();
+    float* op = out.f32();
+    // Per (sequence, head): K gathered transposed [hd, T] and V contiguous [T, hd] so the inner
+    // loops run over contiguous memory and vectorise.
+#pragma omp parallel
+    {
+      std::vector<float> att(T), kt(static_cast<size_t>(hd) * T), vs(static_cast<size_t>(T) * hd);
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t b = 0; b < B; ++b) {
+        for (int h = 0; h < H; ++h) {
+          const int kvh = h / group;
+          for (int s = 0; s < T; ++s) {
+            const float* kr = kp + (b * T + s) * kw + kvh * hd;
+            const float* vr = vp + (b * T + s) * kw + kvh * hd;
+            for (int i = 0; i < hd; ++i) {
+              kt[static_cast<size_t>(i) * T + s] = kr[i];
+              vs[static_cast<size_t>(s) * hd + i] = vr[i];
+            }
+          }
+          for (int t = 0; t < T; ++t) {
+            const float* qr = qp + (b * T + t) * qw + h * hd;
+            for (int s = 0; s <= t; ++s) att[s] = 0.f;
+            for (int i = 0; i < hd; ++i) {
+              const float qi = qr[i] * scale;
+              const float* krow = kt.data() + static_cast<size_t>(i) * T;
+#pragma omp simd
+              for (int s = 0; s <= t; ++s) att[s] += qi * krow[s];
+            }
+            float mx = -INFINITY;
+            for (int s = 0; s <= t; ++s) mx = std::max(mx, att[s]);
+            float sum = 0.f;
+            for (int s = 0; s <= t; ++s) {
+              att[s] = std::exp(att[s] - mx);
+              sum += att[s];
+            }
+            const float inv = 1.0f / sum;
+            float* orow = op + (b * T + t) * qw + h * hd;
+            for (int i = 0; i < hd; ++i) orow[i] = 0.f;
+            for (int s = 0; s <= t; ++s) {
+              const float p = att[s] * inv;
+              const float* vr = vs.data() + static_cast<size_t>(s) * hd;
+#pragma omp simd
+              for (int i = 0; i < hd; ++i) orow[i] += p * vr[i];
+            }
+          }
+        }
+      }
+    }
+  }
+
+  void swiglu(TensorView out, TensorView gate, TensorView up) override {
+    check_f32(out, "swiglu", "out");
+    check_f32(gate, "swiglu", "gate");
+    check_f32(up, "swiglu", "up");
+    SAELAB_ASSERT(out.numel() == gate.numel() && gate.numel() == up.numel(), "swiglu shapes");
+    const int64_t n = out.numel();
+    const float* g = gate.f32();
+    const float* u = up.f32();
+    float* o = out.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  }
+
+  void add_inplace(TensorView y, TensorView x) override {
+    check_f32(y, "add_inplace", "y");
+    check_f32(x, "add_inplace", "x");
+    SAELAB_ASSERT(y.numel() == x.numel(), "add_inplace shapes {} {}", y.shape_str(), x.shape_str());
+    const int64_t n = y.numel();
+    float* yp = y.f32();
+    const float* xp = x.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) yp[i] += xp[i];
+  }
+
+  void embedding(TensorView out, TensorView table, TensorView ids) override {
+    check_f32(out, "embedding", "out");
+    check_f32(table, "embedding", "table");
+    const int64_t N = ids.numel(), d = table.dim(1), V = table.dim(0);
+    SAELAB_ASSERT(out.numel() == N * d, "embedding shapes");
+    const int32_t* idp = ids.i32();
+    for (int64_t n = 0; n < N; ++n) {
+      SAELAB_ASSERT(idp[n] >= 0 && idp[n] < V, "token id {} outside vocabulary of {}", idp[n], V);
+      std::memcpy(out.f32() + n * d, table.f32() + idp[n] * d, d * sizeof(float));
+    }
+  }
+
+  void cross_entropy(TensorView out, TensorView logits, TensorView targets) override {
+    check_f32(out, "cross_entropy", "out");
+    check_f32(logits, "cross_entropy", "logits");
+    const int64_t N = logits.dim(0), V = logits.dim(1);
+    SAELAB_ASSERT(out.numel() == N && targets.numel() == N, "cross_entropy shapes");
+    const float* lp = logits.f32();
+    const int32_t* tp = targets.i32();
+    float* op = out.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* row = lp + n * V;
+      float mx = row[0];
+      for (int64_t i = 1; i < V; ++i) mx = std::max(mx, row[i]);
+      double sum = 0.0;
+      for (int64_t i = 0; i < V; ++i) sum += std::exp(static_cast<double>(row[i] - mx));
+      SAELAB_ASSERT(tp[n] >= 0 && tp[n] < V, "target {} outside vocabulary of {}", tp[n], V);
+      op[n] = static_cast<float>(std::log(sum) + mx - row[tp[n]]);
+    }
+  }
+};
+
+}  // namespace
+
+Backend& cpu_backend() {
+  static CpuBackend be;
+  return be;
+}
+
+}  // namespace saelab

@@ -1,0 +1,11 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace saelab::cli {
+// Each registers a subcommand whose callback does the work (errors propagate to main).
+void add_generate(CLI::App& app);
+void add_hooks(CLI::App& app);
+void add_harvest(CLI::App& app);
+// The data root (../shared by default): $SAELAB_SHARED, else ../shared beside the working directory.
+std::string default_shared_root();
+}  // namespace saelab::cli

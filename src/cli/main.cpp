@@ -1,0 +1,28 @@
+// saelab command line: parses arguments and calls the library. User and file errors arrive as
+// saelab::Error and are printed as one line with a non-zero exit status.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "commands.hpp"
+#include "saelab/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"saelab: sparse autoencoders on language-model activations"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "saelab 0.1.0");
+  saelab::cli::add_generate(app);
+  saelab::cli::add_hooks(app);
+  saelab::cli::add_harvest(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const saelab::Error& e) {
+    std::fprintf(stderr, "saelab: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "saelab: error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

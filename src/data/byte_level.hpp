@@ -1,0 +1,17 @@
+// GPT-2's byte-level BPE pieces: every byte is mapped to a printable unicode character, and text is
+// pre-split by GPT-2's pattern
+//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// Letter/number classes come from the C library's Unicode tables (C.UTF-8), a close stand-in for
+// the regex engine's \p{L} and \p{N}.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace saelab::byte_level {
+
+std::string encode_bytes(std::string_view raw);     // each byte -> its printable character (UTF-8)
+std::string decode_chars(std::string_view mapped);  // inverse; unmapped characters pass through
+std::vector<std::string> gpt2_split(std::string_view text);
+
+}  // namespace saelab::byte_level

@@ -1,0 +1,81 @@
+#include "test_util.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace saelab::test {
+
+namespace fs = std::filesystem;
+
+std::string shared_root() {
+  if (const char* e = std::getenv("SAELAB_SHARED"); e && *e) return e;
+  return SAELAB_SHARED_DEFAULT;
+}
+
+std::string test_data(const std::string& name) { return std::string(SAELAB_TEST_DATA) + "/" + name; }
+
+namespace {
+struct TempDirs {
+  std::vector<std::string> dirs;
+  ~TempDirs() {
+    std::error_code ec;
+    for (const auto& d : dirs) fs::remove_all(d, ec);
+  }
+};
+TempDirs& temp_dirs() {
+  static TempDirs t;
+  return t;
+}
+}  // namespace
+
+std::string make_temp_dir(const std::string& tag) {
+  std::string tmpl = (fs::temp_directory_path() / ("saelab_" + tag + "_XXXXXX")).string();
+  char* p = ::mkdtemp(tmpl.data());
+  if (!p) std::abort();
+  temp_dirs().dirs.push_back(p);
+  return p;
+}
+
+void write_text(const std::string& path, const std::string& s) {
+  std::ofstream(path, std::ios::binary) << s;
+}
+
+double rel_error(const std::vector<float>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) return std::numeric_limits<double>::infinity();
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
+double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+  return rel_error(a, std::vector<double>(b.begin(), b.end()));
+}
+
+CliResult run_cli(const std::string& args) {
+  const std::string dir = make_temp_dir("cli");
+  const std::string out = dir + "/out", err = dir + "/err";
+  const std::string cmd = std::string(SAELAB_BIN) + " " + args + " >" + out + " 2>" + err;
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::ifstream o(out), e(err);
+  std::stringstream so, se;
+  so << o.rdbuf();
+  se << e.rdbuf();
+  r.out = so.str();
+  r.err = se.str();
+  return r;
+}
+
+}  // namespace saelab::test

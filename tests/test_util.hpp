@@ -1,0 +1,28 @@
+// Shared test helpers: fixture paths, temp directories, tolerances, running the CLI.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace saelab::test {
+
+// Named tolerances (relative error), per dtype and per kind of comparison.
+constexpr double kTolF32Op = 1e-5;       // one f32 op vs the f64 reference
+constexpr double kTolF32Model = 2e-4;    // a whole f32 forward vs PyTorch (different summation order)
+constexpr double kTolF16Storage = 1e-3;  // values stored as f16
+
+std::string shared_root();  // $SAELAB_SHARED or the compile-time default ../shared
+std::string test_data(const std::string& name);
+std::string make_temp_dir(const std::string& tag);  // fresh, removed at process exit
+void write_text(const std::string& path, const std::string& s);
+
+// ‖a − b‖ / max(‖b‖, tiny); NaN anywhere gives +inf so comparisons fail.
+double rel_error(const std::vector<float>& a, const std::vector<double>& b);
+double rel_error(const std::vector<float>& a, const std::vector<float>& b);
+
+struct CliResult {
+  int exit_code;
+  std::string out, err;
+};
+CliResult run_cli(const std::string& args);  // runs the saelab binary with `args` (shell-quoted by caller)
+
+}  // namespace saelab::test
