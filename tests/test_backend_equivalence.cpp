@@ -192,6 +192,177 @@ TEST_P(BackendEquivalence, CopyAndTransfers) {
   EXPECT_EQ(to_host_f32(be, B), x);
 }
 
+// ---- SAE ops ----
+
+std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+TEST_P(BackendEquivalence, RowBroadcastsAndElementwise) {
+  Backend& be = *GetParam();
+  const int N = 13, d = 7;
+  const auto x = randn(N * d, 20), b = randn(d, 21), z = randn(N * d, 22);
+  std::vector<double> sub(N * d), add(N * d), diff(N * d), ax(N * d);
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < d; ++i) {
+      sub[n * d + i] = double(x[n * d + i]) - b[i];
+      add[n * d + i] = double(x[n * d + i]) + b[i];
+      diff[n * d + i] = 0.5 * (double(x[n * d + i]) - z[n * d + i]);
+      ax[n * d + i] = double(x[n * d + i]) - 0.25 * z[n * d + i];
+    }
+  Tensor X = dev(be, x, {N, d}), B = dev(be, b, {d}), Z = dev(be, z, {N, d}), Y({N, d}, DType::F32, be.device());
+  be.sub_row(Y, X, B);
+  EXPECT_LE(rel_error(to_host_f32(be, Y), sub), kTolF32Op);
+  be.copy(Y, X);
+  be.add_row(Y, B);
+  EXPECT_LE(rel_error(to_host_f32(be, Y), add), kTolF32Op);
+  be.scaled_diff(Y, X, Z, 0.5f);
+  EXPECT_LE(rel_error(to_host_f32(be, Y), diff), kTolF32Op);
+  be.copy(Y, X);
+  be.axpy(Y, Z, -0.25f);
+  EXPECT_LE(rel_error(to_host_f32(be, Y), ax), kTolF32Op);
+  std::vector<double> scaled(N * d);
+  for (int i = 0; i < N * d; ++i) scaled[i] = 3.0 * x[i];
+  be.copy(Y, X);
+  be.scale(Y, 3.f);
+  EXPECT_LE(rel_error(to_host_f32(be, Y), scaled), kTolF32Op);
+  double ss = 0;
+  for (float v : x) ss += double(v) * v;
+  EXPECT_NEAR(be.sum_squares(X), ss, 1e-9 * ss);
+  std::vector<float> gate(N * d);
+  for (int i = 0; i < N * d; ++i) gate[i] = (i % 3) ? 1.f : 0.f;
+  std::vector<double> gated(N * d);
+  for (int i = 0; i < N * d; ++i) gated[i] = double(x[i]) * gate[i];
+  be.copy(Y, X);
+  Tensor G = dev(be, gate, {N, d});
+  be.mul_inplace(Y, G);
+  EXPECT_LE(rel_error(to_host_f32(be, Y), gated), 0.0);
+}
+
+TEST_P(BackendEquivalence, BiasReluAndReluBackward) {
+  Backend& be = *GetParam();
+  const int N = 11, F = 300;
+  const auto pre = randn(N * F, 23), b = randn(F, 24), g = randn(N * F, 25), pen = randn(F, 26);
+  std::vector<double> pre_ref(N * F), f_ref(N * F), g_ref(N * F);
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < F; ++i) {
+      const double v = double(pre[n * F + i]) + b[i];
+      pre_ref[n * F + i] = v;
+      f_ref[n * F + i] = std::max(v, 0.0);
+      g_ref[n * F + i] = v > 0 ? double(g[n * F + i]) + pen[i] : 0.0;
+    }
+  Tensor P = dev(be, pre, {N, F}), B = dev(be, b, {F}), Fo({N, F}, DType::F32, be.device());
+  be.bias_relu(Fo, P, B);
+  EXPECT_LE(rel_error(to_host_f32(be, P), pre_ref), kTolF32Op);
+  EXPECT_LE(rel_error(to_host_f32(be, Fo), f_ref), kTolF32Op);
+  Tensor Gr = dev(be, g, {N, F}), Pen = dev(be, pen, {F});
+  be.relu_backward(Gr, Fo, Pen);
+  EXPECT_LE(rel_error(to_host_f32(be, Gr), g_ref), kTolF32Op);
+}
+
+TEST_P(BackendEquivalence, TopkRowsWithAndWithoutMask) {
+  Backend& be = *GetParam();
+  const int N = 9, F = 77;
+  for (int k : {0, 1, 5, 77}) {
+    auto pre = randn(N * F, 27 + k);
+    pre[3] = pre[4] = 10.f;  // a tie: the lower index must win when only one fits
+    const auto b = randn(F, 28);
+    std::vector<float> allowed(F);
+    for (int i = 0; i < F; ++i) allowed[i] = (i % 4 == 1) ? 1.f : 0.f;
+    for (int masked = 0; masked < 2; ++masked) {
+      std::vector<double> want(N * F, 0.0), pre_after(N * F);
+      for (int n = 0; n < N; ++n) {
+        std::vector<std::pair<double, int>> row;
+        for (int i = 0; i < F; ++i) {
+          const double v = masked ? double(pre[n * F + i]) : double(pre[n * F + i]) + b[i];
+          pre_after[n * F + i] = v;
+          if (!masked || allowed[i] != 0.f) row.push_back({v, -i});
+        }
+        std::sort(row.rbegin(), row.rend());
+        for (int j = 0; j < std::min<int>(k, static_cast<int>(row.size())); ++j)
+          want[n * F - row[j].second] = std::max(row[j].first, 0.0);
+      }
+      Tensor P = dev(be, pre, {N, F}), B = dev(be, b, {F}), Fo({N, F}, DType::F32, be.device());
+      Tensor A = dev(be, allowed, {F});
+      be.topk_rows(Fo, P, masked ? TensorView{} : B.view(), k, masked ? A.view() : TensorView{});
+      EXPECT_LE(rel_error(to_host_f32(be, Fo), want), kTolF32Op) << be.name() << " k=" << k << " masked=" << masked;
+      EXPECT_LE(rel_error(to_host_f32(be, P), pre_after), kTolF32Op);
+    }
+  }
+}
+
+TEST_P(BackendEquivalence, ColumnReductionsAndLatentStats) {
+  Backend& be = *GetParam();
+  const int N = 37, F = 515;
+  auto x = randn(N * F, 29);
+  for (size_t i = 0; i < x.size(); i += 3) x[i] = std::max(x[i], 0.f);
+  const auto out0 = randn(F, 30);
+  std::vector<double> cs(F), fires(F, 0), mass(F, 0);
+  for (int i = 0; i < F; ++i) {
+    double s = 0;
+    for (int n = 0; n < N; ++n) {
+      s += x[n * F + i];
+      fires[i] += x[n * F + i] > 0 ? 1 : 0;
+      mass[i] += x[n * F + i];
+    }
+    cs[i] = 2.0 * s - 0.5 * out0[i];
+  }
+  Tensor X = dev(be, x, {N, F}), O = dev(be, out0, {F});
+  be.col_sum(O, X, 2.f, -0.5f);
+  EXPECT_LE(rel_error(to_host_f32(be, O), cs), kTolF32Op);
+  Tensor Fi = dev(be, out0, {F}), Ma = dev(be, out0, {F});  // overwritten, not accumulated
+  be.latent_stats(Fi, Ma, X);
+  EXPECT_LE(rel_error(to_host_f32(be, Fi), fires), 0.0);
+  EXPECT_LE(rel_error(to_host_f32(be, Ma), mass), kTolF32Op);
+}
+
+TEST_P(BackendEquivalence, DecoderRowOps) {
+  Backend& be = *GetParam();
+  const int F = 19, d = 23;
+  const auto w = randn(F * d, 31), g = randn(F * d, 32), s = randn(F, 33);
+  std::vector<double> norms(F), scaled(F * d), proj(F * d);
+  std::vector<float> unit(F * d);
+  for (int i = 0; i < F; ++i) {
+    double ss = 0;
+    for (int j = 0; j < d; ++j) ss += double(w[i * d + j]) * w[i * d + j];
+    norms[i] = std::sqrt(ss);
+    for (int j = 0; j < d; ++j) {
+      scaled[i * d + j] = double(w[i * d + j]) * s[i];
+      unit[i * d + j] = static_cast<float>(w[i * d + j] / norms[i]);
+    }
+    double dot = 0;
+    for (int j = 0; j < d; ++j) dot += double(g[i * d + j]) * unit[i * d + j];
+    for (int j = 0; j < d; ++j) proj[i * d + j] = g[i * d + j] - dot * unit[i * d + j];
+  }
+  Tensor W = dev(be, w, {F, d}), N({F}, DType::F32, be.device()), S = dev(be, s, {F});
+  be.row_norms(N, W);
+  EXPECT_LE(rel_error(to_host_f32(be, N), norms), kTolF32Op);
+  be.scale_rows(W, S);
+  EXPECT_LE(rel_error(to_host_f32(be, W), scaled), kTolF32Op);
+  Tensor U = dev(be, unit, {F, d}), G = dev(be, g, {F, d});
+  be.project_out_rows(G, U);
+  EXPECT_LE(rel_error(to_host_f32(be, G), proj), kTolF32Op);
+}
+
+TEST_P(BackendEquivalence, Adam) {
+  Backend& be = *GetParam();
+  const int n = 101;
+  auto p = randn(n, 34), g = randn(n, 35), m = randn(n, 36, 0.1f), v = randn(n, 37, 0.1f);
+  for (auto& x : v) x = std::abs(x);
+  const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const int64_t t = 7;
+  std::vector<double> pr(n), mr(n), vr(n);
+  for (int i = 0; i < n; ++i) {
+    mr[i] = b1 * m[i] + (1 - b1) * g[i];
+    vr[i] = b2 * v[i] + (1 - b2) * double(g[i]) * g[i];
+    const double mh = mr[i] / (1 - std::pow(b1, t)), vh = vr[i] / (1 - std::pow(b2, t));
+    pr[i] = p[i] - lr * mh / (std::sqrt(vh) + eps);
+  }
+  Tensor P = dev(be, p, {n}), G = dev(be, g, {n}), M = dev(be, m, {n}), V = dev(be, v, {n});
+  be.adam(P, G, M, V, static_cast<float>(lr), static_cast<float>(b1), static_cast<float>(b2), static_cast<float>(eps), t);
+  EXPECT_LE(rel_error(to_host_f32(be, P), pr), kTolF32Op);
+  EXPECT_LE(rel_error(to_host_f32(be, M), mr), kTolF32Op);
+  EXPECT_LE(rel_error(to_host_f32(be, V), vr), kTolF32Op);
+}
+
 std::string backend_name(const ::testing::TestParamInfo<Backend*>& info) { return info.param->name(); }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BackendEquivalence, ::testing::ValuesIn(available_backends()), backend_name);

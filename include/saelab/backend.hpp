@@ -47,6 +47,44 @@ class Backend {
   virtual void embedding(TensorView out, TensorView table, TensorView ids) = 0;
   // out[N] = logsumexp(logits[n,:]) - logits[n, target[n]]; targets i32 [N].
   virtual void cross_entropy(TensorView out, TensorView logits, TensorView targets) = 0;
+
+  // ---- SAE ops (N tokens, d width, F latents). Reductions are deterministic for a given
+  // thread count: fixed partitions, combined in a fixed order.
+  // y[N,d] = x - b[d] (row broadcast); y may alias x.
+  virtual void sub_row(TensorView y, TensorView x, TensorView b) = 0;
+  // y[N,d] += b[d]
+  virtual void add_row(TensorView y, TensorView b) = 0;
+  // pre[N,F] += b[F]; f = max(pre, 0)
+  virtual void bias_relu(TensorView f, TensorView pre, TensorView b) = 0;
+  // f[N,F] *= gate[N,F] (elementwise; gate is 0/1)
+  virtual void mul_inplace(TensorView f, TensorView gate) = 0;
+  // pre[N,F] += b[F]; per row keep the k largest pre (ties: lower index) and write
+  // f = max(pre, 0) there, 0 elsewhere. When `allowed` [F] (0/1) is given, only allowed latents
+  // compete (aux-k over dead latents) and pre is not biased again (b may be empty).
+  virtual void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) = 0;
+  // out[F] = alpha * sum_n x[n, :] + beta * out
+  virtual void col_sum(TensorView out, TensorView x, float alpha, float beta) = 0;
+  // fires[F] = #{n: f[n,i] > 0}; mass[F] = sum_n f[n,i]
+  virtual void latent_stats(TensorView fires, TensorView mass, TensorView f) = 0;
+  // out[F] = ||W[i, :]||
+  virtual void row_norms(TensorView out, TensorView W) = 0;
+  // W[i, :] *= s[i]
+  virtual void scale_rows(TensorView W, TensorView s) = 0;
+  // g[i, :] -= (g[i, :] . W[i, :]) W[i, :]   (W rows unit norm: removes the radial component)
+  virtual void project_out_rows(TensorView g, TensorView W) = 0;
+  // g[N,F] = (g + pen[F]) * 1[f > 0]   (ReLU backward with a per-latent L1 term)
+  virtual void relu_backward(TensorView g, TensorView f, TensorView pen) = 0;
+  // y = alpha * (a - b), elementwise
+  virtual void scaled_diff(TensorView y, TensorView a, TensorView b, float alpha) = 0;
+  // sum of squares of x (double accumulation)
+  virtual double sum_squares(TensorView x) = 0;
+  // y += alpha * x, elementwise
+  virtual void axpy(TensorView y, TensorView x, float alpha) = 0;
+  // y *= alpha, elementwise
+  virtual void scale(TensorView y, float alpha) = 0;
+  // Adam with bias correction at step t (1-based), elementwise over flat buffers.
+  virtual void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2,
+                    float eps, int64_t t) = 0;
 };
 
 Backend& cpu_backend();

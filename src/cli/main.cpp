@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   saelab::cli::add_generate(app);
   saelab::cli::add_hooks(app);
   saelab::cli::add_harvest(app);
+  saelab::cli::add_train(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cpu_backend.hpp"
 #include "saelab/backend.hpp"
 
 namespace saelab {
@@ -229,6 +230,75 @@ class CpuBackend final : public Backend {
       SAELAB_ASSERT(tp[n] >= 0 && tp[n] < V, "target {} outside vocabulary of {}", tp[n], V);
       op[n] = static_cast<float>(std::log(sum) + mx - row[tp[n]]);
     }
+  }
+
+  // SAE ops: contiguity/dtype checked here, loops in cpu_sae_ops.cpp.
+  void sub_row(TensorView y, TensorView x, TensorView b) override {
+    check_f32(y, "sub_row", "y"), check_f32(x, "sub_row", "x"), check_f32(b, "sub_row", "b");
+    cpu::sub_row(y, x, b);
+  }
+  void add_row(TensorView y, TensorView b) override {
+    check_f32(y, "add_row", "y"), check_f32(b, "add_row", "b");
+    cpu::add_row(y, b);
+  }
+  void bias_relu(TensorView f, TensorView pre, TensorView b) override {
+    check_f32(f, "bias_relu", "f"), check_f32(pre, "bias_relu", "pre"), check_f32(b, "bias_relu", "b");
+    cpu::bias_relu(f, pre, b);
+  }
+  void mul_inplace(TensorView f, TensorView gate) override {
+    check_f32(f, "mul_inplace", "f"), check_f32(gate, "mul_inplace", "gate");
+    cpu::mul_inplace(f, gate);
+  }
+  void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) override {
+    check_f32(f, "topk_rows", "f"), check_f32(pre, "topk_rows", "pre");
+    if (b.data) check_f32(b, "topk_rows", "b");
+    if (allowed.data) check_f32(allowed, "topk_rows", "allowed");
+    cpu::topk_rows(f, pre, b, k, allowed);
+  }
+  void col_sum(TensorView out, TensorView x, float alpha, float beta) override {
+    check_f32(out, "col_sum", "out"), check_f32(x, "col_sum", "x");
+    cpu::col_sum(out, x, alpha, beta);
+  }
+  void latent_stats(TensorView fires, TensorView mass, TensorView f) override {
+    check_f32(fires, "latent_stats", "fires"), check_f32(mass, "latent_stats", "mass"), check_f32(f, "latent_stats", "f");
+    cpu::latent_stats(fires, mass, f);
+  }
+  void row_norms(TensorView out, TensorView W) override {
+    check_f32(out, "row_norms", "out"), check_f32(W, "row_norms", "W");
+    cpu::row_norms(out, W);
+  }
+  void scale_rows(TensorView W, TensorView s) override {
+    check_f32(W, "scale_rows", "W"), check_f32(s, "scale_rows", "s");
+    cpu::scale_rows(W, s);
+  }
+  void project_out_rows(TensorView g, TensorView W) override {
+    check_f32(g, "project_out_rows", "g"), check_f32(W, "project_out_rows", "W");
+    cpu::project_out_rows(g, W);
+  }
+  void relu_backward(TensorView g, TensorView f, TensorView pen) override {
+    check_f32(g, "relu_backward", "g"), check_f32(f, "relu_backward", "f"), check_f32(pen, "relu_backward", "pen");
+    cpu::relu_backward(g, f, pen);
+  }
+  void scaled_diff(TensorView y, TensorView a, TensorView b, float alpha) override {
+    check_f32(y, "scaled_diff", "y"), check_f32(a, "scaled_diff", "a"), check_f32(b, "scaled_diff", "b");
+    cpu::scaled_diff(y, a, b, alpha);
+  }
+  double sum_squares(TensorView x) override {
+    check_f32(x, "sum_squares", "x");
+    return cpu::sum_squares(x);
+  }
+  void axpy(TensorView y, TensorView x, float alpha) override {
+    check_f32(y, "axpy", "y"), check_f32(x, "axpy", "x");
+    cpu::axpy(y, x, alpha);
+  }
+  void scale(TensorView y, float alpha) override {
+    check_f32(y, "scale", "y");
+    cpu::scale(y, alpha);
+  }
+  void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
+            int64_t t) override {
+    check_f32(p, "adam", "p"), check_f32(g, "adam", "g"), check_f32(m, "adam", "m"), check_f32(v, "adam", "v");
+    cpu::adam(p, g, m, v, lr, beta1, beta2, eps, t);
   }
 };
 

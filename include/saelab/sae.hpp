@@ -1,0 +1,103 @@
+// Sparse autoencoders: parameters, forward, analytic backward. One parameter layout for every
+// architecture (SAELens' keys): W_enc [d, F], b_enc [F], W_dec [F, d], b_dec [d]
+//   pre = (x − b_dec) W_enc + b_enc          (x − b_dec only with apply_b_dec_to_input)
+//   standard: f = ReLU(pre)                   loss = ‖x − x̂‖² + λ Σ_i w_i f_i ‖W_dec,i‖
+//   topk:     f = ReLU(top-k of pre)          loss = ‖x − x̂‖² + c_aux · aux-k loss
+//   x̂ = f W_dec + b_dec
+// ‖·‖² is summed over d and averaged over the N tokens of a batch (SAELens' convention); w_i are
+// per-latent penalty weights (all 1 for the vanilla SAE).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "saelab/backend.hpp"
+
+namespace saelab {
+
+enum class SaeArchitecture : uint8_t { Standard, TopK };
+const char* sae_architecture_name(SaeArchitecture a);           // "standard", "topk"
+SaeArchitecture sae_architecture_from_name(const std::string& s);  // throws Error
+
+struct SaeConfig {
+  SaeArchitecture architecture = SaeArchitecture::Standard;
+  int d_in = 0, d_sae = 0;
+  int k = 32;                  // topk: active latents per token
+  int k_aux = 0;               // topk: aux-k latents (0: d_in / 2)
+  float aux_coefficient = 1.0f / 32.0f;
+  bool apply_b_dec_to_input = true;
+  bool unit_norm_decoder = false;  // keep ‖W_dec,i‖ = 1 (topk); the standard SAE puts the norm in its penalty
+  // Provenance for the SAELens cfg.json.
+  std::string model_name, hook_name;
+  int hook_layer = 0, context_size = 128;
+  bool prepend_bos = true;
+  std::string dataset_path;
+  // Activations are multiplied by act_scale before the SAE (E‖x·s‖² = d); exports fold it back.
+  float act_scale = 1.0f;
+};
+
+// Parameters, gradients and optimizer moments: each one flat allocation with the same named views.
+struct SaeParams {
+  SaeParams() = default;
+  SaeParams(const SaeConfig& c, Device device);
+  Tensor flat;       // [P]
+  TensorView W_enc;  // [d, F]
+  TensorView b_enc;  // [F]
+  TensorView W_dec;  // [F, d]
+  TensorView b_dec;  // [d]
+  std::vector<std::pair<std::string, TensorView>> named() const;
+};
+
+// Scratch for batches of up to N tokens.
+struct SaeWorkspace {
+  SaeWorkspace(const SaeConfig& c, int64_t N, Device device);
+  int64_t capacity;
+  Tensor xc, xhat, dxhat, ehat;  // [N, d]
+  Tensor pre, f, df, f_aux;      // [N, F]
+  Tensor vec_F, pen;             // [F]
+  Tensor dec_tmp;                // [F, d]
+  Tensor grad_col;               // [d]
+};
+
+struct SaeBatchStats {
+  int64_t n = 0;
+  double sse = 0;       // Σ_n ‖x_n − x̂_n‖²
+  double penalty = 0;   // Σ_n λ Σ_i w_i f_ni ‖W_dec,i‖   (standard)
+  double aux = 0;       // Σ_n c_aux·scale·‖e_n − ê_n‖²   (topk with dead latents)
+  double l0 = 0;        // Σ_n #{i: f_ni > 0}
+  double loss() const { return n ? (sse + penalty + aux) / static_cast<double>(n) : 0.0; }
+};
+
+// What a training step adds to the SAE's own loss.
+struct SaeLossTerms {
+  float l1_coefficient = 0.f;  // λ
+  std::vector<float> penalty_weights;  // w_i [F]; empty = all 1
+  std::vector<float> dead;             // [F] 1 where latent i is dead (topk aux-k); empty = none
+};
+
+class Sae {
+ public:
+  Sae(SaeConfig cfg, Backend& be);
+  const SaeConfig& config() const { return cfg_; }
+  Backend& backend() const { return be_; }
+  SaeParams& params() { return params_; }
+  const SaeParams& params() const { return params_; }
+
+  // f = encode(x) into ws.f (rows [0, N)); ws.pre holds the (biased) pre-activations.
+  void encode(TensorView x, SaeWorkspace& ws) const;
+  // x̂ = decode(f) into ws.xhat.
+  void decode(SaeWorkspace& ws, int64_t N) const;
+  // Forward + analytic backward of the batch loss; writes every gradient into `grads` (overwrites).
+  SaeBatchStats forward_backward(TensorView x, const SaeLossTerms& terms, SaeParams& grads, SaeWorkspace& ws) const;
+
+  // Initialisation: W_dec rows random directions of norm `dec_norm`, W_enc = W_decᵀ, b_enc = 0,
+  // b_dec = `b_dec_init` [d] (mean or geometric median of the data, or zeros).
+  void init(uint64_t seed, float dec_norm, const std::vector<float>& b_dec_init);
+  void normalize_decoder_rows();  // ‖W_dec,i‖ = 1
+
+ private:
+  SaeConfig cfg_;
+  Backend& be_;
+  SaeParams params_;
+};
+
+}  // namespace saelab

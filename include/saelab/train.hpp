@@ -1,0 +1,66 @@
+// `saelab train`: one SAE on one activation directory. Defaults live here and nowhere else; every
+// run writes its resolved config next to its outputs.
+//   <out_dir>/config.json            the resolved TrainConfig
+//   <out_dir>/train_log.csv          step, tokens, loss, mse, penalty, aux, l0, explained_variance, lr, λ,
+//                                    dead and dense fractions, tokens/s (every log_every steps)
+//   <out_dir>/checkpoints/step_N/    state.safetensors + trainer.json at each checkpoint fraction
+//   <out_dir>/sae/                   the final SAE in SAELens layout (sae_io.hpp)
+//   <out_dir>/training_summary.json  final metrics; its presence marks the run complete
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "saelab/sae.hpp"
+
+namespace saelab {
+
+struct TrainConfig {
+  std::string activations;  // directory written by `saelab harvest`
+  std::string out_dir = "runs/run";
+  // SAE
+  std::string architecture = "standard";  // standard | topk
+  int d_sae = 0;                          // 0: expansion_factor * d_in
+  int expansion_factor = 8;
+  int k = 32, k_aux = 0;
+  float aux_coefficient = 1.0f / 32.0f;
+  // Optimisation
+  int64_t total_tokens = 0;  // 0: one pass over the activations
+  int batch_size = 4096;
+  float lr = 3e-4f, adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_eps = 1e-8f;
+  float lr_warmup_fraction = 0.02f;  // linear warm-up over this fraction of steps
+  float lr_decay_fraction = 0.2f;    // linear decay to 0 over the last fraction of steps
+  float l1_coefficient = 5.0f;       // λ (standard)
+  float l1_warmup_fraction = 0.05f;  // λ ramps linearly from 0
+  std::string b_dec_init = "geometric_median";  // geometric_median | mean | zeros
+  std::string normalize_activations = "expected_average_only_in";  // or none
+  float decoder_init_norm = 0.1f;
+  uint64_t seed = 42;
+  int64_t buffer_tokens = 1 << 18;
+  // Latent health
+  int64_t dead_window_tokens = 200000;  // dead: no firing in the last this many tokens
+  float dense_threshold = 0.1f;         // dense: firing on more than this fraction of tokens
+  int64_t resample_every_steps = 0;     // 0: never resample dead latents
+  float resample_until_fraction = 0.5f;
+  // Outputs
+  std::vector<double> checkpoint_fractions = {0.1, 0.25, 0.5, 0.75, 1.0};
+  int log_every = 10;
+  bool progress = true;
+};
+
+// From a JSON or TOML file (by extension); unknown keys are an error naming the key.
+TrainConfig load_train_config(const std::string& path);
+TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& where);
+nlohmann::json train_config_to_json(const TrainConfig& c);
+
+struct TrainResult {
+  bool already_complete = false;
+  bool resumed = false;
+  int64_t resumed_from_step = 0;
+  int64_t steps = 0;
+  nlohmann::json summary;  // contents of training_summary.json
+};
+
+TrainResult train_sae(const TrainConfig& cfg);
+
+}  // namespace saelab

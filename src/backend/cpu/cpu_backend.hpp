@@ -1,0 +1,24 @@
+// Free functions behind the CPU backend's SAE ops (cpu_sae_ops.cpp); the class in cpu_backend.cpp
+// forwards to them.
+#pragma once
+#include "saelab/tensor.hpp"
+
+namespace saelab::cpu {
+void sub_row(TensorView y, TensorView x, TensorView b);
+void add_row(TensorView y, TensorView b);
+void bias_relu(TensorView f, TensorView pre, TensorView b);
+void mul_inplace(TensorView f, TensorView gate);
+void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed);
+void col_sum(TensorView out, TensorView x, float alpha, float beta);
+void latent_stats(TensorView fires, TensorView mass, TensorView f);
+void row_norms(TensorView out, TensorView W);
+void scale_rows(TensorView W, TensorView s);
+void project_out_rows(TensorView g, TensorView W);
+void relu_backward(TensorView g, TensorView f, TensorView pen);
+void scaled_diff(TensorView y, TensorView a, TensorView b, float alpha);
+double sum_squares(TensorView x);
+void axpy(TensorView y, TensorView x, float alpha);
+void scale(TensorView y, float alpha);
+void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
+          int64_t t);
+}  // namespace saelab::cpu

@@ -1,0 +1,256 @@
+// CPU implementations of the SAE ops of the backend interface. Loops over [N, F] are parallel
+// over rows; reductions over rows (col_sum, latent_stats) are parallel over column blocks with the
+// row loop inside, so every output is summed in row order: results do not depend on scheduling.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <queue>
+
+#include "cpu_backend.hpp"
+
+namespace saelab::cpu {
+
+namespace {
+// Column blocks for row reductions: wide enough to vectorise, enough of them to share out.
+constexpr int64_t kColBlock = 256;
+}  // namespace
+
+void sub_row(TensorView y, TensorView x, TensorView b) {
+  const int64_t d = b.numel(), N = x.numel() / d;
+  SAELAB_ASSERT(y.numel() == x.numel() && x.numel() == N * d, "sub_row shapes");
+  const float* xp = x.f32();
+  const float* bp = b.f32();
+  float* yp = y.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < d; ++i) yp[n * d + i] = xp[n * d + i] - bp[i];
+}
+
+void add_row(TensorView y, TensorView b) {
+  const int64_t d = b.numel(), N = y.numel() / d;
+  SAELAB_ASSERT(y.numel() == N * d, "add_row shapes");
+  const float* bp = b.f32();
+  float* yp = y.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < d; ++i) yp[n * d + i] += bp[i];
+}
+
+void bias_relu(TensorView f, TensorView pre, TensorView b) {
+  const int64_t F = b.numel(), N = pre.numel() / F;
+  SAELAB_ASSERT(f.numel() == pre.numel() && pre.numel() == N * F, "bias_relu shapes");
+  const float* bp = b.f32();
+  float* pp = pre.f32();
+  float* fp = f.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < F; ++i) {
+      const float v = pp[n * F + i] + bp[i];
+      pp[n * F + i] = v;
+      fp[n * F + i] = v > 0.f ? v : 0.f;
+    }
+}
+
+void mul_inplace(TensorView f, TensorView gate) {
+  SAELAB_ASSERT(f.numel() == gate.numel(), "mul_inplace shapes");
+  const int64_t n = f.numel();
+  float* fp = f.f32();
+  const float* gp = gate.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) fp[i] *= gp[i];
+}
+
+void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) {
+  const int64_t F = pre.dim(-1), N = pre.numel() / F;
+  SAELAB_ASSERT(f.numel() == pre.numel() && k >= 0, "topk_rows shapes");
+  const bool biased = allowed.data == nullptr;
+  SAELAB_ASSERT(!biased || b.numel() == F, "topk_rows needs b[F] when no mask is given");
+  const float* bp = biased ? b.f32() : nullptr;
+  const float* ap = biased ? nullptr : allowed.f32();
+  float* pp = pre.f32();
+  float* fp = f.f32();
+  // Min-heap of (value, -index): the top holds the weakest kept entry; ties keep the lower index.
+  using Entry = std::pair<float, int64_t>;
+#pragma omp parallel
+  {
+    std::vector<Entry> heap;
+    heap.reserve(static_cast<size_t>(k) + 1);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      float* row = pp + n * F;
+      float* out = fp + n * F;
+      heap.clear();
+      auto weaker = [](const Entry& a, const Entry& c) { return a > c; };  // min-heap on (value, -index)
+      for (int64_t i = 0; i < F; ++i) {
+        if (biased) row[i] += bp[i];
+        out[i] = 0.f;
+        if (ap && ap[i] == 0.f) continue;
+        const Entry e{row[i], -i};
+        if (static_cast<int>(heap.size()) < k) {
+          heap.push_back(e);
+          std::push_heap(heap.begin(), heap.end(), weaker);
+        } else if (k > 0 && e > heap.front()) {
+          std::pop_heap(heap.begin(), heap.end(), weaker);
+          heap.back() = e;
+          std::push_heap(heap.begin(), heap.end(), weaker);
+        }
+      }
+      for (const Entry& e : heap) out[-e.second] = e.first > 0.f ? e.first : 0.f;
+    }
+  }
+}
+
+void col_sum(TensorView out, TensorView x, float alpha, float beta) {
+  const int64_t F = out.numel(), N = x.numel() / F;
+  SAELAB_ASSERT(x.numel() == N * F, "col_sum shapes {} -> {}", x.shape_str(), out.shape_str());
+  const float* xp = x.f32();
+  float* op = out.f32();
+  const int64_t blocks = (F + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kColBlock, c1 = std::min(F, c0 + kColBlock);
+    float acc[kColBlock] = {};
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = c0; i < c1; ++i) acc[i - c0] += xp[n * F + i];
+    for (int64_t i = c0; i < c1; ++i) op[i] = alpha * acc[i - c0] + (beta == 0.f ? 0.f : beta * op[i]);
+  }
+}
+
+void latent_stats(TensorView fires, TensorView mass, TensorView f) {
+  const int64_t F = fires.numel(), N = f.numel() / F;
+  SAELAB_ASSERT(mass.numel() == F && f.numel() == N * F, "latent_stats shapes");
+  const float* fp = f.f32();
+  float* cp = fires.f32();
+  float* mp = mass.f32();
+  const int64_t blocks = (F + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kColBlock, c1 = std::min(F, c0 + kColBlock);
+    float cnt[kColBlock] = {}, sum[kColBlock] = {};
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = c0; i < c1; ++i) {
+        const float v = fp[n * F + i];
+        cnt[i - c0] += v > 0.f ? 1.f : 0.f;
+        sum[i - c0] += v;
+      }
+    for (int64_t i = c0; i < c1; ++i) {
+      cp[i] = cnt[i - c0];
+      mp[i] = sum[i - c0];
+    }
+  }
+}
+
+void row_norms(TensorView out, TensorView W) {
+  const int64_t F = out.numel(), d = W.numel() / F;
+  SAELAB_ASSERT(W.numel() == F * d, "row_norms shapes");
+  const float* wp = W.f32();
+  float* op = out.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < F; ++i) {
+    double ss = 0;
+    for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(wp[i * d + j]) * wp[i * d + j];
+    op[i] = static_cast<float>(std::sqrt(ss));
+  }
+}
+
+void scale_rows(TensorView W, TensorView s) {
+  const int64_t F = s.numel(), d = W.numel() / F;
+  SAELAB_ASSERT(W.numel() == F * d, "scale_rows shapes");
+  float* wp = W.f32();
+  const float* sp = s.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < F; ++i)
+    for (int64_t j = 0; j < d; ++j) wp[i * d + j] *= sp[i];
+}
+
+void project_out_rows(TensorView g, TensorView W) {
+  SAELAB_ASSERT(g.numel() == W.numel() && W.ndim == 2, "project_out_rows shapes");
+  const int64_t F = W.dim(0), d = W.dim(1);
+  float* gp = g.f32();
+  const float* wp = W.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < F; ++i) {
+    float dot = 0.f;
+    for (int64_t j = 0; j < d; ++j) dot += gp[i * d + j] * wp[i * d + j];
+    for (int64_t j = 0; j < d; ++j) gp[i * d + j] -= dot * wp[i * d + j];
+  }
+}
+
+void relu_backward(TensorView g, TensorView f, TensorView pen) {
+  const int64_t F = pen.numel(), N = g.numel() / F;
+  SAELAB_ASSERT(f.numel() == g.numel() && g.numel() == N * F, "relu_backward shapes");
+  float* gp = g.f32();
+  const float* fp = f.f32();
+  const float* pp = pen.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < F; ++i) {
+      const int64_t k = n * F + i;
+      gp[k] = fp[k] > 0.f ? gp[k] + pp[i] : 0.f;
+    }
+}
+
+void scaled_diff(TensorView y, TensorView a, TensorView b, float alpha) {
+  SAELAB_ASSERT(y.numel() == a.numel() && a.numel() == b.numel(), "scaled_diff shapes");
+  const int64_t n = y.numel();
+  float* yp = y.f32();
+  const float* ap = a.f32();
+  const float* bp = b.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) yp[i] = alpha * (ap[i] - bp[i]);
+}
+
+double sum_squares(TensorView x) {
+  const int64_t n = x.numel();
+  const float* xp = x.f32();
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(static_cast<size_t>(chunks), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double s = 0;
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) s += static_cast<double>(xp[i]) * xp[i];
+    part[c] = s;
+  }
+  double total = 0;
+  for (double s : part) total += s;
+  return total;
+}
+
+void axpy(TensorView y, TensorView x, float alpha) {
+  SAELAB_ASSERT(y.numel() == x.numel(), "axpy shapes");
+  const int64_t n = y.numel();
+  float* yp = y.f32();
+  const float* xp = x.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) yp[i] += alpha * xp[i];
+}
+
+void scale(TensorView y, float alpha) {
+  const int64_t n = y.numel();
+  float* yp = y.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) yp[i] *= alpha;
+}
+
+void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
+          int64_t t) {
+  SAELAB_ASSERT(p.numel() == g.numel() && g.numel() == m.numel() && m.numel() == v.numel() && t >= 1, "adam shapes");
+  const int64_t n = p.numel();
+  const float bc1 = 1.0f - static_cast<float>(std::pow(beta1, static_cast<double>(t)));
+  const float bc2 = 1.0f - static_cast<float>(std::pow(beta2, static_cast<double>(t)));
+  const float step = lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
+  float* pp = p.f32();
+  const float* gp = g.f32();
+  float* mp = m.f32();
+  float* vp = v.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    mp[i] = beta1 * mp[i] + (1.f - beta1) * gp[i];
+    vp[i] = beta2 * vp[i] + (1.f - beta2) * gp[i] * gp[i];
+    pp[i] -= step * mp[i] / (std::sqrt(vp[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
+}  // namespace saelab::cpu

@@ -1,0 +1,113 @@
+#include "saelab/sae.hpp"
+
+#include <cmath>
+#include <random>
+
+namespace saelab {
+
+const char* sae_architecture_name(SaeArchitecture a) {
+  switch (a) {
+    case SaeArchitecture::Standard: return "standard";
+    case SaeArchitecture::TopK: return "topk";
+  }
+  SAELAB_ASSERT(false, "bad architecture");
+}
+
+SaeArchitecture sae_architecture_from_name(const std::string& s) {
+  if (s == "standard" || s == "vanilla" || s == "relu") return SaeArchitecture::Standard;
+  if (s == "topk") return SaeArchitecture::TopK;
+  fail("unknown SAE architecture '{}' (expected standard or topk)", s);
+}
+
+SaeParams::SaeParams(const SaeConfig& c, Device device) {
+  const int64_t d = c.d_in, F = c.d_sae;
+  flat = Tensor({d * F + F + F * d + d}, DType::F32, device);
+  float* p = flat.f32();
+  W_enc = TensorView::make(p, {d, F}, DType::F32, device);
+  b_enc = TensorView::make(p + d * F, {F}, DType::F32, device);
+  W_dec = TensorView::make(p + d * F + F, {F, d}, DType::F32, device);
+  b_dec = TensorView::make(p + d * F + F + F * d, {d}, DType::F32, device);
+}
+
+std::vector<std::pair<std::string, TensorView>> SaeParams::named() const {
+  return {{"W_enc", W_enc}, {"b_enc", b_enc}, {"W_dec", W_dec}, {"b_dec", b_dec}};
+}
+
+SaeWorkspace::SaeWorkspace(const SaeConfig& c, int64_t N, Device dev)
+    : capacity(N),
+      xc({N, c.d_in}, DType::F32, dev),
+      xhat({N, c.d_in}, DType::F32, dev),
+      dxhat({N, c.d_in}, DType::F32, dev),
+      ehat({N, c.d_in}, DType::F32, dev),
+      pre({N, c.d_sae}, DType::F32, dev),
+      f({N, c.d_sae}, DType::F32, dev),
+      df({N, c.d_sae}, DType::F32, dev),
+      f_aux(c.architecture == SaeArchitecture::TopK ? Tensor({N, c.d_sae}, DType::F32, dev) : Tensor()),
+      vec_F({c.d_sae}, DType::F32, dev),
+      pen({c.d_sae}, DType::F32, dev),
+      dec_tmp({c.d_sae, c.d_in}, DType::F32, dev),
+      grad_col({c.d_in}, DType::F32, dev) {}
+
+Sae::Sae(SaeConfig cfg, Backend& be) : cfg_(std::move(cfg)), be_(be), params_(cfg_, be.device()) {
+  if (cfg_.d_in <= 0 || cfg_.d_sae <= 0) fail("SAE needs d_in > 0 and d_sae > 0 (got {}, {})", cfg_.d_in, cfg_.d_sae);
+  if (cfg_.architecture == SaeArchitecture::TopK && (cfg_.k <= 0 || cfg_.k > cfg_.d_sae))
+    fail("topk SAE needs 0 < k <= d_sae (k = {}, d_sae = {})", cfg_.k, cfg_.d_sae);
+  if (cfg_.k_aux <= 0) cfg_.k_aux = std::max(1, std::min(cfg_.d_in / 2, cfg_.d_sae));
+}
+
+void Sae::init(uint64_t seed, float dec_norm, const std::vector<float>& b_dec_init) {
+  const int64_t d = cfg_.d_in, F = cfg_.d_sae;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> wdec(static_cast<size_t>(F * d)), wenc(static_cast<size_t>(d * F));
+  for (int64_t i = 0; i < F; ++i) {
+    double ss = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      const float v = normal(rng);
+      wdec[i * d + j] = v;
+      ss += double(v) * v;
+    }
+    const float s = dec_norm / static_cast<float>(std::sqrt(ss));
+    for (int64_t j = 0; j < d; ++j) {
+      wdec[i * d + j] *= s;
+      wenc[j * F + i] = wdec[i * d + j];  // tied initialisation: W_enc = W_decᵀ
+    }
+  }
+  be_.upload(params_.W_dec, wdec.data());
+  be_.upload(params_.W_enc, wenc.data());
+  std::vector<float> zeros(static_cast<size_t>(F), 0.f);
+  be_.upload(params_.b_enc, zeros.data());
+  std::vector<float> bd = b_dec_init.empty() ? std::vector<float>(static_cast<size_t>(d), 0.f) : b_dec_init;
+  SAELAB_ASSERT(static_cast<int64_t>(bd.size()) == d, "b_dec init has {} values for d = {}", bd.size(), d);
+  be_.upload(params_.b_dec, bd.data());
+}
+
+void Sae::normalize_decoder_rows() {
+  const int64_t F = cfg_.d_sae;
+  Tensor norms({F}, DType::F32, be_.device());
+  be_.row_norms(norms, params_.W_dec);
+  std::vector<float> s = to_host_f32(be_, norms);
+  for (auto& v : s) v = v > 0.f ? 1.0f / v : 1.0f;
+  be_.upload(norms.view(), s.data());
+  be_.scale_rows(params_.W_dec, norms);
+}
+
+void Sae::encode(TensorView x, SaeWorkspace& ws) const {
+  const int64_t N = x.dim(0);
+  SAELAB_ASSERT(N <= ws.capacity && x.dim(1) == cfg_.d_in, "encode: x {} for capacity {} d {}", x.shape_str(),
+                ws.capacity, cfg_.d_in);
+  TensorView xc = ws.xc.view().rows(0, N), pre = ws.pre.view().rows(0, N), f = ws.f.view().rows(0, N);
+  if (cfg_.apply_b_dec_to_input) be_.sub_row(xc, x, params_.b_dec);
+  else be_.copy(xc, x);
+  be_.gemm(pre, xc, false, params_.W_enc, false, 1.f, 0.f);  // [N, d] x [d, F]
+  if (cfg_.architecture == SaeArchitecture::TopK) be_.topk_rows(f, pre, params_.b_enc, cfg_.k, TensorView{});
+  else be_.bias_relu(f, pre, params_.b_enc);
+}
+
+void Sae::decode(SaeWorkspace& ws, int64_t N) const {
+  TensorView f = ws.f.view().rows(0, N), xhat = ws.xhat.view().rows(0, N);
+  be_.gemm(xhat, f, false, params_.W_dec, false, 1.f, 0.f);  // [N, F] x [F, d]
+  be_.add_row(xhat, params_.b_dec);
+}
+
+}  // namespace saelab

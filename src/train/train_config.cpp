@@ -1,0 +1,105 @@
+#include <filesystem>
+#include <set>
+#include <toml++/toml.h>
+
+#include "saelab/atomic_file.hpp"
+#include "saelab/train.hpp"
+
+namespace saelab {
+
+using json = nlohmann::json;
+
+namespace {
+
+json toml_to_json(const toml::node& n) {
+  if (auto t = n.as_table()) {
+    json j = json::object();
+    for (const auto& [k, v] : *t) j[std::string(k.str())] = toml_to_json(v);
+    return j;
+  }
+  if (auto a = n.as_array()) {
+    json j = json::array();
+    for (const auto& v : *a) j.push_back(toml_to_json(v));
+    return j;
+  }
+  if (auto s = n.as_string()) return s->get();
+  if (auto i = n.as_integer()) return i->get();
+  if (auto f = n.as_floating_point()) return f->get();
+  if (auto b = n.as_boolean()) return b->get();
+  return nullptr;
+}
+
+}  // namespace
+
+#define SAELAB_TRAIN_FIELDS(X)                                                                                  \
+  X(activations) X(out_dir) X(architecture) X(d_sae) X(expansion_factor) X(k) X(k_aux) X(aux_coefficient)       \
+  X(total_tokens) X(batch_size) X(lr) X(adam_beta1) X(adam_beta2) X(adam_eps) X(lr_warmup_fraction)             \
+  X(lr_decay_fraction) X(l1_coefficient) X(l1_warmup_fraction) X(b_dec_init) X(normalize_activations)           \
+  X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
+  X(resample_until_fraction) X(checkpoint_fractions) X(log_every)
+
+json train_config_to_json(const TrainConfig& c) {
+  json j;
+#define X(name) j[#name] = c.name;
+  SAELAB_TRAIN_FIELDS(X)
+#undef X
+  return j;
+}
+
+TrainConfig train_config_from_json(const json& in, const std::string& where) {
+  // Sections ([sae], [train], [data], ...) are flattened: keys are unique across them.
+  json flat = json::object();
+  for (auto it = in.begin(); it != in.end(); ++it) {
+    if (it.value().is_object())
+      for (auto jt = it.value().begin(); jt != it.value().end(); ++jt) flat[jt.key()] = jt.value();
+    else flat[it.key()] = it.value();
+  }
+  TrainConfig c;
+  std::set<std::string> known;
+#define X(name) known.insert(#name);
+  SAELAB_TRAIN_FIELDS(X)
+#undef X
+  for (auto it = flat.begin(); it != flat.end(); ++it)
+    if (!known.count(it.key())) fail("{}: unknown setting '{}'", where, it.key());
+  try {
+#define X(name) \
+  if (flat.contains(#name)) c.name = flat[#name].get<decltype(c.name)>();
+    SAELAB_TRAIN_FIELDS(X)
+#undef X
+  } catch (const json::exception& e) {
+    fail("{}: a setting has the wrong type: {}", where, e.what());
+  }
+  sae_architecture_from_name(c.architecture);
+  if (c.batch_size < 1) fail("{}: batch_size must be positive, got {}", where, c.batch_size);
+  if (c.lr <= 0) fail("{}: lr must be positive, got {}", where, c.lr);
+  if (c.b_dec_init != "geometric_median" && c.b_dec_init != "mean" && c.b_dec_init != "zeros")
+    fail("{}: b_dec_init must be geometric_median, mean or zeros, got '{}'", where, c.b_dec_init);
+  if (c.normalize_activations != "expected_average_only_in" && c.normalize_activations != "none")
+    fail("{}: normalize_activations must be expected_average_only_in or none, got '{}'", where,
+         c.normalize_activations);
+  for (double f : c.checkpoint_fractions)
+    if (f <= 0 || f > 1) fail("{}: checkpoint fractions must be in (0, 1], got {}", where, f);
+  return c;
+}
+
+TrainConfig load_train_config(const std::string& path) {
+  if (!file_exists(path)) fail("config file '{}' does not exist", path);
+  const std::string ext = std::filesystem::path(path).extension().string();
+  json j;
+  if (ext == ".toml") {
+    try {
+      j = toml_to_json(toml::parse_file(path));
+    } catch (const toml::parse_error& e) {
+      fail("'{}' is not valid TOML: {} (line {})", path, std::string(e.description()), e.source().begin.line);
+    }
+  } else {
+    try {
+      j = json::parse(read_file(path));
+    } catch (const json::exception& e) {
+      fail("'{}' is not valid JSON: {}", path, e.what());
+    }
+  }
+  return train_config_from_json(j, "'" + path + "'");
+}
+
+}  // namespace saelab

@@ -1,0 +1,326 @@
+// The training loop shared by every architecture: batches from the shuffling loader, forward +
+// analytic backward, Adam, schedules, latent health, checkpoints, resume, export.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "checkpoint.hpp"
+#include "saelab/activation_loader.hpp"
+#include "saelab/atomic_file.hpp"
+#include "saelab/progress.hpp"
+#include "saelab/sae_io.hpp"
+#include "saelab/train.hpp"
+
+namespace saelab {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+int64_t round_step(double fraction, int64_t total) {
+  return std::clamp<int64_t>(static_cast<int64_t>(std::llround(fraction * static_cast<double>(total))), 1, total);
+}
+
+float lr_at(const TrainConfig& c, int64_t step, int64_t total) {
+  const double warm = std::max(1.0, c.lr_warmup_fraction * static_cast<double>(total));
+  const double decay = c.lr_decay_fraction * static_cast<double>(total);
+  double f = std::min(1.0, static_cast<double>(step + 1) / warm);
+  if (decay >= 1.0 && static_cast<double>(step) >= static_cast<double>(total) - decay)
+    f *= (static_cast<double>(total) - static_cast<double>(step)) / decay;
+  return static_cast<float>(c.lr * f);
+}
+
+float l1_at(const TrainConfig& c, int64_t step, int64_t total) {
+  const double warm = c.l1_warmup_fraction * static_cast<double>(total);
+  return warm < 1.0 ? c.l1_coefficient
+                    : static_cast<float>(c.l1_coefficient * std::min(1.0, static_cast<double>(step + 1) / warm));
+}
+
+const char* kLogHeader =
+    "step,tokens,loss,mse,penalty,aux,l0,explained_variance,lr,l1_coefficient,dead_fraction,dense_fraction,tokens_per_s\n";
+
+// Keeps the rows of train_log.csv up to `step` (a resumed run rewrites what follows).
+void truncate_log(const std::string& path, int64_t step) {
+  std::string kept = kLogHeader;
+  if (file_exists(path)) {
+    std::istringstream in(read_file(path));
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line))
+      if (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= step) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+// Dead latents get a fresh direction: the normalised residual of a batch row drawn with
+// probability ∝ its squared error; the encoder column is that direction at 0.2× the mean live
+// encoder norm; b_enc and their Adam moments reset (Anthropic's 2023 resampling, per batch).
+int64_t resample_dead(Sae& sae, TrainState& st, const std::vector<float>& x, const std::vector<float>& xhat,
+                      int64_t N, int64_t dead_window, uint64_t seed) {
+  const SaeConfig& c = sae.config();
+  const int64_t d = c.d_in, F = c.d_sae;
+  std::vector<int64_t> dead;
+  for (int64_t i = 0; i < F; ++i)
+    if (st.tokens_since_fired[i] >= static_cast<float>(dead_window)) dead.push_back(i);
+  if (dead.empty()) return 0;
+  Backend& be = sae.backend();
+  std::vector<float> W_enc = to_host_f32(be, sae.params().W_enc), W_dec = to_host_f32(be, sae.params().W_dec),
+                     b_enc = to_host_f32(be, sae.params().b_enc);
+  std::vector<double> err(static_cast<size_t>(N));
+  double total = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    double e = 0;
+    for (int64_t j = 0; j < d; ++j) e += (x[n * d + j] - xhat[n * d + j]) * (x[n * d + j] - xhat[n * d + j]);
+    err[n] = e;
+    total += e;
+  }
+  if (total <= 0) return 0;
+  double enc_norm = 0, dec_norm = 0;
+  int64_t alive = 0;
+  for (int64_t i = 0; i < F; ++i) {
+    if (st.tokens_since_fired[i] >= static_cast<float>(dead_window)) continue;
+    double en = 0, dn = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      en += double(W_enc[j * F + i]) * W_enc[j * F + i];
+      dn += double(W_dec[i * d + j]) * W_dec[i * d + j];
+    }
+    enc_norm += std::sqrt(en);
+    dec_norm += std::sqrt(dn);
+    ++alive;
+  }
+  enc_norm = alive ? enc_norm / alive : 1.0;
+  dec_norm = alive ? dec_norm / alive : 1.0;
+  std::mt19937_64 rng(seed);
+  std::vector<float> m = to_host_f32(be, st.adam_m.flat), v = to_host_f32(be, st.adam_v.flat);
+  const int64_t off_W_enc = 0, off_b_enc = d * F, off_W_dec = d * F + F;
+  for (int64_t i : dead) {
+    double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
+    int64_t n = 0;
+    while (n + 1 < N && u > err[n]) u -= err[n++];
+    double nrm = std::sqrt(err[n]);
+    for (int64_t j = 0; j < d; ++j) {
+      const double dir = (x[n * d + j] - xhat[n * d + j]) / nrm;
+      W_dec[i * d + j] = static_cast<float>(dir * (c.unit_norm_decoder ? 1.0 : dec_norm));
+      W_enc[j * F + i] = static_cast<float>(dir * 0.2 * enc_norm);
+      m[off_W_enc + j * F + i] = v[off_W_enc + j * F + i] = 0.f;
+      m[off_W_dec + i * d + j] = v[off_W_dec + i * d + j] = 0.f;
+    }
+    b_enc[i] = 0.f;
+    m[off_b_enc + i] = v[off_b_enc + i] = 0.f;
+    st.tokens_since_fired[i] = 0.f;
+  }
+  be.upload(sae.params().W_enc, W_enc.data());
+  be.upload(sae.params().W_dec, W_dec.data());
+  be.upload(sae.params().b_enc, b_enc.data());
+  be.upload(st.adam_m.flat.view(), m.data());
+  be.upload(st.adam_v.flat.view(), v.data());
+  return static_cast<int64_t>(dead.size());
+}
+
+}  // namespace
+
+TrainResult train_sae(const TrainConfig& cfg) {
+  TrainResult result;
+  if (cfg.activations.empty()) fail("no activation directory given (set 'activations' in the config)");
+  const ActivationManifest manifest = read_activation_manifest(cfg.activations);
+  if (!manifest.complete)
+    fail("activation directory '{}' is incomplete ({} tokens so far); finish it with `saelab harvest`", cfg.activations,
+         manifest.n_tokens);
+  const std::string out = cfg.out_dir;
+  fs::create_directories(out + "/checkpoints");
+  json resolved = train_config_to_json(cfg);
+  resolved.erase("out_dir");
+  if (file_exists(out + "/config.json")) {
+    json old = json::parse(read_file(out + "/config.json"));
+    old.erase("out_dir");
+    if (old != resolved)
+      fail("'{}' holds a run with another config; use another out_dir (stored: {})", out, old.dump());
+  }
+  write_file_atomic(out + "/config.json", train_config_to_json(cfg).dump(2) + "\n");
+  if (file_exists(out + "/training_summary.json") && dir_exists(out + "/sae")) {
+    result.already_complete = true;
+    result.summary = json::parse(read_file(out + "/training_summary.json"));
+    return result;
+  }
+
+  Backend& be = cpu_backend();
+  SaeConfig sc;
+  sc.architecture = sae_architecture_from_name(cfg.architecture);
+  sc.d_in = manifest.d_in;
+  sc.d_sae = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * manifest.d_in;
+  sc.k = cfg.k;
+  sc.k_aux = cfg.k_aux;
+  sc.aux_coefficient = cfg.aux_coefficient;
+  sc.unit_norm_decoder = sc.architecture == SaeArchitecture::TopK;
+  sc.model_name = manifest.model_name;
+  sc.hook_name = manifest.hook_name;
+  sc.hook_layer = std::stoi(manifest.hook_name.substr(7, manifest.hook_name.find('.', 7) - 7));
+  sc.context_size = manifest.settings.value("context_size", 128);
+  sc.dataset_path = fs::absolute(cfg.activations).lexically_normal().string();
+  const int64_t N = cfg.batch_size, d = sc.d_in, F = sc.d_sae;
+  const int64_t total_tokens = cfg.total_tokens > 0 ? cfg.total_tokens : manifest.n_tokens;
+  const int64_t S = std::max<int64_t>(1, total_tokens / N);
+
+  // Resume from the latest checkpoint, or initialise from data statistics.
+  const auto latest = latest_checkpoint(out + "/checkpoints", S);
+  TrainState st;
+  if (latest) {
+    sc.act_scale = static_cast<float>(read_checkpoint_meta(*latest).at("act_scale").get<double>());
+  } else if (cfg.normalize_activations == "expected_average_only_in") {
+    const ActivationSample s = sample_activations(manifest, 100000, 1);
+    sc.act_scale = static_cast<float>(std::sqrt(static_cast<double>(d) / std::max(s.mean_sq_norm, 1e-30)));
+  }
+  Sae sae(sc, be);
+  st.init(sae.config(), be.device());
+  int64_t step = 0;
+  if (latest) {
+    step = load_checkpoint(*latest, sae, st);
+    result.resumed = true;
+    result.resumed_from_step = step;
+  } else {
+    std::vector<float> b_dec;
+    if (cfg.b_dec_init != "zeros") {
+      const ActivationSample s = sample_activations(manifest, manifest.n_tokens, 8192);
+      std::vector<float> rows = s.rows;
+      for (auto& v : rows) v *= sc.act_scale;
+      if (cfg.b_dec_init == "mean") {
+        b_dec.assign(static_cast<size_t>(d), 0.f);
+        for (int64_t r = 0; r < s.n; ++r)
+          for (int64_t j = 0; j < d; ++j) b_dec[j] += rows[r * d + j] / static_cast<float>(s.n);
+      } else {
+        b_dec = geometric_median(rows, s.n, static_cast<int>(d));
+      }
+    }
+    sae.init(cfg.seed, sc.unit_norm_decoder ? 1.0f : cfg.decoder_init_norm, b_dec);
+  }
+  truncate_log(out + "/train_log.csv", step);
+
+  ActivationLoader loader(manifest, cfg.buffer_tokens, cfg.seed, sae.config().act_scale);
+  loader.skip(step, N);  // replay: the batch sequence is a function of the seed only
+  SaeWorkspace ws(sae.config(), N, be.device());
+  SaeParams grads(sae.config(), be.device());
+  Tensor X({N, d}, DType::F32, be.device());
+  std::vector<float> xh(static_cast<size_t>(N * d));
+  std::vector<int64_t> ck_steps;
+  for (double f : cfg.checkpoint_fractions) ck_steps.push_back(round_step(f, S));
+  const int64_t density_from = S - std::max<int64_t>(1, S / 5);  // firing density over the last 20%
+
+  Progress bar(fmt::format("train {} F={}", cfg.architecture, F), S * N);
+  std::ofstream log(out + "/train_log.csv", std::ios::app);
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t tokens_this_run = 0;
+  double ema_loss = 0, ema_mse = 0, ema_l0 = 0, ema_ev = 0;
+  if (latest) {
+    const json meta = read_checkpoint_meta(*latest);
+    if (meta.contains("ema")) {
+      ema_loss = meta["ema"][0];
+      ema_mse = meta["ema"][1];
+      ema_l0 = meta["ema"][2];
+      ema_ev = meta["ema"][3];
+    }
+  }
+  for (; step < S; ++step) {
+    loader.next(N, xh.data());
+    be.upload(X.view(), xh.data());
+    SaeLossTerms terms;
+    terms.l1_coefficient = l1_at(cfg, step, S);
+    if (sc.architecture == SaeArchitecture::TopK) {
+      terms.dead.assign(static_cast<size_t>(F), 0.f);
+      for (int64_t i = 0; i < F; ++i)
+        terms.dead[i] = st.tokens_since_fired[i] >= static_cast<float>(cfg.dead_window_tokens) ? 1.f : 0.f;
+    }
+    const SaeBatchStats bs = sae.forward_backward(X, terms, grads, ws);
+    if (!std::isfinite(bs.loss())) fail("training diverged at step {}: loss is {}", step, bs.loss());
+    if (sc.unit_norm_decoder) be.project_out_rows(grads.W_dec, sae.params().W_dec);
+    const float lr = lr_at(cfg, step, S);
+    be.adam(sae.params().flat, grads.flat, st.adam_m.flat, st.adam_v.flat, lr, cfg.adam_beta1, cfg.adam_beta2,
+            cfg.adam_eps, step + 1);
+    if (sc.unit_norm_decoder) sae.normalize_decoder_rows();
+
+    // Latent health from this batch's firing counts.
+    Tensor fires({F}, DType::F32, be.device()), mass({F}, DType::F32, be.device());
+    be.latent_stats(fires, mass, ws.f.view().rows(0, N));
+    const std::vector<float> nf = to_host_f32(be, fires);
+    int64_t dead = 0, dense = 0;
+    for (int64_t i = 0; i < F; ++i) {
+      st.tokens_since_fired[i] = nf[i] > 0 ? 0.f : st.tokens_since_fired[i] + static_cast<float>(N);
+      const float freq = nf[i] / static_cast<float>(N);
+      st.freq_ema[i] = step == 0 ? freq : 0.99f * st.freq_ema[i] + 0.01f * freq;
+      if (step >= density_from) st.density_fires[i] += nf[i];
+      dead += st.tokens_since_fired[i] >= static_cast<float>(cfg.dead_window_tokens);
+      dense += st.freq_ema[i] > cfg.dense_threshold;
+    }
+    if (step >= density_from) st.density_tokens += static_cast<double>(N);
+    if (cfg.resample_every_steps > 0 && step > 0 && step % cfg.resample_every_steps == 0 &&
+        static_cast<double>(step) < cfg.resample_until_fraction * static_cast<double>(S)) {
+      sae.decode(ws, N);
+      resample_dead(sae, st, xh, to_host_f32(be, ws.xhat.view().rows(0, N)), N, cfg.dead_window_tokens,
+                    cfg.seed ^ (0xA5A5A5A5ull * static_cast<uint64_t>(step + 1)));
+    }
+
+    // Explained variance of this batch: 1 − SSE / Σ‖x − x̄‖².
+    double sq = 0;
+    std::vector<double> mean(static_cast<size_t>(d), 0.0);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < d; ++j) {
+        sq += double(xh[n * d + j]) * xh[n * d + j];
+        mean[j] += xh[n * d + j];
+      }
+    double msq = 0;
+    for (double m : mean) msq += m * m;
+    const double var = sq - msq / static_cast<double>(N);
+    const double ev = var > 0 ? 1.0 - bs.sse / var : 0.0;
+    const double a = step == 0 ? 1.0 : 0.05;
+    ema_loss += a * (bs.loss() - ema_loss);
+    ema_mse += a * (bs.sse / N - ema_mse);
+    ema_l0 += a * (bs.l0 / N - ema_l0);
+    ema_ev += a * (ev - ema_ev);
+    tokens_this_run += N;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if ((step + 1) % cfg.log_every == 0 || step + 1 == S) {
+      log << fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.4g},{:.5f},{:.4g},{:.4g},{:.4f},{:.4f},{:.0f}\n",
+                         step + 1, (step + 1) * N, bs.loss(), bs.sse / N, bs.penalty / N, bs.aux / N, bs.l0 / N, ev,
+                         lr, terms.l1_coefficient, double(dead) / F, double(dense) / F, tokens_this_run / secs);
+      log.flush();
+    }
+    if (cfg.progress)
+      bar.update((step + 1) * N, fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f} dead {:.1f}%", ema_loss, ema_l0, ema_ev,
+                                             100.0 * dead / F));
+    result.steps = step + 1;
+    if (step + 1 == S) {  // export before the final checkpoint: a final checkpoint implies a finished export
+      std::vector<float> density(static_cast<size_t>(F));
+      for (int64_t i = 0; i < F; ++i) density[i] = static_cast<float>(st.density_fires[i] / std::max(1.0, st.density_tokens));
+      result.summary = {{"architecture", cfg.architecture},
+                        {"d_in", d},
+                        {"d_sae", F},
+                        {"steps", S},
+                        {"tokens", S * N},
+                        {"act_scale", sae.config().act_scale},
+                        {"final_loss", ema_loss},
+                        {"final_mse", ema_mse},
+                        {"final_l0", ema_l0},
+                        {"final_explained_variance", ema_ev},
+                        {"dead_fraction", double(dead) / F},
+                        {"dense_fraction", double(dense) / F},
+                        {"tokens_per_s_this_run", tokens_this_run / secs},
+                        {"resumed_from_step", result.resumed_from_step}};
+      export_saelens(sae, out + "/sae", density, {{"training", result.summary}, {"config", train_config_to_json(cfg)}});
+      write_file_atomic(out + "/training_summary.json", result.summary.dump(2) + "\n");
+    }
+    if (std::find(ck_steps.begin(), ck_steps.end(), step + 1) != ck_steps.end())
+      save_checkpoint(out + "/checkpoints", step + 1, sae, st,
+                      {{"act_scale", sae.config().act_scale},
+                       {"tokens", (step + 1) * N},
+                       {"fraction", double(step + 1) / S},
+                       {"ema", {ema_loss, ema_mse, ema_l0, ema_ev}}});
+  }
+  if (cfg.progress) bar.finish(fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f}", ema_loss, ema_l0, ema_ev));
+  return result;
+}
+
+}  // namespace saelab
