@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian 12 machine: install dependencies, build, run the main job on the
 # default model (TinyStories-656K) and corpus (shared/corpus without the probing texts).
-# Today the main job harvests activations; it grows into the full experiment.
+# Today the main job harvests activations and trains the vanilla and topk SAEs; it grows into the
+# full experiment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 source scripts/env.sh
 bash scripts/build.sh
+acts=activations/tinystories-656k/blocks.0.hook_resid_post
 ./build/saelab harvest --model "$SAELAB_SHARED/models/tinystories-656k" --hook blocks.0.hook_resid_post \
-  --max-tokens "${SAELAB_TOKENS:-1000000}" --out activations/tinystories-656k/blocks.0.hook_resid_post
-echo "activations: activations/tinystories-656k/blocks.0.hook_resid_post/manifest.json"
+  --max-tokens "${SAELAB_TOKENS:-1000000}" --out "$acts"
+./build/saelab train --config configs/vanilla.toml --activations "$acts" --out runs/vanilla
+./build/saelab train --config configs/topk.toml --activations "$acts" --out runs/topk
+echo "SAEs (SAELens layout): runs/vanilla/sae runs/topk/sae; training logs: runs/*/train_log.csv"

@@ -1,0 +1,253 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "train/checkpoint.hpp"
+#include "saelab/activation_loader.hpp"
+#include "saelab/atomic_file.hpp"
+#include "saelab/harvest.hpp"
+#include "saelab/safetensors.hpp"
+#include "saelab/sae_io.hpp"
+#include "saelab/train.hpp"
+#include "test_util.hpp"
+
+using namespace saelab;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// One small harvest shared by the tests of this file (TinyStories-656K, layer 0, 40k tokens).
+const std::string& activations() {
+  static const std::string dir = [] {
+    HarvestConfig c;
+    c.model_path = test::shared_root() + "/models/tinystories-656k";
+    c.corpus = {test::shared_root() + "/corpus/gutenberg/carroll-alice.txt"};
+    c.out_dir = test::make_temp_dir("train") + "/acts";
+    c.max_tokens = 40000;
+    c.shard_tokens = 8000;
+    c.progress = false;
+    harvest(c);
+    return c.out_dir;
+  }();
+  return dir;
+}
+
+TrainConfig small_config(const std::string& out, const std::string& arch = "standard") {
+  TrainConfig c;
+  c.activations = activations();
+  c.out_dir = out;
+  c.architecture = arch;
+  c.d_sae = 256;
+  c.k = 8;
+  c.batch_size = 256;
+  c.total_tokens = 60000;  // 234 steps, more than one pass over the data
+  c.lr = 1e-3f;
+  c.l1_coefficient = 2.f;
+  c.buffer_tokens = 4096;
+  c.dead_window_tokens = 5000;
+  c.progress = false;
+  return c;
+}
+
+std::string weights(const std::string& run) { return read_file(run + "/sae/sae_weights.safetensors"); }
+
+}  // namespace
+
+TEST(Train, StandardSaeLearnsAndExports) {
+  const TrainConfig c = small_config(test::make_temp_dir("train") + "/run");
+  const TrainResult r = train_sae(c);
+  EXPECT_FALSE(r.already_complete);
+  EXPECT_EQ(r.steps, 234);
+  EXPECT_GT(r.summary["final_explained_variance"].get<double>(), 0.5);
+  EXPECT_GT(r.summary["final_l0"].get<double>(), 1.0);
+  EXPECT_LT(r.summary["final_l0"].get<double>(), 128.0);
+  // The log shows learning: loss at the end well below the start.
+  std::ifstream log(c.out_dir + "/train_log.csv");
+  std::string header, first, line, last;
+  std::getline(log, header);
+  std::getline(log, first);
+  while (std::getline(log, line)) last = line;
+  auto loss = [](const std::string& row) {
+    size_t p = row.find(',');
+    p = row.find(',', p + 1);
+    return std::stod(row.substr(p + 1));
+  };
+  EXPECT_LT(loss(last), 0.7 * loss(first));
+  const json cfg = read_saelens_cfg(c.out_dir + "/sae");
+  EXPECT_EQ(cfg["architecture"], "standard");
+  EXPECT_EQ(cfg["d_in"], 128);
+  EXPECT_EQ(cfg["d_sae"], 256);
+  EXPECT_EQ(cfg["hook_name"], "blocks.0.hook_resid_post");
+  EXPECT_EQ(cfg["metadata"]["model_name"], "tinystories-656k");
+  EXPECT_EQ(cfg["normalize_activations"], "none");
+  EXPECT_TRUE(file_exists(c.out_dir + "/sae/sparsity.safetensors"));
+  EXPECT_TRUE(train_sae(c).already_complete);
+}
+
+// The export takes raw activations: the activation scale is folded into the weights.
+TEST(Train, ExportEncodesRawActivationsLikeTheTrainedModel) {
+  const TrainConfig c = small_config(test::make_temp_dir("train") + "/run");
+  train_sae(c);
+  Backend& be = cpu_backend();
+  Sae exported = load_saelens(c.out_dir + "/sae", be);
+  const ActivationManifest m = read_activation_manifest(c.activations);
+  std::vector<float> x;
+  read_activation_shard(m, 0, x);
+  const int64_t N = 200, d = 128;
+  x.resize(N * d);
+  const float s = static_cast<float>(read_saelens_cfg(c.out_dir + "/sae")["saelab"]["act_scale_folded"].get<double>());
+  EXPECT_GT(s, 0.f);
+  // The last checkpoint holds the trained (scaled-space) parameters.
+  SaeConfig sc = exported.config();
+  Sae trained(sc, be);
+  TrainState st;
+  st.init(sc, be.device());
+  load_checkpoint(list_checkpoints(c.out_dir + "/checkpoints").back(), trained, st);
+  std::vector<float> xs(x);
+  for (auto& v : xs) v *= s;
+  SaeWorkspace w1(sc, N, be.device()), w2(sc, N, be.device());
+  exported.encode(to_device(be, {N, d}, x.data()), w1);
+  trained.encode(to_device(be, {N, d}, xs.data()), w2);
+  EXPECT_LE(test::rel_error(to_host_f32(be, w1.f), to_host_f32(be, w2.f)), 1e-5);
+}
+
+TEST(Train, SameSeedIsBitIdentical) {
+  const std::string dir = test::make_temp_dir("train");
+  train_sae(small_config(dir + "/a"));
+  train_sae(small_config(dir + "/b"));
+  EXPECT_EQ(weights(dir + "/a"), weights(dir + "/b"));
+  TrainConfig other = small_config(dir + "/c");
+  other.seed = 7;
+  train_sae(other);
+  EXPECT_NE(weights(dir + "/a"), weights(dir + "/c"));
+}
+
+// A run killed (SIGKILL) after its first checkpoint resumes from it and ends with exactly the
+// weights of an uninterrupted run.
+TEST(Train, KilledRunResumesToIdenticalWeights) {
+  const std::string dir = test::make_temp_dir("train");
+  TrainConfig c = small_config(dir + "/whole");
+  c.total_tokens = 400000;  // long enough to kill mid-way
+  c.checkpoint_fractions = {0.2, 0.4, 0.6, 0.8, 1.0};
+  train_sae(c);
+  json j = train_config_to_json(c);
+  j["out_dir"] = dir + "/killed";
+  write_file_atomic(dir + "/cfg.json", j.dump());
+  const std::string cmd = std::string(SAELAB_BIN) + " train --no-progress --config " + dir + "/cfg.json >" + dir +
+                          "/log 2>&1 & echo $! > " + dir + "/pid";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const int pid = std::stoi(read_file(dir + "/pid"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (list_checkpoints(dir + "/killed/checkpoints").empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ::kill(pid, SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_FALSE(list_checkpoints(dir + "/killed/checkpoints").empty()) << read_file(dir + "/log");
+  ASSERT_FALSE(file_exists(dir + "/killed/training_summary.json")) << "the run finished before it was killed";
+  TrainConfig resumed = c;
+  resumed.out_dir = dir + "/killed";
+  const TrainResult r = train_sae(resumed);
+  EXPECT_TRUE(r.resumed);
+  EXPECT_GT(r.resumed_from_step, 0);
+  EXPECT_EQ(weights(dir + "/whole"), weights(dir + "/killed"));
+  // The log has one row per logged step, no duplicates from the killed part.
+  std::ifstream log(dir + "/killed/train_log.csv");
+  std::string line;
+  int64_t prev = 0, rows = 0;
+  std::getline(log, line);
+  while (std::getline(log, line)) {
+    const int64_t s = std::stoll(line.substr(0, line.find(',')));
+    EXPECT_GT(s, prev);
+    prev = s;
+    ++rows;
+  }
+  EXPECT_EQ(rows, (400000 / 256) / 10 + 1);
+}
+
+TEST(Train, TopkKeepsKActiveAndUnitNormDecoder) {
+  const TrainConfig c = small_config(test::make_temp_dir("train") + "/run", "topk");
+  const TrainResult r = train_sae(c);
+  EXPECT_DOUBLE_EQ(r.summary["final_l0"].get<double>(), 8.0);
+  EXPECT_GT(r.summary["final_explained_variance"].get<double>(), 0.6);
+  SafetensorsFile ck(list_checkpoints(c.out_dir + "/checkpoints").back() + "/state.safetensors");
+  const std::vector<float> W = ck.read_f32("W_dec", {256, 128});
+  for (int i = 0; i < 256; ++i) {
+    double ss = 0;
+    for (int j = 0; j < 128; ++j) ss += double(W[i * 128 + j]) * W[i * 128 + j];
+    EXPECT_NEAR(std::sqrt(ss), 1.0, 1e-5) << "row " << i;
+  }
+  EXPECT_EQ(read_saelens_cfg(c.out_dir + "/sae")["k"], 8);
+}
+
+TEST(Train, CheckpointsAtTheConfiguredFractions) {
+  TrainConfig c = small_config(test::make_temp_dir("train") + "/run");
+  train_sae(c);
+  std::vector<int64_t> steps;
+  for (const auto& ck : list_checkpoints(c.out_dir + "/checkpoints")) steps.push_back(read_checkpoint_meta(ck)["step"]);
+  EXPECT_EQ(steps, (std::vector<int64_t>{23, 59, 117, 176, 234}));  // 10/25/50/75/100% of 234 steps
+}
+
+TEST(Train, ResamplingRevivesDeadLatents) {
+  TrainConfig c = small_config(test::make_temp_dir("train") + "/run");
+  c.l1_coefficient = 20.f;  // strong sparsity kills latents
+  c.dead_window_tokens = 2560;
+  train_sae(c);
+  TrainConfig r = c;
+  r.out_dir += "_resampled";
+  r.resample_every_steps = 20;
+  r.resample_until_fraction = 0.9f;
+  train_sae(r);
+  const double dead_plain = json::parse(read_file(c.out_dir + "/training_summary.json"))["dead_fraction"];
+  const double dead_resampled = json::parse(read_file(r.out_dir + "/training_summary.json"))["dead_fraction"];
+  EXPECT_GT(dead_plain, 0.05);
+  EXPECT_LT(dead_resampled, dead_plain);
+}
+
+TEST(TrainConfig, TomlAndJsonAgreeAndUnknownKeysAreNamed) {
+  const std::string dir = test::make_temp_dir("cfg");
+  test::write_text(dir + "/a.toml", "[data]\nactivations = \"x\"\n[sae]\narchitecture = \"topk\"\nk = 12\n"
+                                    "[train]\nlr = 0.002\ncheckpoint_fractions = [0.5, 1.0]\n");
+  test::write_text(dir + "/a.json", R"({"activations": "x", "architecture": "topk", "k": 12, "lr": 0.002,
+                                        "checkpoint_fractions": [0.5, 1.0]})");
+  EXPECT_EQ(train_config_to_json(load_train_config(dir + "/a.toml")), train_config_to_json(load_train_config(dir + "/a.json")));
+  test::write_text(dir + "/bad.toml", "learning_rate = 0.1\n");
+  try {
+    load_train_config(dir + "/bad.toml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown setting 'learning_rate'"), std::string::npos) << e.what();
+  }
+  test::write_text(dir + "/bad2.toml", "architecture = \"gated\"\n");
+  EXPECT_THROW(load_train_config(dir + "/bad2.toml"), Error);
+  test::write_text(dir + "/bad3.toml", "lr = [\n");
+  EXPECT_THROW(load_train_config(dir + "/bad3.toml"), Error);
+}
+
+TEST(ActivationLoader, SkipReplaysTheSameBatchesAndScaleApplies) {
+  const ActivationManifest m = read_activation_manifest(activations());
+  ActivationLoader a(m, 5000, 3, 2.0f), b(m, 5000, 3, 2.0f), c(m, 5000, 3, 1.0f);
+  std::vector<float> xa(100 * 128), xb(100 * 128), xc(100 * 128);
+  for (int i = 0; i < 37; ++i) a.next(100, xa.data());
+  b.skip(37, 100);
+  c.skip(37, 100);
+  a.next(100, xa.data());
+  b.next(100, xb.data());
+  c.next(100, xc.data());
+  EXPECT_EQ(xa, xb);
+  for (size_t i = 0; i < xa.size(); ++i) ASSERT_EQ(xa[i], 2.0f * xc[i]);
+}
+
+TEST(ActivationLoader, GeometricMedianResistsOutliers) {
+  std::vector<float> rows;
+  for (int i = 0; i < 50; ++i) rows.insert(rows.end(), {1.0f + 0.01f * (i % 5), 2.0f});
+  rows.insert(rows.end(), {1000.f, -1000.f});
+  const auto gm = geometric_median(rows, 51, 2);
+  EXPECT_NEAR(gm[0], 1.02, 0.05);
+  EXPECT_NEAR(gm[1], 2.0, 0.05);
+}
