@@ -363,6 +363,80 @@ TEST_P(BackendEquivalence, Adam) {
   EXPECT_LE(rel_error(to_host_f32(be, V), vr), kTolF32Op);
 }
 
+TEST_P(BackendEquivalence, HierarchyGate) {
+  Backend& be = *GetParam();
+  const int N = 7, P = 5, m = 3, F = P + P * m;
+  auto f = randn(N * F, 40);
+  for (auto& v : f) v = std::max(v, 0.f);
+  std::vector<double> want(f.begin(), f.end());
+  for (int n = 0; n < N; ++n)
+    for (int j = 0; j < P * m; ++j)
+      if (!(f[n * F + j / m] > 0)) want[n * F + P + j] = 0;
+  Tensor T = dev(be, f, {N, F});
+  be.hierarchy_gate(T, P, m);
+  EXPECT_LE(rel_error(to_host_f32(be, T), want), 0.0);
+}
+
+TEST_P(BackendEquivalence, SmoothL0AndDots) {
+  Backend& be = *GetParam();
+  const int N = 9, F = 301;
+  auto f = randn(N * F, 41);
+  for (auto& v : f) v = std::max(v, 0.f);
+  const auto dpre = randn(N * F, 42), pen = randn(F, 43);
+  const float c = 0.7f, eps = 0.3f;
+  std::vector<double> want(N * F);
+  double st = 0;
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < F; ++i) {
+      const double fv = f[n * F + i], th = std::tanh(fv / eps);
+      want[n * F + i] = dpre[n * F + i] + (fv > 0 ? c * (1 - th * th) - pen[i] : 0.0);
+      st += th;
+    }
+  Tensor Fo = dev(be, f, {N, F}), D = dev(be, dpre, {N, F}), Pn = dev(be, pen, {F}), O({N, F}, DType::F32, be.device());
+  be.smooth_l0_grad(O, D, Fo, Pn, c, eps);
+  EXPECT_LE(rel_error(to_host_f32(be, O), want), kTolF32Op);
+  EXPECT_NEAR(be.sum_tanh(Fo, eps), st, kTolF32Op * std::abs(st));
+  std::vector<double> cd(F, 0.0), rd(N, 0.0);
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < F; ++i) {
+      cd[i] += double(f[n * F + i]) * dpre[n * F + i];
+      rd[n] += double(f[n * F + i]) * dpre[n * F + i];
+    }
+  Tensor C({F}, DType::F32, be.device()), R({N}, DType::F32, be.device());
+  be.col_dot(C, Fo, D);
+  be.row_dot(R, Fo, D);
+  EXPECT_LE(rel_error(to_host_f32(be, C), cd), kTolF32Op);
+  EXPECT_LE(rel_error(to_host_f32(be, R), rd), kTolF32Op);
+}
+
+// The tangent of one Adam step against central differences of the step in float64.
+TEST_P(BackendEquivalence, AdamTangent) {
+  Backend& be = *GetParam();
+  const int n = 64;
+  auto g = randn(n, 44), ga = randn(n, 45), m0 = randn(n, 46, 0.1f), v0 = randn(n, 47, 0.1f);
+  for (auto& x : v0) x = std::abs(x);
+  v0[0] = 0.f;  // a fresh moment
+  const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const int64_t t = 5;
+  auto step = [&](int i, double a) {
+    const double gi = g[i] + a * ga[i];
+    const double m = b1 * m0[i] + (1 - b1) * gi, v = b2 * v0[i] + (1 - b2) * gi * gi;
+    return -lr * (m / (1 - std::pow(b1, t))) / (std::sqrt(v / (1 - std::pow(b2, t))) + eps);
+  };
+  std::vector<double> want(n);
+  std::vector<float> m(n), v(n);
+  for (int i = 0; i < n; ++i) {
+    const double h = 1e-4;
+    want[i] = (step(i, h) - step(i, -h)) / (2 * h);
+    m[i] = static_cast<float>(b1 * m0[i] + (1 - b1) * g[i]);
+    v[i] = static_cast<float>(b2 * v0[i] + (1 - b2) * double(g[i]) * g[i]);
+  }
+  Tensor U({n}, DType::F32, be.device()), G = dev(be, g, {n}), GA = dev(be, ga, {n}), M = dev(be, m, {n}), V = dev(be, v, {n});
+  be.adam_tangent(U, G, GA, M, V, static_cast<float>(lr), static_cast<float>(b1), static_cast<float>(b2),
+                  static_cast<float>(eps), t);
+  EXPECT_LE(rel_error(to_host_f32(be, U), want), 1e-4);
+}
+
 std::string backend_name(const ::testing::TestParamInfo<Backend*>& info) { return info.param->name(); }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BackendEquivalence, ::testing::ValuesIn(available_backends()), backend_name);

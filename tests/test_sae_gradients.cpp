@@ -35,7 +35,8 @@ std::vector<int> topk(const std::vector<double>& v, int k, const std::vector<flo
 
 // The batch loss in float64. `residual` (x − x̂ at the base point, detached) feeds aux-k.
 double loss64(const SaeConfig& c, const P64& p, const std::vector<double>& x, int N, const SaeLossTerms& t,
-              const std::vector<double>& residual, std::vector<double>* xhat_out = nullptr) {
+              const std::vector<double>& residual, std::vector<double>* xhat_out = nullptr,
+              std::vector<double>* latents_out = nullptr) {
   const int d = c.d_in, F = c.d_sae;
   double total = 0;
   int n_dead = 0;
@@ -52,6 +53,13 @@ double loss64(const SaeConfig& c, const P64& p, const std::vector<double>& x, in
     } else {
       for (int i = 0; i < F; ++i) f[i] = std::max(pre[i], 0.0);
     }
+    if (c.architecture == SaeArchitecture::Hierarchical) {
+      const int P = c.n_parents, m = c.children_per_parent;
+      for (int j = 0; j < P * m; ++j)
+        if (!(f[j / m] > 0)) f[P + j] = 0;
+    }
+    if (latents_out)
+      for (int i = 0; i < F; ++i) latents_out->push_back(f[i]);
     for (int j = 0; j < d; ++j) {
       double s = p.b_dec[j];
       for (int i = 0; i < F; ++i) s += f[i] * p.W_dec[i * d + j];
@@ -61,6 +69,13 @@ double loss64(const SaeConfig& c, const P64& p, const std::vector<double>& x, in
     if (xhat_out)
       for (int j = 0; j < d; ++j) xhat_out->push_back(xh[j]);
     if (c.architecture == SaeArchitecture::Standard) {
+      for (int i = 0; i < F; ++i) {
+        double nrm = 0;
+        for (int j = 0; j < d; ++j) nrm += p.W_dec[i * d + j] * p.W_dec[i * d + j];
+        const double w = t.penalty_weights.empty() ? 1.0 : t.penalty_weights[i];
+        total += t.l1_coefficient * w * f[i] * std::sqrt(nrm);
+      }
+    } else if (c.architecture == SaeArchitecture::Hierarchical) {
       for (int i = 0; i < F; ++i) {
         double nrm = 0;
         for (int j = 0; j < d; ++j) nrm += p.W_dec[i * d + j] * p.W_dec[i * d + j];
@@ -84,7 +99,36 @@ double loss64(const SaeConfig& c, const P64& p, const std::vector<double>& x, in
 
 std::vector<float> to_f32(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
-void check_gradients(const SaeConfig& cfg, const SaeLossTerms& terms, uint64_t seed) {
+// J = MSE + (λ_J/N) Σ tanh(f/ε) and P_α = (λ/N) Σ dw_i f_i ‖W_dec,i‖, in float64.
+double objective64(const SaeConfig& c, const P64& p, const std::vector<double>& x, int N, double lam_J, double eps,
+                   bool smooth) {
+  SaeLossTerms none;
+  std::vector<double> f;
+  const std::vector<double> zero(x.size(), 0.0);
+  const double mse = loss64(c, p, x, N, none, zero, nullptr, &f);
+  double s = 0;
+  for (double v : f) s += std::tanh(v / eps);
+  return mse + (smooth ? lam_J * s / N : 0.0);
+}
+double penalty_alpha64(const SaeConfig& c, const P64& p, const std::vector<double>& x, int N, double lam,
+                       const std::vector<float>& dw) {
+  SaeLossTerms none;
+  std::vector<double> f;
+  const std::vector<double> zero(x.size(), 0.0);
+  loss64(c, p, x, N, none, zero, nullptr, &f);
+  double s = 0;
+  const int F = c.d_sae, d = c.d_in;
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < F; ++i) {
+      double nrm = 0;
+      for (int j = 0; j < d; ++j) nrm += p.W_dec[i * d + j] * p.W_dec[i * d + j];
+      s += dw[i] * f[n * F + i] * std::sqrt(nrm);
+    }
+  return lam * s / N;
+}
+
+void check_gradients(const SaeConfig& cfg, const SaeLossTerms& terms, uint64_t seed, bool hyper = false,
+                     bool smooth = true) {
   const int d = cfg.d_in, F = cfg.d_sae, N = 6;
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
@@ -105,8 +149,17 @@ void check_gradients(const SaeConfig& cfg, const SaeLossTerms& terms, uint64_t s
   SaeParams grads(sae.config(), be.device());
   SaeWorkspace ws(sae.config(), N, be.device());
   Tensor X = to_device(be, {N, d}, to_f32(x).data());
-  sae.forward_backward(X, terms, grads, ws);  // a second call on the same workspace must not see stale state
-  const SaeBatchStats st = sae.forward_backward(X, terms, grads, ws);
+  SaeParams gJ(sae.config(), be.device()), ga(sae.config(), be.device());
+  SaeHyperRequest hr;
+  hr.lambda_J = 0.8f;
+  hr.eps = 0.3f;
+  hr.smooth_l0 = smooth;
+  hr.levels = sae.levels();
+  for (int i = 0; i < F; ++i) hr.dw.push_back(0.5f - 0.15f * static_cast<float>(i % 7));
+  hr.grad_J = &gJ;
+  hr.g_alpha = &ga;
+  sae.forward_backward(X, terms, grads, ws, hyper ? &hr : nullptr);  // a second call must not see stale state
+  const SaeBatchStats st = sae.forward_backward(X, terms, grads, ws, hyper ? &hr : nullptr);
 
   std::vector<double> xhat;
   const std::vector<double> none(static_cast<size_t>(N * d), 0.0);
@@ -131,6 +184,34 @@ void check_gradients(const SaeConfig& cfg, const SaeLossTerms& terms, uint64_t s
     }
     const auto analytic = to_host_f32(be, view);
     EXPECT_LE(test::rel_error(analytic, fd), kTolGradient) << sae_architecture_name(cfg.architecture) << " " << name;
+  }
+  if (!hyper) return;
+  const double J = objective64(sae.config(), p, x, N, hr.lambda_J, hr.eps, smooth);
+  EXPECT_NEAR(hr.J, J, kTolLoss * std::abs(J)) << "J";
+  std::vector<double> bdec_levels(static_cast<size_t>(d), 0.0);
+  for (const auto& lv : hr.g_alpha_bdec)
+    for (int j = 0; j < d; ++j) bdec_levels[j] += lv[j];
+  for (const auto& [name, view] : gJ.named()) {
+    std::vector<double>* v = p.by_name(name);
+    std::vector<double> fdJ(v->size()), fdA(v->size());
+    for (size_t i = 0; i < v->size(); ++i) {
+      const double keep = (*v)[i];
+      (*v)[i] = keep + h;
+      const double ju = objective64(sae.config(), p, x, N, hr.lambda_J, hr.eps, smooth);
+      const double au = penalty_alpha64(sae.config(), p, x, N, terms.l1_coefficient, hr.dw);
+      (*v)[i] = keep - h;
+      const double jd = objective64(sae.config(), p, x, N, hr.lambda_J, hr.eps, smooth);
+      const double ad = penalty_alpha64(sae.config(), p, x, N, terms.l1_coefficient, hr.dw);
+      (*v)[i] = keep;
+      fdJ[i] = (ju - jd) / (2 * h);
+      fdA[i] = (au - ad) / (2 * h);
+    }
+    EXPECT_LE(test::rel_error(to_host_f32(be, view), fdJ), kTolGradient) << "grad_J " << name;
+    const TensorView gav = name == "W_enc" ? ga.W_enc : name == "b_enc" ? ga.b_enc : name == "W_dec" ? ga.W_dec : ga.b_dec;
+    EXPECT_LE(test::rel_error(to_host_f32(be, gav), fdA), kTolGradient) << "g_alpha " << name;
+    if (name == "b_dec") {
+      EXPECT_LE(test::rel_error(to_f32(bdec_levels), fdA), kTolGradient) << "g_alpha b_dec by level";
+    }
   }
 }
 
@@ -166,6 +247,33 @@ TEST(SaeGradients, StandardWithoutBdecOnInput) {
   SaeLossTerms t;
   t.l1_coefficient = 0.3f;
   check_gradients(c, t, 3);
+}
+
+SaeConfig hierarchical() {
+  SaeConfig c;
+  c.architecture = SaeArchitecture::Hierarchical;
+  c.d_in = 5;
+  c.n_parents = 3;
+  c.children_per_parent = 2;
+  c.d_sae = 9;
+  return c;
+}
+
+TEST(SaeGradients, HierarchicalWithGatedChildren) {
+  SaeLossTerms t;
+  t.l1_coefficient = 0.6f;
+  t.penalty_weights = {1.2f, 0.8f, 1.f, 0.5f, 1.5f, 1.f, 2.f, 0.3f, 1.f};
+  check_gradients(hierarchical(), t, 6);
+}
+
+// The meta-objective's gradient ∇J and the α-direction g_α (method.md §2), flat and hierarchical.
+TEST(SaeGradients, MetaObjectiveAndAlphaDirection) {
+  SaeLossTerms t;
+  t.l1_coefficient = 0.5f;
+  t.penalty_weights = {1.1f, 0.9f, 1.f, 0.7f, 1.3f, 1.f, 1.4f, 0.6f, 1.f};
+  check_gradients(small(SaeArchitecture::Standard), t, 7, /*hyper=*/true);
+  check_gradients(hierarchical(), t, 8, true);
+  check_gradients(hierarchical(), t, 9, true, /*smooth=*/false);  // J = MSE only
 }
 
 TEST(SaeGradients, TopK) {

@@ -82,6 +82,21 @@ class Backend {
   virtual void axpy(TensorView y, TensorView x, float alpha) = 0;
   // y *= alpha, elementwise
   virtual void scale(TensorView y, float alpha) = 0;
+  // Two-level hierarchy: latents [0, P) are parents, [P, P + P·m) children; child j (column P + j)
+  // is zeroed where its parent j / m is not active: f[n, P+j] *= 1[f[n, j/m] > 0].
+  virtual void hierarchy_gate(TensorView f, int n_parents, int children_per_parent) = 0;
+  // Gradient of the meta-objective's smooth L0 from the training dpre:
+  //   out[n,i] = dpre[n,i] + (c·sech²(f[n,i]/eps) − pen[i])·1[f[n,i] > 0]
+  virtual void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) = 0;
+  // Σ tanh(f / eps) (double accumulation)
+  virtual double sum_tanh(TensorView f, float eps) = 0;
+  // out[i] = Σ_r A[r, i] B[r, i] for A, B [R, F]  /  out[i] = Σ_j A[i, j] B[i, j] for A, B [F, d]
+  virtual void col_dot(TensorView out, TensorView A, TensorView B) = 0;
+  virtual void row_dot(TensorView out, TensorView A, TensorView B) = 0;
+  // Exact derivative of one Adam step's update Δp w.r.t. a scalar α, given the gradient g used,
+  // its derivative g_alpha = ∂g/∂α, and the moments m, v after the step (same t, lr as adam()).
+  virtual void adam_tangent(TensorView u, TensorView g, TensorView g_alpha, TensorView m, TensorView v, float lr,
+                            float beta1, float beta2, float eps, int64_t t) = 0;
   // Adam with bias correction at step t (1-based), elementwise over flat buffers.
   virtual void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2,
                     float eps, int64_t t) = 0;

@@ -3,6 +3,8 @@
 //   pre = (x − b_dec) W_enc + b_enc          (x − b_dec only with apply_b_dec_to_input)
 //   standard: f = ReLU(pre)                   loss = ‖x − x̂‖² + λ Σ_i w_i f_i ‖W_dec,i‖
 //   topk:     f = ReLU(top-k of pre)          loss = ‖x − x̂‖² + c_aux · aux-k loss
+//   hierarchical: latents [0, P) are parents, [P, P + P·m) children (child j belongs to parent j / m);
+//             f = ReLU(pre), then a child is zeroed where its parent is not active; loss as standard
 //   x̂ = f W_dec + b_dec
 // ‖·‖² is summed over d and averaged over the N tokens of a batch (SAELens' convention); w_i are
 // per-latent penalty weights (all 1 for the vanilla SAE).
@@ -14,8 +16,8 @@
 
 namespace saelab {
 
-enum class SaeArchitecture : uint8_t { Standard, TopK };
-const char* sae_architecture_name(SaeArchitecture a);           // "standard", "topk"
+enum class SaeArchitecture : uint8_t { Standard, TopK, Hierarchical };
+const char* sae_architecture_name(SaeArchitecture a);           // "standard", "topk", "hierarchical"
 SaeArchitecture sae_architecture_from_name(const std::string& s);  // throws Error
 
 struct SaeConfig {
@@ -26,6 +28,7 @@ struct SaeConfig {
   float aux_coefficient = 1.0f / 32.0f;
   bool apply_b_dec_to_input = true;
   bool unit_norm_decoder = false;  // keep ‖W_dec,i‖ = 1 (topk); the standard SAE puts the norm in its penalty
+  int n_parents = 0, children_per_parent = 0;  // hierarchical: d_sae = n_parents · (1 + children_per_parent)
   // Provenance for the SAELens cfg.json.
   std::string model_name, hook_name;
   int hook_layer = 0, context_size = 128;
@@ -60,6 +63,8 @@ struct SaeWorkspace {
 
 struct SaeBatchStats {
   int64_t n = 0;
+  std::vector<float> fires, fsum;  // [F] per latent: #tokens with f > 0, Σ_n f
+  std::vector<float> dec_norms;    // [F] ‖W_dec,i‖ (standard/hierarchical with λ ≠ 0)
   double sse = 0;       // Σ_n ‖x_n − x̂_n‖²
   double penalty = 0;   // Σ_n λ Σ_i w_i f_ni ‖W_dec,i‖   (standard)
   double aux = 0;       // Σ_n c_aux·scale·‖e_n − ê_n‖²   (topk with dead latents)
@@ -72,6 +77,22 @@ struct SaeLossTerms {
   float l1_coefficient = 0.f;  // λ
   std::vector<float> penalty_weights;  // w_i [F]; empty = all 1
   std::vector<float> dead;             // [F] 1 where latent i is dead (topk aux-k); empty = none
+};
+
+// The pieces learnable α needs from a batch (method.md §2), computed in the same pass:
+//   J = (1/N) Σ_n ‖x_n − x̂_n‖² + (λ_J/N) Σ_n Σ_i tanh(f_ni / ε)   (smooth_l0 = false: MSE only)
+//   grad_J = ∇_W J
+//   g_alpha = ∇_W [(λ/N) Σ_n Σ_i dw_i f_ni ‖W_dec,i‖],  dw_i = ∂w_i/∂α = w_freq,i − w_mag,i
+// g_alpha's parts are separable by latent except its b_dec part, which is also given per level.
+struct SaeHyperRequest {
+  float lambda_J = 0.f, eps = 1.f;
+  bool smooth_l0 = true;
+  std::vector<float> dw;                            // [F]
+  std::vector<std::pair<int, int>> levels;          // latent ranges [begin, end)
+  SaeParams* grad_J = nullptr;                      // outputs
+  SaeParams* g_alpha = nullptr;
+  std::vector<std::vector<float>> g_alpha_bdec;     // [levels][d]
+  double J = 0;
 };
 
 class Sae {
@@ -87,7 +108,11 @@ class Sae {
   // x̂ = decode(f) into ws.xhat.
   void decode(SaeWorkspace& ws, int64_t N) const;
   // Forward + analytic backward of the batch loss; writes every gradient into `grads` (overwrites).
-  SaeBatchStats forward_backward(TensorView x, const SaeLossTerms& terms, SaeParams& grads, SaeWorkspace& ws) const;
+  // With `hyper`, also fills its outputs (standard and hierarchical only).
+  SaeBatchStats forward_backward(TensorView x, const SaeLossTerms& terms, SaeParams& grads, SaeWorkspace& ws,
+                                 SaeHyperRequest* hyper = nullptr) const;
+  // Latent ranges of the levels: {[0, F)} or {[0, P), [P, F)} for hierarchical.
+  std::vector<std::pair<int, int>> levels() const;
 
   // Initialisation: W_dec rows random directions of norm `dec_norm`, W_enc = W_decᵀ, b_enc = 0,
   // b_dec = `b_dec_init` [d] (mean or geometric median of the data, or zeros).
@@ -95,6 +120,8 @@ class Sae {
   void normalize_decoder_rows();  // ‖W_dec,i‖ = 1
 
  private:
+  void hyper_terms(TensorView x, const SaeLossTerms& terms, const std::vector<float>& pen, const SaeParams& g,
+                   SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const;
   SaeConfig cfg_;
   Backend& be_;
   SaeParams params_;

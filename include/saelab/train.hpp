@@ -19,11 +19,23 @@ struct TrainConfig {
   std::string activations;  // directory written by `saelab harvest`
   std::string out_dir = "runs/run";
   // SAE
-  std::string architecture = "standard";  // standard | topk
+  std::string architecture = "standard";  // standard | topk | hierarchical
   int d_sae = 0;                          // 0: expansion_factor * d_in
   int expansion_factor = 8;
   int k = 32, k_aux = 0;
   float aux_coefficient = 1.0f / 32.0f;
+  int n_parents = 0;            // hierarchical: 0 = d_sae / (1 + children_per_parent)
+  int children_per_parent = 4;  // hierarchical: m
+  // Penalty weighting (method.md §1): l1 (w_i = 1) | dual_adaptive (frequency/magnitude balance α)
+  std::string penalty = "l1";
+  float gamma = 0.5f, stats_decay = 0.99f, p_target = 0.01f;
+  std::string alpha_mode = "fixed";  // fixed | learned | naive
+  double alpha = 0.5;                // the fixed α, or the starting α of learned / naive
+  double alpha_lr = 1.0;             // η_θ (learned) or the Adam rate on α (naive)
+  std::string meta_objective = "mse_smooth_l0";  // J for learned α: mse_smooth_l0 | mse
+  double smooth_l0_eps_factor = 0.1;             // ε = this · mean active magnitude
+  double target_l0 = 0;                          // > 0: multiplicative controller on λ toward this L0
+  double l0_controller_rate = 0.01;
   // Optimisation
   int64_t total_tokens = 0;  // 0: one pass over the activations
   int batch_size = 4096;

@@ -9,6 +9,7 @@ const char* sae_architecture_name(SaeArchitecture a) {
   switch (a) {
     case SaeArchitecture::Standard: return "standard";
     case SaeArchitecture::TopK: return "topk";
+    case SaeArchitecture::Hierarchical: return "hierarchical";
   }
   SAELAB_ASSERT(false, "bad architecture");
 }
@@ -16,7 +17,8 @@ const char* sae_architecture_name(SaeArchitecture a) {
 SaeArchitecture sae_architecture_from_name(const std::string& s) {
   if (s == "standard" || s == "vanilla" || s == "relu") return SaeArchitecture::Standard;
   if (s == "topk") return SaeArchitecture::TopK;
-  fail("unknown SAE architecture '{}' (expected standard or topk)", s);
+  if (s == "hierarchical") return SaeArchitecture::Hierarchical;
+  fail("unknown SAE architecture '{}' (expected standard, topk or hierarchical)", s);
 }
 
 SaeParams::SaeParams(const SaeConfig& c, Device device) {
@@ -53,6 +55,16 @@ Sae::Sae(SaeConfig cfg, Backend& be) : cfg_(std::move(cfg)), be_(be), params_(cf
   if (cfg_.architecture == SaeArchitecture::TopK && (cfg_.k <= 0 || cfg_.k > cfg_.d_sae))
     fail("topk SAE needs 0 < k <= d_sae (k = {}, d_sae = {})", cfg_.k, cfg_.d_sae);
   if (cfg_.k_aux <= 0) cfg_.k_aux = std::max(1, std::min(cfg_.d_in / 2, cfg_.d_sae));
+  if (cfg_.architecture == SaeArchitecture::Hierarchical &&
+      (cfg_.n_parents <= 0 || cfg_.children_per_parent <= 0 ||
+       cfg_.d_sae != cfg_.n_parents * (1 + cfg_.children_per_parent)))
+    fail("hierarchical SAE needs n_parents > 0, children_per_parent > 0 and d_sae = n_parents·(1 + children_per_parent) "
+         "(got {}, {}, {})", cfg_.n_parents, cfg_.children_per_parent, cfg_.d_sae);
+}
+
+std::vector<std::pair<int, int>> Sae::levels() const {
+  if (cfg_.architecture == SaeArchitecture::Hierarchical) return {{0, cfg_.n_parents}, {cfg_.n_parents, cfg_.d_sae}};
+  return {{0, cfg_.d_sae}};
 }
 
 void Sae::init(uint64_t seed, float dec_norm, const std::vector<float>& b_dec_init) {
@@ -100,8 +112,12 @@ void Sae::encode(TensorView x, SaeWorkspace& ws) const {
   if (cfg_.apply_b_dec_to_input) be_.sub_row(xc, x, params_.b_dec);
   else be_.copy(xc, x);
   be_.gemm(pre, xc, false, params_.W_enc, false, 1.f, 0.f);  // [N, d] x [d, F]
-  if (cfg_.architecture == SaeArchitecture::TopK) be_.topk_rows(f, pre, params_.b_enc, cfg_.k, TensorView{});
-  else be_.bias_relu(f, pre, params_.b_enc);
+  if (cfg_.architecture == SaeArchitecture::TopK) {
+    be_.topk_rows(f, pre, params_.b_enc, cfg_.k, TensorView{});
+  } else {
+    be_.bias_relu(f, pre, params_.b_enc);
+    if (cfg_.architecture == SaeArchitecture::Hierarchical) be_.hierarchy_gate(f, cfg_.n_parents, cfg_.children_per_parent);
+  }
 }
 
 void Sae::decode(SaeWorkspace& ws, int64_t N) const {

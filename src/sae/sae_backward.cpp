@@ -15,7 +15,8 @@
 
 namespace saelab {
 
-SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, SaeParams& g, SaeWorkspace& ws) const {
+SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, SaeParams& g, SaeWorkspace& ws,
+                                    SaeHyperRequest* hyper) const {
   const int64_t N = x.dim(0), F = cfg_.d_sae, d = cfg_.d_in;
   SAELAB_ASSERT(N > 0, "empty batch");
   encode(x, ws);
@@ -32,13 +33,19 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   // Per-latent vectors on the host: fires, Σ_n f, decoder norms, penalty and norm-gradient factors.
   Tensor fires({F}, DType::F32, be_.device());
   be_.latent_stats(fires, ws.vec_F, f);
-  const std::vector<float> nfire = to_host_f32(be_, fires), fsum = to_host_f32(be_, ws.vec_F);
-  for (float c : nfire) st.l0 += c;
+  st.fires = to_host_f32(be_, fires);
+  st.fsum = to_host_f32(be_, ws.vec_F);
+  const std::vector<float>& fsum = st.fsum;
+  for (float c : st.fires) st.l0 += c;
   std::vector<float> pen(static_cast<size_t>(F), 0.f), norm_grad(static_cast<size_t>(F), 0.f);
-  const bool l1 = cfg_.architecture == SaeArchitecture::Standard && terms.l1_coefficient != 0.f;
-  if (l1) {
+  const bool penalised = cfg_.architecture != SaeArchitecture::TopK;
+  const bool l1 = penalised && terms.l1_coefficient != 0.f;
+  if (penalised) {
     be_.row_norms(ws.vec_F, params_.W_dec);
-    const std::vector<float> norms = to_host_f32(be_, ws.vec_F);
+    st.dec_norms = to_host_f32(be_, ws.vec_F);
+  }
+  if (l1) {
+    const std::vector<float>& norms = st.dec_norms;
     for (int64_t i = 0; i < F; ++i) {
       const float w = terms.penalty_weights.empty() ? 1.f : terms.penalty_weights[i];
       pen[i] = terms.l1_coefficient * invN * w * norms[i];
@@ -94,7 +101,69 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
     // b_dec also enters through x − b_dec: ∂/∂b_dec −= W_enc Σ_n dpre_n.
     be_.gemm(g.b_dec.reshape({d, 1}), params_.W_enc, false, g.b_enc.reshape({F, 1}), false, -1.f, 1.f);
   }
+  if (hyper) hyper_terms(x, terms, pen, g, ws, st, *hyper);
   return st;
+}
+
+// ∇J and g_α reuse the batch's forward and the training gradients (see the header):
+//   dpre_J = dpre + (λ_J/(Nε) sech²(f/ε) − pen_i)·1[f > 0],  ∇J_W_dec = ∇L_W_dec − (norm term)
+//   dpre_α = (λ/N) dw_i ‖W_dec,i‖ · 1[f > 0],  g_α,W_dec = diag((λ/N) dw_i Σ_n f_ni / ‖W_dec,i‖) W_dec
+// Two extra GEMMs ((x − b_dec)ᵀ dpre_J and (x − b_dec)ᵀ dpre_α); the rest is elementwise.
+void Sae::hyper_terms(TensorView x, const SaeLossTerms& terms, const std::vector<float>& pen, const SaeParams& g,
+                      SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const {
+  SAELAB_ASSERT(cfg_.architecture != SaeArchitecture::TopK, "hypergradients need a penalised SAE");
+  SAELAB_ASSERT(h.grad_J && h.g_alpha && static_cast<int>(h.dw.size()) == cfg_.d_sae, "hyper request incomplete");
+  const int64_t N = x.dim(0), F = cfg_.d_sae, d = cfg_.d_in;
+  const float invN = 1.0f / static_cast<float>(N);
+  TensorView xc = ws.xc.view().rows(0, N), f = ws.f.view().rows(0, N), dxhat = ws.dxhat.view().rows(0, N);
+  TensorView dpre = ws.df.view().rows(0, N), work = ws.pre.view().rows(0, N);
+  SaeParams& gJ = *h.grad_J;
+  SaeParams& ga = *h.g_alpha;
+
+  // ∇J. ws.dec_tmp holds diag(norm_grad) W_dec when λ ≠ 0 (the norm term of ∇L_W_dec).
+  const bool l1 = terms.l1_coefficient != 0.f;
+  if (l1) be_.scaled_diff(gJ.W_dec, g.W_dec, ws.dec_tmp, 1.f);
+  else be_.copy(gJ.W_dec, g.W_dec);
+  const float c = h.smooth_l0 ? h.lambda_J * invN / h.eps : 0.f;
+  be_.upload(ws.pen.view(), pen.data());
+  be_.smooth_l0_grad(work, dpre, f, ws.pen, c, h.eps);
+  be_.gemm(gJ.W_enc, xc, true, work, false, 1.f, 0.f);
+  be_.col_sum(gJ.b_enc, work, 1.f, 0.f);
+  be_.col_sum(gJ.b_dec, dxhat, 1.f, 0.f);
+  if (cfg_.apply_b_dec_to_input)
+    be_.gemm(gJ.b_dec.reshape({d, 1}), params_.W_enc, false, gJ.b_enc.reshape({F, 1}), false, -1.f, 1.f);
+  h.J = st.sse * invN + (h.smooth_l0 ? static_cast<double>(h.lambda_J) * invN * be_.sum_tanh(f, h.eps) : 0.0);
+
+  // g_α.
+  std::vector<float> pen_a(static_cast<size_t>(F)), row_a(static_cast<size_t>(F)), benc_a(static_cast<size_t>(F));
+  for (int64_t i = 0; i < F; ++i) {
+    const float n = st.dec_norms[i];
+    pen_a[i] = terms.l1_coefficient * invN * h.dw[i] * n;
+    row_a[i] = n > 0 ? terms.l1_coefficient * invN * h.dw[i] * st.fsum[i] / n : 0.f;
+    benc_a[i] = pen_a[i] * st.fires[i];  // Σ_n dpre_α[n, i]
+  }
+  be_.scale(work, 0.f);
+  be_.upload(ws.pen.view(), pen_a.data());
+  be_.relu_backward(work, f, ws.pen);
+  be_.gemm(ga.W_enc, xc, true, work, false, 1.f, 0.f);
+  be_.upload(ga.b_enc, benc_a.data());
+  be_.copy(ga.W_dec, params_.W_dec);
+  be_.upload(ws.vec_F.view(), row_a.data());
+  be_.scale_rows(ga.W_dec, ws.vec_F);
+  // b_dec: −W_enc Σ_n dpre_α, split by level (a GEMV on the level's entries of Σ_n dpre_α).
+  h.g_alpha_bdec.assign(h.levels.size(), std::vector<float>(static_cast<size_t>(d), 0.f));
+  std::vector<float> total(static_cast<size_t>(d), 0.f);
+  Tensor part({d}, DType::F32, be_.device());
+  for (size_t l = 0; l < h.levels.size(); ++l) {
+    if (!cfg_.apply_b_dec_to_input) continue;
+    std::vector<float> masked(static_cast<size_t>(F), 0.f);
+    for (int i = h.levels[l].first; i < h.levels[l].second; ++i) masked[i] = benc_a[i];
+    be_.upload(ws.vec_F.view(), masked.data());
+    be_.gemm(part.view().reshape({d, 1}), params_.W_enc, false, ws.vec_F.view().reshape({F, 1}), false, -1.f, 0.f);
+    h.g_alpha_bdec[l] = to_host_f32(be_, part);
+    for (int64_t j = 0; j < d; ++j) total[j] += h.g_alpha_bdec[l][j];
+  }
+  be_.upload(ga.b_dec, total.data());
 }
 
 }  // namespace saelab

@@ -26,8 +26,11 @@ void export_saelens(const Sae& sae, const std::string& dir, const std::vector<fl
     log_density[i] = static_cast<float>(std::log10(static_cast<double>(density[i]) + 1e-10));
 
   const bool topk = c.architecture == SaeArchitecture::TopK;
+  const bool hier = c.architecture == SaeArchitecture::Hierarchical;
   json cfg = {
-      {"architecture", sae_architecture_name(c.architecture)},
+      // A hierarchical SAE is a standard SAE over the concatenated latents plus child gating; SAELens
+      // loads it as standard (without the gating), saelab reads the hierarchy back from "saelab".
+      {"architecture", hier ? "standard" : sae_architecture_name(c.architecture)},
       {"d_in", c.d_in},
       {"d_sae", c.d_sae},
       {"dtype", "float32"},
@@ -62,6 +65,14 @@ void export_saelens(const Sae& sae, const std::string& dir, const std::vector<fl
   if (topk) cfg["k"] = c.k;
   json sl = extra;
   sl["act_scale_folded"] = s;
+  if (hier) {
+    sl["hierarchy"] = {{"n_parents", c.n_parents},
+                       {"children_per_parent", c.children_per_parent},
+                       {"parents", {0, c.n_parents}},
+                       {"children", {c.n_parents, c.d_sae}},
+                       {"parent_of_child", "latent n_parents + j belongs to parent j / children_per_parent"},
+                       {"gating", "a child latent is zeroed where its parent is not active"}};
+  }
   sl["format"] = "saelab SAELens export v1";
   cfg["saelab"] = sl;
 
@@ -112,6 +123,12 @@ Sae load_saelens(const std::string& dir, Backend& be) {
     c.hook_name = meta.value("hook_name", cfg.value("hook_name", ""));
     c.context_size = meta.contains("context_size") && meta["context_size"].is_number() ? meta["context_size"].get<int>() : 128;
     c.hook_layer = cfg.value("hook_layer", 0);
+    if (cfg.contains("saelab") && cfg["saelab"].contains("hierarchy")) {
+      const json& h = cfg["saelab"]["hierarchy"];
+      c.architecture = SaeArchitecture::Hierarchical;
+      c.n_parents = h.at("n_parents").get<int>();
+      c.children_per_parent = h.at("children_per_parent").get<int>();
+    }
     if (cfg.value("normalize_activations", "none") != "none")
       fail("'{}': normalize_activations '{}' is not supported; export with the scale folded in", path,
            cfg["normalize_activations"].dump());

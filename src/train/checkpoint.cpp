@@ -20,7 +20,8 @@ void TrainState::init(const SaeConfig& c, Device device) {
   density_tokens = 0;
 }
 
-void save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const TrainState& st, const json& meta) {
+void save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const TrainState& st, const json& meta,
+                     const std::vector<std::pair<std::string, std::vector<float>>>& extra) {
   Backend& be = sae.backend();
   const std::string name = fmt::format("step_{:08d}", step);
   const std::string tmp = dir + "/" + name + ".tmp", final_dir = dir + "/" + name;
@@ -41,6 +42,7 @@ void save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const
   const float* base = sp.flat.f32();
   for (const auto& [n, view] : sp.named())
     ts.push_back({n, DType::F32, view.shape_vec(), p.data() + (static_cast<const float*>(view.data) - base)});
+  for (const auto& [n, v] : extra) ts.push_back({n, DType::F32, {static_cast<int64_t>(v.size())}, v.data()});
   write_safetensors(tmp + "/state.safetensors", ts);
   json j = meta;
   j["step"] = step;

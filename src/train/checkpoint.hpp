@@ -19,14 +19,16 @@ struct TrainState {
   void init(const SaeConfig& c, Device device);
 };
 
+// `extra`: further host tensors (the method's state) stored beside the parameters.
 void save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const TrainState& st,
-                     const nlohmann::json& meta);
+                     const nlohmann::json& meta,
+                     const std::vector<std::pair<std::string, std::vector<float>>>& extra = {});
 // The checkpoint directory with the highest step below `below_step`, if any.
 std::optional<std::string> latest_checkpoint(const std::string& dir, int64_t below_step);
 nlohmann::json read_checkpoint_meta(const std::string& ck_dir);
 // Restores parameters and state; returns the step.
 int64_t load_checkpoint(const std::string& ck_dir, Sae& sae, TrainState& st);
-// Decoder [F, d] of a checkpoint (for stability analyses), in the SAE's (scaled) units.
+// Complete checkpoint directories under `dir`, in step order.
 std::vector<std::string> list_checkpoints(const std::string& dir);
 
 }  // namespace saelab

@@ -2,6 +2,7 @@
 #include <set>
 #include <toml++/toml.h>
 
+#include "saelab/alpha.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/train.hpp"
 
@@ -36,7 +37,9 @@ json toml_to_json(const toml::node& n) {
   X(total_tokens) X(batch_size) X(lr) X(adam_beta1) X(adam_beta2) X(adam_eps) X(lr_warmup_fraction)             \
   X(lr_decay_fraction) X(l1_coefficient) X(l1_warmup_fraction) X(b_dec_init) X(normalize_activations)           \
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
-  X(resample_until_fraction) X(checkpoint_fractions) X(log_every)
+  X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty)    \
+  X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
+  X(target_l0) X(l0_controller_rate)
 
 json train_config_to_json(const TrainConfig& c) {
   json j;
@@ -77,6 +80,18 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
   if (c.normalize_activations != "expected_average_only_in" && c.normalize_activations != "none")
     fail("{}: normalize_activations must be expected_average_only_in or none, got '{}'", where,
          c.normalize_activations);
+  if (c.penalty != "l1" && c.penalty != "dual_adaptive")
+    fail("{}: penalty must be l1 or dual_adaptive, got '{}'", where, c.penalty);
+  if (c.penalty == "dual_adaptive" && c.architecture == "topk")
+    fail("{}: the dual-adaptive penalty needs a penalised SAE (standard or hierarchical), not topk", where);
+  alpha_mode_from_name(c.alpha_mode);
+  if (c.alpha < 0 || c.alpha > 1) fail("{}: alpha must be in [0, 1], got {}", where, c.alpha);
+  if (c.alpha_mode != "fixed" && c.penalty != "dual_adaptive")
+    fail("{}: alpha_mode '{}' needs penalty = \"dual_adaptive\"", where, c.alpha_mode);
+  if (c.meta_objective != "mse_smooth_l0" && c.meta_objective != "mse")
+    fail("{}: meta_objective must be mse_smooth_l0 or mse, got '{}'", where, c.meta_objective);
+  if (c.architecture == "hierarchical" && c.children_per_parent < 1)
+    fail("{}: children_per_parent must be at least 1, got {}", where, c.children_per_parent);
   for (double f : c.checkpoint_fractions)
     if (f <= 0 || f > 1) fail("{}: checkpoint fractions must be in (0, 1], got {}", where, f);
   return c;

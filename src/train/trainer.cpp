@@ -9,9 +9,11 @@
 #include <sstream>
 
 #include "checkpoint.hpp"
+#include "method_state.hpp"
 #include "saelab/activation_loader.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/progress.hpp"
+#include "saelab/safetensors.hpp"
 #include "saelab/sae_io.hpp"
 #include "saelab/train.hpp"
 
@@ -43,10 +45,11 @@ float l1_at(const TrainConfig& c, int64_t step, int64_t total) {
 
 const char* kLogHeader =
     "step,tokens,loss,mse,penalty,aux,l0,explained_variance,lr,l1_coefficient,dead_fraction,dense_fraction,tokens_per_s\n";
+const char* kAlphaHeader = "step,level,alpha,theta,signal,J\n";
 
-// Keeps the rows of train_log.csv up to `step` (a resumed run rewrites what follows).
-void truncate_log(const std::string& path, int64_t step) {
-  std::string kept = kLogHeader;
+// Keeps the rows of a per-step CSV up to `step` (a resumed run rewrites what follows).
+void truncate_log(const std::string& path, int64_t step, const char* header) {
+  std::string kept = header;
   if (file_exists(path)) {
     std::istringstream in(read_file(path));
     std::string line;
@@ -122,6 +125,38 @@ int64_t resample_dead(Sae& sae, TrainState& st, const std::vector<float>& x, con
   return static_cast<int64_t>(dead.size());
 }
 
+// Convergence analysis of every level's α trajectory in alpha_log.csv (method.md §3).
+json alpha_summary(const std::string& path, size_t levels) {
+  std::vector<std::vector<double>> traj(levels);
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::istringstream row(line);
+    std::string step, level, alpha;
+    std::getline(row, step, ',');
+    std::getline(row, level, ',');
+    std::getline(row, alpha, ',');
+    const size_t l = std::stoul(level);
+    if (l < levels) traj[l].push_back(std::stod(alpha));
+  }
+  json out = json::array();
+  for (size_t l = 0; l < levels; ++l) {
+    const AlphaConvergence c = analyze_alpha(traj[l]);
+    out.push_back({{"level", l},
+                   {"final_alpha", c.final_alpha},
+                   {"converged", c.converged},
+                   {"t_star", c.t_star},
+                   {"final_window_range", c.final_window_range},
+                   {"at_bound_low", c.at_bound_low},
+                   {"at_bound_high", c.at_bound_high},
+                   {"oscillating", c.oscillating},
+                   {"sign_change_rate", c.sign_change_rate},
+                   {"steps", traj[l].size()}});
+  }
+  return out;
+}
+
 }  // namespace
 
 TrainResult train_sae(const TrainConfig& cfg) {
@@ -153,15 +188,22 @@ TrainResult train_sae(const TrainConfig& cfg) {
   sc.architecture = sae_architecture_from_name(cfg.architecture);
   sc.d_in = manifest.d_in;
   sc.d_sae = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * manifest.d_in;
+  if (sc.architecture == SaeArchitecture::Hierarchical) sc.d_sae = 0;  // set below from the hierarchy
   sc.k = cfg.k;
   sc.k_aux = cfg.k_aux;
   sc.aux_coefficient = cfg.aux_coefficient;
   sc.unit_norm_decoder = sc.architecture == SaeArchitecture::TopK;
+  if (sc.architecture == SaeArchitecture::Hierarchical) {
+    sc.children_per_parent = cfg.children_per_parent;
+    const int wanted = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * manifest.d_in;
+    sc.n_parents = cfg.n_parents > 0 ? cfg.n_parents : std::max(1, wanted / (1 + cfg.children_per_parent));
+  }
   sc.model_name = manifest.model_name;
   sc.hook_name = manifest.hook_name;
   sc.hook_layer = std::stoi(manifest.hook_name.substr(7, manifest.hook_name.find('.', 7) - 7));
   sc.context_size = manifest.settings.value("context_size", 128);
   sc.dataset_path = fs::absolute(cfg.activations).lexically_normal().string();
+  if (sc.architecture == SaeArchitecture::Hierarchical) sc.d_sae = sc.n_parents * (1 + sc.children_per_parent);
   const int64_t N = cfg.batch_size, d = sc.d_in, F = sc.d_sae;
   const int64_t total_tokens = cfg.total_tokens > 0 ? cfg.total_tokens : manifest.n_tokens;
   const int64_t S = std::max<int64_t>(1, total_tokens / N);
@@ -177,9 +219,11 @@ TrainResult train_sae(const TrainConfig& cfg) {
   }
   Sae sae(sc, be);
   st.init(sae.config(), be.device());
+  MethodState method(cfg, sae);
   int64_t step = 0;
   if (latest) {
     step = load_checkpoint(*latest, sae, st);
+    method.load(SafetensorsFile(*latest + "/state.safetensors"), read_checkpoint_meta(*latest));
     result.resumed = true;
     result.resumed_from_step = step;
   } else {
@@ -198,7 +242,8 @@ TrainResult train_sae(const TrainConfig& cfg) {
     }
     sae.init(cfg.seed, sc.unit_norm_decoder ? 1.0f : cfg.decoder_init_norm, b_dec);
   }
-  truncate_log(out + "/train_log.csv", step);
+  truncate_log(out + "/train_log.csv", step, kLogHeader);
+  if (method.dual()) truncate_log(out + "/alpha_log.csv", step, kAlphaHeader);
 
   ActivationLoader loader(manifest, cfg.buffer_tokens, cfg.seed, sae.config().act_scale);
   loader.skip(step, N);  // replay: the batch sequence is a function of the seed only
@@ -212,6 +257,8 @@ TrainResult train_sae(const TrainConfig& cfg) {
 
   Progress bar(fmt::format("train {} F={}", cfg.architecture, F), S * N);
   std::ofstream log(out + "/train_log.csv", std::ios::app);
+  std::ofstream alpha_log;
+  if (method.dual()) alpha_log.open(out + "/alpha_log.csv", std::ios::app);
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_this_run = 0;
   double ema_loss = 0, ema_mse = 0, ema_l0 = 0, ema_ev = 0;
@@ -227,20 +274,29 @@ TrainResult train_sae(const TrainConfig& cfg) {
   for (; step < S; ++step) {
     loader.next(N, xh.data());
     be.upload(X.view(), xh.data());
-    SaeLossTerms terms;
-    terms.l1_coefficient = l1_at(cfg, step, S);
+    SaeLossTerms terms = method.terms(l1_at(cfg, step, S));
     if (sc.architecture == SaeArchitecture::TopK) {
       terms.dead.assign(static_cast<size_t>(F), 0.f);
       for (int64_t i = 0; i < F; ++i)
         terms.dead[i] = st.tokens_since_fired[i] >= static_cast<float>(cfg.dead_window_tokens) ? 1.f : 0.f;
     }
-    const SaeBatchStats bs = sae.forward_backward(X, terms, grads, ws);
+    SaeHyperRequest* hyper = method.hyper_request(terms.l1_coefficient);
+    const SaeBatchStats bs = sae.forward_backward(X, terms, grads, ws, hyper);
     if (!std::isfinite(bs.loss())) fail("training diverged at step {}: loss is {}", step, bs.loss());
+    method.after_backward(bs, terms);
     if (sc.unit_norm_decoder) be.project_out_rows(grads.W_dec, sae.params().W_dec);
     const float lr = lr_at(cfg, step, S);
     be.adam(sae.params().flat, grads.flat, st.adam_m.flat, st.adam_v.flat, lr, cfg.adam_beta1, cfg.adam_beta2,
             cfg.adam_eps, step + 1);
+    method.after_adam(grads, st.adam_m, st.adam_v, lr, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps, step + 1);
     if (sc.unit_norm_decoder) sae.normalize_decoder_rows();
+    method.after_step(bs);
+    if (method.dual()) {
+      const auto alphas = method.alphas();
+      for (size_t l = 0; l < alphas.size(); ++l)
+        alpha_log << fmt::format("{},{},{:.8g},{:.8g},{:.6g},{:.6g}\n", step + 1, l, alphas[l], method.alpha().theta[l],
+                                 method.alpha().last_signal[l], method.last_J());
+    }
 
     // Latent health from this batch's firing counts.
     Tensor fires({F}, DType::F32, be.device()), mass({F}, DType::F32, be.device());
@@ -288,9 +344,15 @@ TrainResult train_sae(const TrainConfig& cfg) {
                          lr, terms.l1_coefficient, double(dead) / F, double(dense) / F, tokens_this_run / secs);
       log.flush();
     }
-    if (cfg.progress)
-      bar.update((step + 1) * N, fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f} dead {:.1f}%", ema_loss, ema_l0, ema_ev,
-                                             100.0 * dead / F));
+    if (cfg.progress) {
+      std::string extra = fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f} dead {:.1f}%", ema_loss, ema_l0, ema_ev,
+                                      100.0 * dead / F);
+      if (method.dual()) {
+        extra += " α";
+        for (double a : method.alphas()) extra += fmt::format(" {:.3f}", a);
+      }
+      bar.update((step + 1) * N, extra);
+    }
     result.steps = step + 1;
     if (step + 1 == S) {  // export before the final checkpoint: a final checkpoint implies a finished export
       std::vector<float> density(static_cast<size_t>(F));
@@ -309,15 +371,30 @@ TrainResult train_sae(const TrainConfig& cfg) {
                         {"dense_fraction", double(dense) / F},
                         {"tokens_per_s_this_run", tokens_this_run / secs},
                         {"resumed_from_step", result.resumed_from_step}};
-      export_saelens(sae, out + "/sae", density, {{"training", result.summary}, {"config", train_config_to_json(cfg)}});
+      json extra = {{"training", result.summary}, {"config", train_config_to_json(cfg)}};
+      if (method.dual()) {
+        alpha_log.flush();
+        result.summary["alpha_mode"] = cfg.alpha_mode;
+        result.summary["final_alpha"] = method.alphas();
+        result.summary["alpha"] = alpha_summary(out + "/alpha_log.csv", method.alphas().size());
+        write_file_atomic(out + "/alpha_summary.json", result.summary["alpha"].dump(2) + "\n");
+        extra["training"] = result.summary;
+        extra["penalty"] = {{"type", "dual_adaptive"}, {"alpha_mode", cfg.alpha_mode}, {"alpha", method.alphas()},
+                            {"gamma", cfg.gamma}};
+      }
+      export_saelens(sae, out + "/sae", density, extra);
       write_file_atomic(out + "/training_summary.json", result.summary.dump(2) + "\n");
     }
-    if (std::find(ck_steps.begin(), ck_steps.end(), step + 1) != ck_steps.end())
-      save_checkpoint(out + "/checkpoints", step + 1, sae, st,
-                      {{"act_scale", sae.config().act_scale},
-                       {"tokens", (step + 1) * N},
-                       {"fraction", double(step + 1) / S},
-                       {"ema", {ema_loss, ema_mse, ema_l0, ema_ev}}});
+    if (std::find(ck_steps.begin(), ck_steps.end(), step + 1) != ck_steps.end()) {
+      json meta = {{"act_scale", sae.config().act_scale},
+                   {"tokens", (step + 1) * N},
+                   {"fraction", double(step + 1) / S},
+                   {"ema", {ema_loss, ema_mse, ema_l0, ema_ev}}};
+      std::vector<std::pair<std::string, std::vector<float>>> extra;
+      method.save(extra, meta);
+      if (method.dual()) alpha_log.flush();
+      save_checkpoint(out + "/checkpoints", step + 1, sae, st, meta, extra);
+    }
   }
   if (cfg.progress) bar.finish(fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f}", ema_loss, ema_l0, ema_ev));
   return result;

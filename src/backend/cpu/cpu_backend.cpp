@@ -295,6 +295,33 @@ class CpuBackend final : public Backend {
     check_f32(y, "scale", "y");
     cpu::scale(y, alpha);
   }
+  void hierarchy_gate(TensorView f, int n_parents, int children_per_parent) override {
+    check_f32(f, "hierarchy_gate", "f");
+    cpu::hierarchy_gate(f, n_parents, children_per_parent);
+  }
+  void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) override {
+    check_f32(out, "smooth_l0_grad", "out"), check_f32(dpre, "smooth_l0_grad", "dpre"), check_f32(f, "smooth_l0_grad", "f");
+    check_f32(pen, "smooth_l0_grad", "pen");
+    cpu::smooth_l0_grad(out, dpre, f, pen, c, eps);
+  }
+  double sum_tanh(TensorView f, float eps) override {
+    check_f32(f, "sum_tanh", "f");
+    return cpu::sum_tanh(f, eps);
+  }
+  void col_dot(TensorView out, TensorView A, TensorView B) override {
+    check_f32(out, "col_dot", "out"), check_f32(A, "col_dot", "A"), check_f32(B, "col_dot", "B");
+    cpu::col_dot(out, A, B);
+  }
+  void row_dot(TensorView out, TensorView A, TensorView B) override {
+    check_f32(out, "row_dot", "out"), check_f32(A, "row_dot", "A"), check_f32(B, "row_dot", "B");
+    cpu::row_dot(out, A, B);
+  }
+  void adam_tangent(TensorView u, TensorView g, TensorView g_alpha, TensorView m, TensorView v, float lr, float beta1,
+                    float beta2, float eps, int64_t t) override {
+    check_f32(u, "adam_tangent", "u"), check_f32(g, "adam_tangent", "g"), check_f32(g_alpha, "adam_tangent", "g_alpha");
+    check_f32(m, "adam_tangent", "m"), check_f32(v, "adam_tangent", "v");
+    cpu::adam_tangent(u, g, g_alpha, m, v, lr, beta1, beta2, eps, t);
+  }
   void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
             int64_t t) override {
     check_f32(p, "adam", "p"), check_f32(g, "adam", "g"), check_f32(m, "adam", "m"), check_f32(v, "adam", "v");

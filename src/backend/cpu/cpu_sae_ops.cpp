@@ -234,6 +234,116 @@ void scale(TensorView y, float alpha) {
   for (int64_t i = 0; i < n; ++i) yp[i] *= alpha;
 }
 
+void hierarchy_gate(TensorView f, int n_parents, int children_per_parent) {
+  const int64_t F = f.dim(-1), N = f.numel() / F, P = n_parents, m = children_per_parent;
+  SAELAB_ASSERT(P + P * m == F, "hierarchy_gate: {} parents x {} children do not make F = {}", P, m, F);
+  float* fp = f.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    float* row = fp + n * F;
+    for (int64_t j = 0; j < P * m; ++j)
+      if (!(row[j / m] > 0.f)) row[P + j] = 0.f;
+  }
+}
+
+void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) {
+  const int64_t F = pen.numel(), N = f.numel() / F;
+  SAELAB_ASSERT(out.numel() == f.numel() && dpre.numel() == f.numel() && f.numel() == N * F, "smooth_l0_grad shapes");
+  float* op = out.f32();
+  const float* dp = dpre.f32();
+  const float* fp = f.f32();
+  const float* pp = pen.f32();
+  const float inv_eps = 1.0f / eps;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < F; ++i) {
+      const int64_t k = n * F + i;
+      if (fp[k] > 0.f) {
+        const float th = std::tanh(fp[k] * inv_eps);
+        op[k] = dp[k] + c * (1.0f - th * th) - pp[i];
+      } else {
+        op[k] = dp[k];
+      }
+    }
+}
+
+double sum_tanh(TensorView f, float eps) {
+  const int64_t n = f.numel();
+  const float* fp = f.f32();
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(static_cast<size_t>(chunks), 0.0);
+  const float inv_eps = 1.0f / eps;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double s = 0;
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+      if (fp[i] != 0.f) s += std::tanh(static_cast<double>(fp[i]) * inv_eps);
+    part[c] = s;
+  }
+  double total = 0;
+  for (double s : part) total += s;
+  return total;
+}
+
+void col_dot(TensorView out, TensorView A, TensorView B) {
+  const int64_t F = out.numel(), R = A.numel() / F;
+  SAELAB_ASSERT(A.numel() == B.numel() && A.numel() == R * F, "col_dot shapes");
+  const float* ap = A.f32();
+  const float* bp = B.f32();
+  float* op = out.f32();
+  const int64_t blocks = (F + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kColBlock, c1 = std::min(F, c0 + kColBlock);
+    double acc[kColBlock] = {};
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t i = c0; i < c1; ++i) acc[i - c0] += static_cast<double>(ap[r * F + i]) * bp[r * F + i];
+    for (int64_t i = c0; i < c1; ++i) op[i] = static_cast<float>(acc[i - c0]);
+  }
+}
+
+void row_dot(TensorView out, TensorView A, TensorView B) {
+  const int64_t F = out.numel(), d = A.numel() / F;
+  SAELAB_ASSERT(A.numel() == B.numel() && A.numel() == F * d, "row_dot shapes");
+  const float* ap = A.f32();
+  const float* bp = B.f32();
+  float* op = out.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < F; ++i) {
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += static_cast<double>(ap[i * d + j]) * bp[i * d + j];
+    op[i] = static_cast<float>(s);
+  }
+}
+
+// Δp = −(lr / bc1) m / (sqrt(v / bc2) + eps), m = β1 m' + (1−β1) g, v = β2 v' + (1−β2) g²:
+// ∂Δp/∂α = −(lr / bc1) [ (1−β1) g_α / D − m (1−β2) g g_α / (bc2 · sqrt(v / bc2) · D²) ],
+// D = sqrt(v / bc2) + eps.
+void adam_tangent(TensorView u, TensorView g, TensorView g_alpha, TensorView m, TensorView v, float lr, float beta1,
+                  float beta2, float eps, int64_t t) {
+  SAELAB_ASSERT(u.numel() == g.numel() && g.numel() == g_alpha.numel() && g.numel() == m.numel() &&
+                    m.numel() == v.numel() && t >= 1,
+                "adam_tangent shapes");
+  const int64_t n = u.numel();
+  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t));
+  const double step = lr / bc1;
+  float* up = u.f32();
+  const float* gp = g.f32();
+  const float* ga = g_alpha.f32();
+  const float* mp = m.f32();
+  const float* vp = v.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const double s = std::sqrt(static_cast<double>(vp[i]) / bc2);
+    const double D = s + eps;
+    double dv_term = 0.0;
+    if (s > 0) dv_term = static_cast<double>(mp[i]) * (1.0 - beta2) * gp[i] * ga[i] / (bc2 * s * D * D);
+    up[i] = static_cast<float>(-step * ((1.0 - beta1) * ga[i] / D - dv_term));
+  }
+}
+
 void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
           int64_t t) {
   SAELAB_ASSERT(p.numel() == g.numel() && g.numel() == m.numel() && m.numel() == v.numel() && t >= 1, "adam shapes");

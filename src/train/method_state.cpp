@@ -1,0 +1,122 @@
+#include "method_state.hpp"
+
+#include <cmath>
+
+namespace saelab {
+
+using json = nlohmann::json;
+
+MethodState::MethodState(const TrainConfig& cfg, const Sae& sae)
+    : cfg_(cfg),
+      sae_(sae),
+      levels_(sae.levels()),
+      dual_(cfg.penalty == "dual_adaptive"),
+      alpha_(alpha_mode_from_name(cfg.alpha_mode), static_cast<int>(levels_.size()), cfg.alpha, cfg.alpha_lr) {
+  if (dual_) weights_ = DualAdaptiveWeights(levels_, sae.config().d_sae, cfg.gamma, cfg.stats_decay, cfg.p_target);
+  if (alpha_.mode() == AlphaMode::Learned) hyper_.init(sae.config(), sae.backend().device(), levels_.size());
+}
+
+SaeLossTerms MethodState::terms(float l1_warm) const {
+  SaeLossTerms t;
+  t.l1_coefficient = static_cast<float>(l1_warm * lambda_scale_);
+  if (dual_) t.penalty_weights = weights_.weights(alpha_.alphas());
+  return t;
+}
+
+SaeHyperRequest* MethodState::hyper_request(float l1_coefficient) {
+  requested_ = false;
+  if (alpha_.mode() != AlphaMode::Learned || !weights_.ready()) return nullptr;
+  const double mean_m = weights_.mean_magnitude();
+  if (mean_m <= 0) return nullptr;
+  std::vector<float> wf, wm;
+  weights_.components(wf, wm);
+  request_.dw.resize(wf.size());
+  for (size_t i = 0; i < wf.size(); ++i) request_.dw[i] = wf[i] - wm[i];
+  // method.md §2: ε ≈ 0.1 of the typical active magnitude, λ_J = λ·mean(m).
+  request_.eps = static_cast<float>(cfg_.smooth_l0_eps_factor * mean_m);
+  request_.lambda_J = static_cast<float>(cfg_.l1_coefficient * lambda_scale_ * mean_m);
+  request_.smooth_l0 = cfg_.meta_objective == "mse_smooth_l0";
+  request_.levels = levels_;
+  request_.grad_J = &hyper_.grad_J;
+  request_.g_alpha = &hyper_.g_alpha;
+  requested_ = true;
+  (void)l1_coefficient;
+  return &request_;
+}
+
+void MethodState::after_backward(const SaeBatchStats& st, const SaeLossTerms& terms) {
+  if (alpha_.mode() == AlphaMode::Learned && requested_) {
+    last_J_ = request_.J;
+    if (hyper_.have_u) alpha_.hyper_step(level_hypergradients(sae_, hyper_, levels_));
+  } else if (alpha_.mode() == AlphaMode::Naive && dual_ && weights_.ready() && !st.dec_norms.empty()) {
+    // ∂L/∂α_level = (λ/N) Σ_{i ∈ level} (w_freq,i − w_mag,i) ‖W_dec,i‖ Σ_n f_ni
+    std::vector<float> wf, wm;
+    weights_.components(wf, wm);
+    std::vector<double> g(levels_.size(), 0.0);
+    for (size_t l = 0; l < levels_.size(); ++l)
+      for (int i = levels_[l].first; i < levels_[l].second; ++i)
+        g[l] += static_cast<double>(terms.l1_coefficient) / static_cast<double>(st.n) * (wf[i] - wm[i]) *
+                st.dec_norms[i] * st.fsum[i];
+    alpha_.naive_step(g);
+  }
+}
+
+void MethodState::after_adam(const SaeParams& grads, const SaeParams& m, const SaeParams& v, float lr, float beta1,
+                             float beta2, float eps, int64_t t) {
+  if (alpha_.mode() != AlphaMode::Learned || !requested_) return;
+  update_tangent(sae_, hyper_, grads, m, v, request_.g_alpha_bdec, lr, beta1, beta2, eps, t);
+}
+
+void MethodState::after_step(const SaeBatchStats& st) {
+  if (dual_) weights_.update(st.fires, st.fsum, st.n);
+  if (cfg_.target_l0 > 0) {
+    // Multiplicative controller: λ grows while L0 is above target and shrinks below it.
+    const double l0 = st.l0 / static_cast<double>(st.n);
+    lambda_scale_ *= std::exp(cfg_.l0_controller_rate * (l0 - cfg_.target_l0) / cfg_.target_l0);
+  }
+}
+
+void MethodState::save(std::vector<std::pair<std::string, std::vector<float>>>& tensors, json& meta) const {
+  json m;
+  m["lambda_scale"] = lambda_scale_;
+  m["alpha_theta"] = alpha_.theta;
+  m["alpha_adam_m"] = alpha_.adam_m;
+  m["alpha_adam_v"] = alpha_.adam_v;
+  m["alpha_naive_t"] = alpha_.naive_t;
+  m["last_J"] = last_J_;
+  if (dual_) {
+    m["dual_seen"] = weights_.ready();
+    tensors.push_back({"method.p", weights_.p});
+    tensors.push_back({"method.m", weights_.m});
+  }
+  if (alpha_.mode() == AlphaMode::Learned) {
+    m["have_u"] = hyper_.have_u;
+    Backend& be = sae_.backend();
+    tensors.push_back({"method.u", to_host_f32(be, hyper_.u.flat)});
+    for (size_t l = 0; l < hyper_.u_bdec.size(); ++l) tensors.push_back({"method.u_bdec." + std::to_string(l), hyper_.u_bdec[l]});
+  }
+  meta["method"] = m;
+}
+
+void MethodState::load(const SafetensorsFile& f, const json& meta) {
+  if (!meta.contains("method")) return;
+  const json& m = meta["method"];
+  lambda_scale_ = m.value("lambda_scale", 1.0);
+  alpha_.theta = m.at("alpha_theta").get<std::vector<double>>();
+  alpha_.adam_m = m.at("alpha_adam_m").get<std::vector<double>>();
+  alpha_.adam_v = m.at("alpha_adam_v").get<std::vector<double>>();
+  alpha_.naive_t = m.at("alpha_naive_t").get<int64_t>();
+  last_J_ = m.value("last_J", 0.0);
+  if (dual_) {
+    weights_.p = f.read_f32("method.p");
+    weights_.m = f.read_f32("method.m");
+    weights_.set_seen(m.value("dual_seen", false));
+  }
+  if (alpha_.mode() == AlphaMode::Learned) {
+    hyper_.have_u = m.value("have_u", false);
+    sae_.backend().upload(hyper_.u.flat.view(), f.read_f32("method.u", {hyper_.u.flat.numel()}).data());
+    for (size_t l = 0; l < hyper_.u_bdec.size(); ++l) hyper_.u_bdec[l] = f.read_f32("method.u_bdec." + std::to_string(l));
+  }
+}
+
+}  // namespace saelab

@@ -1,0 +1,60 @@
+// The per-step state of the mission's method on top of the plain trainer: dual-adaptive penalty
+// weights, the α controller (fixed / learned by hypergradient / naive), the hypergradient's tangent,
+// and the optional target-L0 controller on λ. Everything here is saved in checkpoints so a resumed
+// run continues bit-identically.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "hypergradient.hpp"
+#include "saelab/alpha.hpp"
+#include "saelab/dual_adaptive.hpp"
+#include "saelab/safetensors.hpp"
+#include "saelab/train.hpp"
+
+namespace saelab {
+
+class MethodState {
+ public:
+  MethodState(const TrainConfig& cfg, const Sae& sae);
+
+  bool dual() const { return dual_; }
+  AlphaMode alpha_mode() const { return alpha_.mode(); }
+  std::vector<double> alphas() const { return alpha_.alphas(); }
+  const AlphaController& alpha() const { return alpha_; }
+  double lambda_scale() const { return lambda_scale_; }
+
+  // The loss terms of this step: λ (warm-up × target-L0 controller), penalty weights w(α).
+  SaeLossTerms terms(float l1_warm) const;
+  // Non-null when this step computes hypergradient pieces (learned α with statistics available).
+  SaeHyperRequest* hyper_request(float l1_coefficient);
+  // After forward/backward: α updates (hypergradient with the previous tangent, or naive).
+  void after_backward(const SaeBatchStats& st, const SaeLossTerms& terms);
+  // After the Adam step: the tangent for the next hypergradient.
+  void after_adam(const SaeParams& grads, const SaeParams& m, const SaeParams& v, float lr, float beta1, float beta2,
+                  float eps, int64_t t);
+  // After the step: statistics EMAs and the λ controller.
+  void after_step(const SaeBatchStats& st);
+
+  // Checkpoint I/O: host tensors named "method.*" and a JSON object.
+  void save(std::vector<std::pair<std::string, std::vector<float>>>& tensors, nlohmann::json& meta) const;
+  void load(const SafetensorsFile& f, const nlohmann::json& meta);
+
+  double last_J() const { return last_J_; }
+
+ private:
+  const TrainConfig& cfg_;
+  const Sae& sae_;
+  std::vector<std::pair<int, int>> levels_;
+  bool dual_ = false;
+  DualAdaptiveWeights weights_;
+  AlphaController alpha_;
+  HyperState hyper_;
+  SaeHyperRequest request_;
+  bool requested_ = false;
+  double lambda_scale_ = 1.0;
+  double last_J_ = 0;
+};
+
+}  // namespace saelab
