@@ -177,3 +177,143 @@ TEST(DualAdaptive, WeightsAreMeanOnePerLevelAndFollowTheStatistics) {
   EXPECT_FLOAT_EQ(mix[1], 0.25f * wf[1] + 0.75f * wm[1]);
   EXPECT_FLOAT_EQ(mix[4], 0.75f * wf[4] + 0.25f * wm[4]);
 }
+
+// ---- the method end to end on planted data ----
+
+#include <filesystem>
+#include <fstream>
+
+#include "saelab/atomic_file.hpp"
+#include "saelab/safetensors.hpp"
+#include "saelab/sae_io.hpp"
+#include "saelab/synthetic.hpp"
+#include "saelab/train.hpp"
+#include "train/checkpoint.hpp"
+
+namespace {
+
+std::string planted_hierarchy() {
+  static const std::string dir = [] {
+    SyntheticConfig c;
+    c.d = 64;
+    c.n_features = 12;
+    c.children_per_parent = 3;
+    c.freq_min = 0.05;
+    c.freq_max = 0.15;
+    c.child_prob_min = 0.25;
+    c.child_prob_max = 0.5;
+    c.mag_min = 2;
+    c.mag_max = 4;
+    c.child_mag_min = 0.7;
+    c.child_mag_max = 1.4;
+    c.n_tokens = 200000;
+    c.seed = 11;
+    const std::string out = test::make_temp_dir("planted") + "/acts";
+    write_synthetic(c, out);
+    return out;
+  }();
+  return dir;
+}
+
+TrainConfig hierarchical_config(const std::string& out) {
+  TrainConfig c;
+  c.activations = planted_hierarchy();
+  c.out_dir = out;
+  c.architecture = "hierarchical";
+  c.n_parents = 12;
+  c.children_per_parent = 4;
+  c.batch_size = 512;
+  c.total_tokens = 2000000;
+  c.lr = 1e-3f;
+  c.l1_coefficient = 1.f;
+  c.b_dec_init = "zeros";
+  c.progress = false;
+  return c;
+}
+
+}  // namespace
+
+// The hierarchical SAE puts the planted parents in its parent level. Children are only partly
+// recovered today (see issue 4's note); the bound below guards the current level.
+TEST(Hierarchical, RecoversPlantedParentsInTheParentLevel) {
+  const TrainConfig c = hierarchical_config(test::make_temp_dir("hier") + "/run");
+  train_sae(c);
+  SafetensorsFile truth(c.activations + "/truth.safetensors");
+  const std::vector<float> dirs = truth.read_f32("directions");
+  const std::vector<int32_t> parent_of = truth.read_i32("parent_of");
+  Sae sae = load_saelens(c.out_dir + "/sae", cpu_backend());
+  ASSERT_EQ(sae.config().architecture, SaeArchitecture::Hierarchical);
+  const std::vector<float> W = to_host_f32(cpu_backend(), sae.params().W_dec);
+  const int P = sae.config().n_parents, F = sae.config().d_sae;
+  const auto parents = best_cosines(dirs, 12, W, 0, P, 64);
+  int found = 0;
+  for (double v : parents) found += v > 0.9;
+  EXPECT_GE(found, 11) << "planted parents found by parent latents at cosine > 0.9";
+  const std::vector<float> child_dirs(dirs.begin() + 12 * 64, dirs.end());
+  const auto children = best_cosines(child_dirs, 36, W, P, F, 64);
+  double mean = 0;
+  for (double v : children) mean += v / 36;
+  EXPECT_GT(mean, 0.7) << "mean best cosine of planted children among child latents";
+  const auto cfg = read_saelens_cfg(c.out_dir + "/sae");
+  EXPECT_EQ(cfg["architecture"], "standard");  // loadable as a standard SAE over concatenated latents
+  EXPECT_EQ(cfg["saelab"]["hierarchy"]["n_parents"], 12);
+}
+
+// Fixed α stays put, learned α moves by hypergradient and is analysed, naive α runs to a bound
+// (the collapse the method warns about); every step of α is logged per level.
+TEST(DualAdaptiveTraining, AlphaModesLogAndBehave) {
+  const std::string dir = test::make_temp_dir("alpha");
+  auto run = [&](const std::string& mode, double alpha) {
+    TrainConfig c = hierarchical_config(dir + "/" + mode);
+    c.total_tokens = 300000;
+    c.penalty = "dual_adaptive";
+    c.alpha_mode = mode;
+    c.alpha = alpha;
+    c.alpha_lr = mode == "naive" ? 0.01 : 5.0;
+    return train_sae(c);
+  };
+  const TrainResult fixed = run("fixed", 0.25), learned = run("learned", 0.5), naive = run("naive", 0.5);
+  const int64_t steps = 300000 / 512;
+  for (const char* m : {"fixed", "learned", "naive"}) {
+    std::ifstream log(dir + "/" + m + "/alpha_log.csv");
+    std::string line;
+    int64_t rows = 0;
+    while (std::getline(log, line)) ++rows;
+    EXPECT_EQ(rows, 1 + 2 * steps) << m;  // header + one row per level per step
+  }
+  EXPECT_EQ(fixed.summary["final_alpha"], (std::vector<double>{0.25, 0.25}));
+  const auto la = learned.summary["final_alpha"].get<std::vector<double>>();
+  EXPECT_TRUE(std::abs(la[0] - 0.5) > 1e-4 || std::abs(la[1] - 0.5) > 1e-4) << "learned α never moved";
+  for (double a : la) EXPECT_TRUE(a > 0 && a < 1);
+  const auto na = naive.summary["final_alpha"].get<std::vector<double>>();
+  EXPECT_TRUE(na[0] == 0.0 || na[0] == 1.0) << na[0];
+  EXPECT_TRUE(naive.summary["alpha"][0]["at_bound_low"].get<bool>() || naive.summary["alpha"][0]["at_bound_high"].get<bool>());
+  EXPECT_TRUE(file_exists(dir + "/learned/alpha_summary.json"));
+}
+
+// A learned-α run resumed from its 50% checkpoint ends bit-identical to an uninterrupted one: the
+// α state, the statistics EMAs and the hypergradient tangent are all checkpointed.
+TEST(DualAdaptiveTraining, LearnedAlphaResumesBitIdentically) {
+  const std::string dir = test::make_temp_dir("alpha");
+  auto config = [&](const std::string& name) {
+    TrainConfig c = hierarchical_config(dir + "/" + name);
+    c.total_tokens = 200000;
+    c.penalty = "dual_adaptive";
+    c.alpha_mode = "learned";
+    c.alpha_lr = 5.0;
+    return c;
+  };
+  train_sae(config("whole"));
+  const TrainConfig cut = config("cut");
+  train_sae(cut);
+  // Roll the run back to its 50% checkpoint, as if killed just after writing it.
+  namespace fs = std::filesystem;
+  fs::remove_all(cut.out_dir + "/sae");
+  fs::remove(cut.out_dir + "/training_summary.json");
+  for (const auto& ck : list_checkpoints(cut.out_dir + "/checkpoints"))
+    if (read_checkpoint_meta(ck)["fraction"].get<double>() > 0.5) fs::remove_all(ck);
+  const TrainResult r = train_sae(cut);
+  EXPECT_TRUE(r.resumed);
+  EXPECT_EQ(read_file(dir + "/whole/sae/sae_weights.safetensors"), read_file(dir + "/cut/sae/sae_weights.safetensors"));
+  EXPECT_EQ(read_file(dir + "/whole/alpha_log.csv"), read_file(dir + "/cut/alpha_log.csv"));
+}

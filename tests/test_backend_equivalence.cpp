@@ -373,7 +373,11 @@ TEST_P(BackendEquivalence, HierarchyGate) {
     for (int j = 0; j < P * m; ++j)
       if (!(f[n * F + j / m] > 0)) want[n * F + P + j] = 0;
   Tensor T = dev(be, f, {N, F});
-  be.hierarchy_gate(T, P, m);
+  be.hierarchy_gate(T, P, m, true);
+  EXPECT_LE(rel_error(to_host_f32(be, T), want), 0.0);
+  for (int n = 0; n < N; ++n)
+    for (int j = 0; j < P * m; ++j) want[n * F + P + j] = 0;
+  be.hierarchy_gate(T, P, m, false);
   EXPECT_LE(rel_error(to_host_f32(be, T), want), 0.0);
 }
 

@@ -83,8 +83,15 @@ class Backend {
   // y *= alpha, elementwise
   virtual void scale(TensorView y, float alpha) = 0;
   // Two-level hierarchy: latents [0, P) are parents, [P, P + P·m) children; child j (column P + j)
-  // is zeroed where its parent j / m is not active: f[n, P+j] *= 1[f[n, j/m] > 0].
-  virtual void hierarchy_gate(TensorView f, int n_parents, int children_per_parent) = 0;
+  // is zeroed where its parent j / m is not active: f[n, P+j] *= 1[f[n, j/m] > 0]; with
+  // children_on = false every child is zeroed (parents-first training).
+  virtual void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on) = 0;
+  // ReLU backward for the hierarchy, in place on df [N,F] (raw ∂L/∂f in, ∂L/∂pre out):
+  //   all latents: df = (df + pen_i)·1[f > 0]
+  //   parents, with a straight-through gate (width > 0): df[n,p] += G_np · 1[|pre[n,p]| < width/2] / width,
+  //   G_np = Σ_{children j of p} (raw df[n,j] + pen_j)·max(pre[n,j], 0)  (∂L/∂gate_p)
+  virtual void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
+                                  int children_per_parent, float width) = 0;
   // Gradient of the meta-objective's smooth L0 from the training dpre:
   //   out[n,i] = dpre[n,i] + (c·sech²(f[n,i]/eps) − pen[i])·1[f[n,i] > 0]
   virtual void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) = 0;

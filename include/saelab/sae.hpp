@@ -29,6 +29,9 @@ struct SaeConfig {
   bool apply_b_dec_to_input = true;
   bool unit_norm_decoder = false;  // keep ‖W_dec,i‖ = 1 (topk); the standard SAE puts the norm in its penalty
   int n_parents = 0, children_per_parent = 0;  // hierarchical: d_sae = n_parents · (1 + children_per_parent)
+  // Hierarchical: width of the straight-through estimate of the gate's gradient (0: exact gradient,
+  // where the gate is a step and parents never learn what turning off costs their children).
+  float gate_ste_width = 0.f;
   // Provenance for the SAELens cfg.json.
   std::string model_name, hook_name;
   int hook_layer = 0, context_size = 128;
@@ -118,6 +121,8 @@ class Sae {
   // b_dec = `b_dec_init` [d] (mean or geometric median of the data, or zeros).
   void init(uint64_t seed, float dec_norm, const std::vector<float>& b_dec_init);
   void normalize_decoder_rows();  // ‖W_dec,i‖ = 1
+  // Hierarchical: children off (all zero) during a parents-first phase of training.
+  void set_children_on(bool on) { children_on_ = on; }
 
  private:
   void hyper_terms(TensorView x, const SaeLossTerms& terms, const std::vector<float>& pen, const SaeParams& g,
@@ -125,6 +130,7 @@ class Sae {
   SaeConfig cfg_;
   Backend& be_;
   SaeParams params_;
+  bool children_on_ = true;
 };
 
 }  // namespace saelab

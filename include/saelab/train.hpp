@@ -26,6 +26,12 @@ struct TrainConfig {
   float aux_coefficient = 1.0f / 32.0f;
   int n_parents = 0;            // hierarchical: 0 = d_sae / (1 + children_per_parent)
   int children_per_parent = 4;  // hierarchical: m
+  // Hierarchical training aids (measured on planted hierarchies, see the issue notes): with the exact
+  // gradient the step-function gate never tells a parent what turning off costs its children, and the
+  // loss rises during training; a straight-through gate gradient of this width fixes that. Children
+  // stay off for the first children_start_fraction of steps so parents settle on coarse concepts first.
+  float gate_ste_width = 0.5f;
+  float children_start_fraction = 0.3f;
   // Penalty weighting (method.md §1): l1 (w_i = 1) | dual_adaptive (frequency/magnitude balance α)
   std::string penalty = "l1";
   float gamma = 0.5f, stats_decay = 0.99f, p_target = 0.01f;

@@ -7,6 +7,7 @@ void add_generate(CLI::App& app);
 void add_hooks(CLI::App& app);
 void add_harvest(CLI::App& app);
 void add_train(CLI::App& app);
+void add_synth(CLI::App& app);
 // The data root (../shared by default): $SAELAB_SHARED, else ../shared beside the working directory.
 std::string default_shared_root();
 }  // namespace saelab::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   saelab::cli::add_hooks(app);
   saelab::cli::add_harvest(app);
   saelab::cli::add_train(app);
+  saelab::cli::add_synth(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

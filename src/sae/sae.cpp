@@ -116,7 +116,7 @@ void Sae::encode(TensorView x, SaeWorkspace& ws) const {
     be_.topk_rows(f, pre, params_.b_enc, cfg_.k, TensorView{});
   } else {
     be_.bias_relu(f, pre, params_.b_enc);
-    if (cfg_.architecture == SaeArchitecture::Hierarchical) be_.hierarchy_gate(f, cfg_.n_parents, cfg_.children_per_parent);
+    if (cfg_.architecture == SaeArchitecture::Hierarchical) be_.hierarchy_gate(f, cfg_.n_parents, cfg_.children_per_parent, children_on_);
   }
 }
 

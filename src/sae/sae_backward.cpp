@@ -67,7 +67,11 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   // Back into the latents.
   be_.gemm(df, dxhat, false, params_.W_dec, true, 1.f, 0.f);  // [N, d] x [d, F]
   be_.upload(ws.pen.view(), pen.data());
-  be_.relu_backward(df, f, ws.pen);
+  if (cfg_.architecture == SaeArchitecture::Hierarchical)
+    be_.hierarchy_backward(df, f, ws.pre.view().rows(0, N), ws.pen, cfg_.n_parents, cfg_.children_per_parent,
+                           cfg_.gate_ste_width);
+  else
+    be_.relu_backward(df, f, ws.pen);
 
   // Aux-k: dead latents model the residual the live ones leave.
   if (cfg_.architecture == SaeArchitecture::TopK && !terms.dead.empty()) {

@@ -195,12 +195,14 @@ TrainResult train_sae(const TrainConfig& cfg) {
   sc.unit_norm_decoder = sc.architecture == SaeArchitecture::TopK;
   if (sc.architecture == SaeArchitecture::Hierarchical) {
     sc.children_per_parent = cfg.children_per_parent;
+    sc.gate_ste_width = cfg.gate_ste_width;
     const int wanted = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * manifest.d_in;
     sc.n_parents = cfg.n_parents > 0 ? cfg.n_parents : std::max(1, wanted / (1 + cfg.children_per_parent));
   }
   sc.model_name = manifest.model_name;
   sc.hook_name = manifest.hook_name;
-  sc.hook_layer = std::stoi(manifest.hook_name.substr(7, manifest.hook_name.find('.', 7) - 7));
+  if (manifest.hook_name.rfind("blocks.", 0) == 0)
+    sc.hook_layer = std::atoi(manifest.hook_name.c_str() + 7);
   sc.context_size = manifest.settings.value("context_size", 128);
   sc.dataset_path = fs::absolute(cfg.activations).lexically_normal().string();
   if (sc.architecture == SaeArchitecture::Hierarchical) sc.d_sae = sc.n_parents * (1 + sc.children_per_parent);
@@ -274,6 +276,8 @@ TrainResult train_sae(const TrainConfig& cfg) {
   for (; step < S; ++step) {
     loader.next(N, xh.data());
     be.upload(X.view(), xh.data());
+    if (sc.architecture == SaeArchitecture::Hierarchical)
+      sae.set_children_on(static_cast<double>(step) >= cfg.children_start_fraction * static_cast<double>(S));
     SaeLossTerms terms = method.terms(l1_at(cfg, step, S));
     if (sc.architecture == SaeArchitecture::TopK) {
       terms.dead.assign(static_cast<size_t>(F), 0.f);

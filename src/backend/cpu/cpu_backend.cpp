@@ -295,9 +295,15 @@ class CpuBackend final : public Backend {
     check_f32(y, "scale", "y");
     cpu::scale(y, alpha);
   }
-  void hierarchy_gate(TensorView f, int n_parents, int children_per_parent) override {
+  void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on) override {
     check_f32(f, "hierarchy_gate", "f");
-    cpu::hierarchy_gate(f, n_parents, children_per_parent);
+    cpu::hierarchy_gate(f, n_parents, children_per_parent, children_on);
+  }
+  void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
+                          int children_per_parent, float width) override {
+    check_f32(df, "hierarchy_backward", "df"), check_f32(f, "hierarchy_backward", "f");
+    check_f32(pre, "hierarchy_backward", "pre"), check_f32(pen, "hierarchy_backward", "pen");
+    cpu::hierarchy_backward(df, f, pre, pen, n_parents, children_per_parent, width);
   }
   void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) override {
     check_f32(out, "smooth_l0_grad", "out"), check_f32(dpre, "smooth_l0_grad", "dpre"), check_f32(f, "smooth_l0_grad", "f");

@@ -21,7 +21,9 @@ void axpy(TensorView y, TensorView x, float alpha);
 void scale(TensorView y, float alpha);
 void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
           int64_t t);
-void hierarchy_gate(TensorView f, int n_parents, int children_per_parent);
+void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on);
+void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
+                        int children_per_parent, float width);
 void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps);
 double sum_tanh(TensorView f, float eps);
 void col_dot(TensorView out, TensorView A, TensorView B);

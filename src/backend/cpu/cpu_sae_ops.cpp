@@ -234,7 +234,7 @@ void scale(TensorView y, float alpha) {
   for (int64_t i = 0; i < n; ++i) yp[i] *= alpha;
 }
 
-void hierarchy_gate(TensorView f, int n_parents, int children_per_parent) {
+void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on) {
   const int64_t F = f.dim(-1), N = f.numel() / F, P = n_parents, m = children_per_parent;
   SAELAB_ASSERT(P + P * m == F, "hierarchy_gate: {} parents x {} children do not make F = {}", P, m, F);
   float* fp = f.f32();
@@ -242,7 +242,41 @@ void hierarchy_gate(TensorView f, int n_parents, int children_per_parent) {
   for (int64_t n = 0; n < N; ++n) {
     float* row = fp + n * F;
     for (int64_t j = 0; j < P * m; ++j)
-      if (!(row[j / m] > 0.f)) row[P + j] = 0.f;
+      if (!children_on || !(row[j / m] > 0.f)) row[P + j] = 0.f;
+  }
+}
+
+void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
+                        int children_per_parent, float width) {
+  const int64_t F = pen.numel(), N = f.numel() / F, P = n_parents, m = children_per_parent;
+  SAELAB_ASSERT(P + P * m == F && df.numel() == f.numel() && pre.numel() == f.numel(), "hierarchy_backward shapes");
+  float* dp = df.f32();
+  const float* fp = f.f32();
+  const float* pp = pre.f32();
+  const float* pn = pen.f32();
+#pragma omp parallel
+  {
+    std::vector<float> G(static_cast<size_t>(P));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      float* d = dp + n * F;
+      const float* fr = fp + n * F;
+      const float* pr = pp + n * F;
+      if (width > 0.f) {
+        for (int64_t p = 0; p < P; ++p) {
+          float g = 0.f;
+          for (int64_t c = 0; c < m; ++c) {
+            const int64_t j = P + p * m + c;
+            if (pr[j] > 0.f) g += (d[j] + pn[j]) * pr[j];
+          }
+          G[p] = g;
+        }
+      }
+      for (int64_t i = 0; i < F; ++i) d[i] = fr[i] > 0.f ? d[i] + pn[i] : 0.f;
+      if (width > 0.f)
+        for (int64_t p = 0; p < P; ++p)
+          if (std::abs(pr[p]) < 0.5f * width) d[p] += G[p] / width;
+    }
   }
 }
 
