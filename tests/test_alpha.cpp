@@ -225,7 +225,7 @@ TrainConfig hierarchical_config(const std::string& out) {
   c.batch_size = 512;
   c.total_tokens = 2000000;
   c.lr = 1e-3f;
-  c.l1_coefficient = 1.f;
+  c.l1_coefficient = 0.5f;
   c.b_dec_init = "zeros";
   c.progress = false;
   return c;
@@ -233,9 +233,10 @@ TrainConfig hierarchical_config(const std::string& out) {
 
 }  // namespace
 
-// The hierarchical SAE puts the planted parents in its parent level. Children are only partly
-// recovered today (see issue 4's note); the bound below guards the current level.
-TEST(Hierarchical, RecoversPlantedParentsInTheParentLevel) {
+// The hierarchical SAE recovers the planted hierarchy: parents in its parent level, children in its
+// child level (parents-first training, children started from their parent's encoder, child
+// decoders orthogonal to their parent's, straight-through gate gradient: the TrainConfig defaults).
+TEST(Hierarchical, RecoversPlantedParentsAndChildren) {
   const TrainConfig c = hierarchical_config(test::make_temp_dir("hier") + "/run");
   train_sae(c);
   SafetensorsFile truth(c.activations + "/truth.safetensors");
@@ -248,12 +249,12 @@ TEST(Hierarchical, RecoversPlantedParentsInTheParentLevel) {
   const auto parents = best_cosines(dirs, 12, W, 0, P, 64);
   int found = 0;
   for (double v : parents) found += v > 0.9;
-  EXPECT_GE(found, 11) << "planted parents found by parent latents at cosine > 0.9";
+  EXPECT_GE(found, 10) << "of 12 planted parents found by parent latents at cosine > 0.9";
   const std::vector<float> child_dirs(dirs.begin() + 12 * 64, dirs.end());
   const auto children = best_cosines(child_dirs, 36, W, P, F, 64);
-  double mean = 0;
-  for (double v : children) mean += v / 36;
-  EXPECT_GT(mean, 0.7) << "mean best cosine of planted children among child latents";
+  int kids = 0;
+  for (double v : children) kids += v > 0.9;
+  EXPECT_GE(kids, 24) << "of 36 planted children found by child latents at cosine > 0.9";
   const auto cfg = read_saelens_cfg(c.out_dir + "/sae");
   EXPECT_EQ(cfg["architecture"], "standard");  // loadable as a standard SAE over concatenated latents
   EXPECT_EQ(cfg["saelab"]["hierarchy"]["n_parents"], 12);

@@ -123,6 +123,9 @@ class Sae {
   void normalize_decoder_rows();  // ‖W_dec,i‖ = 1
   // Hierarchical: children off (all zero) during a parents-first phase of training.
   void set_children_on(bool on) { children_on_ = on; }
+  // Hierarchical: removes from every child's decoder row its component along its parent's row, so a
+  // child refines its parent instead of duplicating it.
+  void orthogonalize_children();
 
  private:
   void hyper_terms(TensorView x, const SaeLossTerms& terms, const std::vector<float>& pen, const SaeParams& g,

@@ -32,6 +32,8 @@ struct TrainConfig {
   // stay off for the first children_start_fraction of steps so parents settle on coarse concepts first.
   float gate_ste_width = 0.5f;
   float children_start_fraction = 0.3f;
+  std::string children_init = "from_parent";  // when children switch on: from_parent | keep
+  bool orthogonal_children = true;  // keep each child's decoder row orthogonal to its parent's
   // Penalty weighting (method.md §1): l1 (w_i = 1) | dual_adaptive (frequency/magnitude balance α)
   std::string penalty = "l1";
   float gamma = 0.5f, stats_decay = 0.99f, p_target = 0.01f;

@@ -104,6 +104,24 @@ void Sae::normalize_decoder_rows() {
   be_.scale_rows(params_.W_dec, norms);
 }
 
+void Sae::orthogonalize_children() {
+  SAELAB_ASSERT(cfg_.architecture == SaeArchitecture::Hierarchical, "orthogonalize_children needs a hierarchy");
+  const int64_t d = cfg_.d_in, F = cfg_.d_sae, P = cfg_.n_parents, m = cfg_.children_per_parent;
+  std::vector<float> W = to_host_f32(be_, params_.W_dec);
+  for (int64_t j = P; j < F; ++j) {
+    const float* u = W.data() + ((j - P) / m) * d;
+    double uu = 0, cu = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      uu += double(u[k]) * u[k];
+      cu += double(W[j * d + k]) * u[k];
+    }
+    if (uu <= 0) continue;
+    const float s = static_cast<float>(cu / uu);
+    for (int64_t k = 0; k < d; ++k) W[j * d + k] -= s * u[k];
+  }
+  be_.upload(params_.W_dec, W.data());
+}
+
 void Sae::encode(TensorView x, SaeWorkspace& ws) const {
   const int64_t N = x.dim(0);
   SAELAB_ASSERT(N <= ws.capacity && x.dim(1) == cfg_.d_in, "encode: x {} for capacity {} d {}", x.shape_str(),

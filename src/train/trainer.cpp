@@ -157,6 +157,42 @@ json alpha_summary(const std::string& path, size_t levels) {
   return out;
 }
 
+// When children switch on (parents-first training), every child starts as a noisy copy of its
+// parent's encoder, so it fires where its parent fires and specialises from there, and with a small
+// random decoder; their Adam moments restart.
+void init_children_from_parents(Sae& sae, TrainState& st, uint64_t seed) {
+  const SaeConfig& c = sae.config();
+  const int64_t d = c.d_in, F = c.d_sae, P = c.n_parents, m = c.children_per_parent;
+  Backend& be = sae.backend();
+  std::vector<float> W_enc = to_host_f32(be, sae.params().W_enc), b_enc = to_host_f32(be, sae.params().b_enc),
+                     W_dec = to_host_f32(be, sae.params().W_dec);
+  std::vector<float> mm = to_host_f32(be, st.adam_m.flat), vv = to_host_f32(be, st.adam_v.flat);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  const int64_t off_b_enc = d * F, off_W_dec = d * F + F;
+  for (int64_t j = P; j < F; ++j) {
+    const int64_t p = (j - P) / m;
+    double pn = 0;
+    for (int64_t r = 0; r < d; ++r) pn += double(W_enc[r * F + p]) * W_enc[r * F + p];
+    const float noise = static_cast<float>(0.1 * std::sqrt(pn / static_cast<double>(d)));
+    for (int64_t r = 0; r < d; ++r) {
+      W_enc[r * F + j] = W_enc[r * F + p] + noise * nd(rng);
+      mm[r * F + j] = vv[r * F + j] = 0.f;
+    }
+    b_enc[j] = b_enc[p];
+    mm[off_b_enc + j] = vv[off_b_enc + j] = 0.f;
+    for (int64_t k = 0; k < d; ++k) {
+      W_dec[j * d + k] = 0.01f * nd(rng);
+      mm[off_W_dec + j * d + k] = vv[off_W_dec + j * d + k] = 0.f;
+    }
+  }
+  be.upload(sae.params().W_enc, W_enc.data());
+  be.upload(sae.params().b_enc, b_enc.data());
+  be.upload(sae.params().W_dec, W_dec.data());
+  be.upload(st.adam_m.flat.view(), mm.data());
+  be.upload(st.adam_v.flat.view(), vv.data());
+}
+
 }  // namespace
 
 TrainResult train_sae(const TrainConfig& cfg) {
@@ -276,8 +312,12 @@ TrainResult train_sae(const TrainConfig& cfg) {
   for (; step < S; ++step) {
     loader.next(N, xh.data());
     be.upload(X.view(), xh.data());
-    if (sc.architecture == SaeArchitecture::Hierarchical)
-      sae.set_children_on(static_cast<double>(step) >= cfg.children_start_fraction * static_cast<double>(S));
+    if (sc.architecture == SaeArchitecture::Hierarchical) {
+      const int64_t start = static_cast<int64_t>(std::ceil(cfg.children_start_fraction * static_cast<double>(S)));
+      sae.set_children_on(step >= start);
+      if (step == start && start > 0 && cfg.children_init == "from_parent")
+        init_children_from_parents(sae, st, cfg.seed ^ 0xC41D5ull);
+    }
     SaeLossTerms terms = method.terms(l1_at(cfg, step, S));
     if (sc.architecture == SaeArchitecture::TopK) {
       terms.dead.assign(static_cast<size_t>(F), 0.f);
@@ -294,6 +334,7 @@ TrainResult train_sae(const TrainConfig& cfg) {
             cfg.adam_eps, step + 1);
     method.after_adam(grads, st.adam_m, st.adam_v, lr, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps, step + 1);
     if (sc.unit_norm_decoder) sae.normalize_decoder_rows();
+    if (sc.architecture == SaeArchitecture::Hierarchical && cfg.orthogonal_children) sae.orthogonalize_children();
     method.after_step(bs);
     if (method.dual()) {
       const auto alphas = method.alphas();
