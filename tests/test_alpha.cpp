@@ -183,6 +183,7 @@ TEST(DualAdaptive, WeightsAreMeanOnePerLevelAndFollowTheStatistics) {
 #include <filesystem>
 #include <fstream>
 
+#include "saelab/alpha_agreement.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/safetensors.hpp"
 #include "saelab/sae_io.hpp"
@@ -369,4 +370,20 @@ TEST(DualAdaptiveTraining, LearnedAlphaFindsTheSweepOptimumAtABound) {
   EXPECT_LE(std::abs(a - best_alpha), 0.25) << "learned α " << a << " vs sweep optimum " << best_alpha;
   EXPECT_TRUE(learned["alpha"][0]["at_bound_low"].get<bool>());
   EXPECT_GE(learned["final_explained_variance"].get<double>(), best_ev - 0.02);
+
+  // The same comparison by `saelab alpha-agreement`: J on held-out draws of the same features.
+  s.sample_seed = 99;
+  s.n_tokens = 20000;
+  write_synthetic(s, dir + "/heldout");
+  AlphaAgreementConfig ac;
+  ac.heldout = dir + "/heldout";
+  for (const char* r : {"fixed0.000000", "fixed0.250000", "fixed0.500000", "fixed0.750000", "fixed1.000000",
+                        "learned0.500000"})
+    ac.runs.push_back(dir + "/" + r);
+  const auto agree = alpha_agreement(ac);
+  ASSERT_EQ(agree["runs"].size(), 6u);
+  EXPECT_LE(agree["best_manual_alpha"].get<double>(), 0.25);
+  EXPECT_TRUE(agree["learned"]["agrees"].get<bool>()) << agree.dump(2);
+  EXPECT_LE(agree["learned"]["J_gap"].get<double>(), 0.05 * agree["best_manual_J"].get<double>());
+  for (const auto& r : agree["runs"]) EXPECT_GT(r["J"].get<double>(), 0.0);
 }

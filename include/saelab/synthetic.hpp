@@ -20,7 +20,8 @@ struct SyntheticConfig {
   double noise = 0.0;           // std of isotropic Gaussian noise per dimension
   std::vector<double> freqs, mags;  // explicit per-feature values (override the ranges when non-empty)
   int64_t n_tokens = 100000, shard_tokens = 65536;
-  uint64_t seed = 1;
+  uint64_t seed = 1;         // the planted features
+  uint64_t sample_seed = 0;  // the draws (0: seed); another value gives held-out data of the same features
 };
 
 struct SyntheticTruth {

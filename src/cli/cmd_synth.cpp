@@ -26,7 +26,9 @@ void add_synth(CLI::App& app) {
   cmd->add_option("--freqs", c->freqs, "explicit per-feature firing probabilities");
   cmd->add_option("--mags", c->mags, "explicit per-feature magnitudes");
   cmd->add_option("--tokens", c->n_tokens)->capture_default_str();
-  cmd->add_option("--seed", c->seed)->capture_default_str();
+  cmd->add_option("--seed", c->seed, "seed of the planted features")->capture_default_str();
+  cmd->add_option("--sample-seed", c->sample_seed, "seed of the draws (0: --seed); held-out data: same --seed, "
+                                                   "another --sample-seed")->capture_default_str();
   cmd->callback([=] {
     const SyntheticTruth t = write_synthetic(*c, *out);
     std::printf("wrote %lld planted activations (d=%d, %d features) to %s\n", (long long)c->n_tokens, c->d, t.n(),

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   saelab::cli::add_harvest(app);
   saelab::cli::add_train(app);
   saelab::cli::add_synth(app);
+  saelab::cli::add_alpha_agreement(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

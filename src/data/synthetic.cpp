@@ -45,6 +45,7 @@ SyntheticTruth write_synthetic(const SyntheticConfig& c, const std::string& out_
     t.mags.push_back(mg);
   }
 
+  if (c.sample_seed != 0) rng.seed(c.sample_seed);
   fs::create_directories(out_dir);
   ActivationManifest man;
   man.dir = out_dir;
@@ -54,7 +55,7 @@ SyntheticTruth write_synthetic(const SyntheticConfig& c, const std::string& out_
   man.dtype = DType::F32;
   man.d_in = c.d;
   man.settings = {{"model_name", "synthetic"}, {"hook_name", "synthetic"}, {"context_size", 1}, {"dtype", "f32"},
-                  {"format", "npy"}, {"seed", c.seed}, {"n_features", P}, {"children_per_parent", m}};
+                  {"format", "npy"}, {"seed", c.seed}, {"sample_seed", c.sample_seed}, {"n_features", P}, {"children_per_parent", m}};
   int64_t done = 0;
   std::vector<float> acts;
   std::vector<int32_t> ids;
