@@ -63,10 +63,4 @@ BENCHMARK_CAPTURE(BM_Forward, stories260K_L2_resid_post, "/models/stories260K", 
 BENCHMARK_CAPTURE(BM_Tokenize, tinystories656k_hf_bpe, "/models/tinystories-656k")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Tokenize, stories260K_llama2c, "/models/stories260K")->Unit(benchmark::kMillisecond)->UseRealTime();
 
-int main(int argc, char** argv) {
-  std::printf("sgemm reference (this run): %.1f GFLOP/s at 1024x1024x1024\n", bench::sgemm_gflops(1024, 1024, 1024));
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bench::run_main(argc, argv); }

@@ -54,10 +54,4 @@ BENCHMARK_CAPTURE(BM_TrainStep, topk, SaeArchitecture::TopK)
     ->Args({128, 1024, 4096})->Args({512, 4096, 4096})
     ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
-int main(int argc, char** argv) {
-  std::printf("sgemm reference (this run): %.1f GFLOP/s at 1024x1024x1024\n", bench::sgemm_gflops(1024, 1024, 1024));
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return bench::run_main(argc, argv); }

@@ -1,6 +1,9 @@
 #include "bench_util.hpp"
 
+#include <benchmark/benchmark.h>
 #include <cblas.h>
+
+#include <cstdio>
 
 #include <chrono>
 #include <cstdlib>
@@ -29,6 +32,14 @@ double sgemm_gflops(int M, int N, int K) {
 std::string shared_root() {
   if (const char* e = std::getenv("SAELAB_SHARED"); e && *e) return e;
   return SAELAB_SHARED_DEFAULT;
+}
+
+int run_main(int argc, char** argv) {
+  std::printf("sgemm reference (this run): %.1f GFLOP/s at 1024x1024x1024\n", sgemm_gflops(1024, 1024, 1024));
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace saelab::bench

@@ -14,6 +14,31 @@ namespace saelab::cpu {
 namespace {
 // Column blocks for row reductions: wide enough to vectorise, enough of them to share out.
 constexpr int64_t kColBlock = 256;
+
+// fn(c0, c1) for column blocks [c0, c1) of [0, F), blocks shared out statically.
+template <typename Fn>
+void for_column_blocks(int64_t F, Fn fn) {
+  const int64_t blocks = (F + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < blocks; ++blk) fn(blk * kColBlock, std::min(F, (blk + 1) * kColBlock));
+}
+
+// Σ_i term(i) over [0, n) in fixed chunks summed in order: the same result for any thread count.
+template <typename Term>
+double chunked_sum(int64_t n, Term term) {
+  constexpr int64_t kChunk = 1 << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(static_cast<size_t>(chunks), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double s = 0;
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) s += term(i);
+    part[c] = s;
+  }
+  double total = 0;
+  for (double v : part) total += v;
+  return total;
+}
 }  // namespace
 
 void sub_row(TensorView y, TensorView x, TensorView b) {
@@ -106,15 +131,12 @@ void col_sum(TensorView out, TensorView x, float alpha, float beta) {
   SAELAB_ASSERT(x.numel() == N * F, "col_sum shapes {} -> {}", x.shape_str(), out.shape_str());
   const float* xp = x.f32();
   float* op = out.f32();
-  const int64_t blocks = (F + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(static)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t c0 = blk * kColBlock, c1 = std::min(F, c0 + kColBlock);
+  for_column_blocks(F, [&](int64_t c0, int64_t c1) {
     float acc[kColBlock] = {};
     for (int64_t n = 0; n < N; ++n)
       for (int64_t i = c0; i < c1; ++i) acc[i - c0] += xp[n * F + i];
     for (int64_t i = c0; i < c1; ++i) op[i] = alpha * acc[i - c0] + (beta == 0.f ? 0.f : beta * op[i]);
-  }
+  });
 }
 
 void latent_stats(TensorView fires, TensorView mass, TensorView f) {
@@ -123,10 +145,7 @@ void latent_stats(TensorView fires, TensorView mass, TensorView f) {
   const float* fp = f.f32();
   float* cp = fires.f32();
   float* mp = mass.f32();
-  const int64_t blocks = (F + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(static)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t c0 = blk * kColBlock, c1 = std::min(F, c0 + kColBlock);
+  for_column_blocks(F, [&](int64_t c0, int64_t c1) {
     float cnt[kColBlock] = {}, sum[kColBlock] = {};
     for (int64_t n = 0; n < N; ++n)
       for (int64_t i = c0; i < c1; ++i) {
@@ -138,7 +157,7 @@ void latent_stats(TensorView fires, TensorView mass, TensorView f) {
       cp[i] = cnt[i - c0];
       mp[i] = sum[i - c0];
     }
-  }
+  });
 }
 
 void row_norms(TensorView out, TensorView W) {
@@ -202,20 +221,8 @@ void scaled_diff(TensorView y, TensorView a, TensorView b, float alpha) {
 }
 
 double sum_squares(TensorView x) {
-  const int64_t n = x.numel();
   const float* xp = x.f32();
-  constexpr int64_t kChunk = 1 << 14;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> part(static_cast<size_t>(chunks), 0.0);
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    double s = 0;
-    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) s += static_cast<double>(xp[i]) * xp[i];
-    part[c] = s;
-  }
-  double total = 0;
-  for (double s : part) total += s;
-  return total;
+  return chunked_sum(x.numel(), [xp](int64_t i) { return static_cast<double>(xp[i]) * xp[i]; });
 }
 
 void axpy(TensorView y, TensorView x, float alpha) {
@@ -302,22 +309,11 @@ void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pe
 }
 
 double sum_tanh(TensorView f, float eps) {
-  const int64_t n = f.numel();
   const float* fp = f.f32();
-  constexpr int64_t kChunk = 1 << 14;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> part(static_cast<size_t>(chunks), 0.0);
   const float inv_eps = 1.0f / eps;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    double s = 0;
-    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-      if (fp[i] != 0.f) s += std::tanh(static_cast<double>(fp[i]) * inv_eps);
-    part[c] = s;
-  }
-  double total = 0;
-  for (double s : part) total += s;
-  return total;
+  return chunked_sum(f.numel(), [fp, inv_eps](int64_t i) {
+    return fp[i] != 0.f ? std::tanh(static_cast<double>(fp[i]) * inv_eps) : 0.0;
+  });
 }
 
 void col_dot(TensorView out, TensorView A, TensorView B) {
@@ -326,15 +322,12 @@ void col_dot(TensorView out, TensorView A, TensorView B) {
   const float* ap = A.f32();
   const float* bp = B.f32();
   float* op = out.f32();
-  const int64_t blocks = (F + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(static)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t c0 = blk * kColBlock, c1 = std::min(F, c0 + kColBlock);
+  for_column_blocks(F, [&](int64_t c0, int64_t c1) {
     double acc[kColBlock] = {};
     for (int64_t r = 0; r < R; ++r)
       for (int64_t i = c0; i < c1; ++i) acc[i - c0] += static_cast<double>(ap[r * F + i]) * bp[r * F + i];
     for (int64_t i = c0; i < c1; ++i) op[i] = static_cast<float>(acc[i - c0]);
-  }
+  });
 }
 
 void row_dot(TensorView out, TensorView A, TensorView B) {
