@@ -56,8 +56,6 @@ class Backend {
   virtual void add_row(TensorView y, TensorView b) = 0;
   // pre[N,F] += b[F]; f = max(pre, 0)
   virtual void bias_relu(TensorView f, TensorView pre, TensorView b) = 0;
-  // f[N,F] *= gate[N,F] (elementwise; gate is 0/1)
-  virtual void mul_inplace(TensorView f, TensorView gate) = 0;
   // pre[N,F] += b[F]; per row keep the k largest pre (ties: lower index) and write
   // f = max(pre, 0) there, 0 elsewhere. When `allowed` [F] (0/1) is given, only allowed latents
   // compete (aux-k over dead latents) and pre is not biased again (b may be empty).

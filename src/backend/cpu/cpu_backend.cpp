@@ -245,10 +245,6 @@ class CpuBackend final : public Backend {
     check_f32(f, "bias_relu", "f"), check_f32(pre, "bias_relu", "pre"), check_f32(b, "bias_relu", "b");
     cpu::bias_relu(f, pre, b);
   }
-  void mul_inplace(TensorView f, TensorView gate) override {
-    check_f32(f, "mul_inplace", "f"), check_f32(gate, "mul_inplace", "gate");
-    cpu::mul_inplace(f, gate);
-  }
   void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) override {
     check_f32(f, "topk_rows", "f"), check_f32(pre, "topk_rows", "pre");
     if (b.data) check_f32(b, "topk_rows", "b");

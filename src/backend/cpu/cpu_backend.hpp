@@ -7,7 +7,6 @@ namespace saelab::cpu {
 void sub_row(TensorView y, TensorView x, TensorView b);
 void add_row(TensorView y, TensorView b);
 void bias_relu(TensorView f, TensorView pre, TensorView b);
-void mul_inplace(TensorView f, TensorView gate);
 void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed);
 void col_sum(TensorView out, TensorView x, float alpha, float beta);
 void latent_stats(TensorView fires, TensorView mass, TensorView f);

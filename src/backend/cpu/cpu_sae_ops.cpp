@@ -77,15 +77,6 @@ void bias_relu(TensorView f, TensorView pre, TensorView b) {
     }
 }
 
-void mul_inplace(TensorView f, TensorView gate) {
-  SAELAB_ASSERT(f.numel() == gate.numel(), "mul_inplace shapes");
-  const int64_t n = f.numel();
-  float* fp = f.f32();
-  const float* gp = gate.f32();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) fp[i] *= gp[i];
-}
-
 void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) {
   const int64_t F = pre.dim(-1), N = pre.numel() / F;
   SAELAB_ASSERT(f.numel() == pre.numel() && k >= 0, "topk_rows shapes");
