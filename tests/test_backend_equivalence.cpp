@@ -194,7 +194,6 @@ TEST_P(BackendEquivalence, CopyAndTransfers) {
 
 // ---- SAE ops ----
 
-std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
 TEST_P(BackendEquivalence, RowBroadcastsAndElementwise) {
   Backend& be = *GetParam();
