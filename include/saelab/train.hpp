@@ -41,6 +41,7 @@ struct TrainConfig {
   double alpha = 0.5;                // the fixed α, or the starting α of learned / naive
   double alpha_lr = 1.0;             // η_θ (learned) or the Adam rate on α (naive)
   std::string meta_objective = "mse_smooth_l0";  // J for learned α: mse_smooth_l0 | mse
+  double hyper_horizon_decay = 0.0;  // learned α: 0 = one-step hypergradient; e.g. 0.99 ≈ 100-step horizon
   double smooth_l0_eps_factor = 0.1;             // ε = this · mean active magnitude
   double target_l0 = 0;                          // > 0: multiplicative controller on λ toward this L0
   double l0_controller_rate = 0.01;

@@ -6,6 +6,7 @@ void HyperState::init(const SaeConfig& c, Device device, size_t levels) {
   grad_J = SaeParams(c, device);
   g_alpha = SaeParams(c, device);
   u = SaeParams(c, device);
+  step_u = SaeParams(c, device);
   u_bdec.assign(levels, std::vector<float>(static_cast<size_t>(c.d_in), 0.f));
   have_u = false;
 }
@@ -33,13 +34,21 @@ void update_tangent(const Sae& sae, HyperState& hs, const SaeParams& grads, cons
                     const std::vector<std::vector<float>>& g_alpha_bdec, float lr, float beta1, float beta2, float eps,
                     int64_t t) {
   Backend& be = sae.backend();
-  be.adam_tangent(hs.u.flat, grads.flat, hs.g_alpha.flat, m.flat, v.flat, lr, beta1, beta2, eps, t);
+  if (hs.decay > 0.f && hs.have_u) {
+    be.adam_tangent(hs.step_u.flat, grads.flat, hs.g_alpha.flat, m.flat, v.flat, lr, beta1, beta2, eps, t);
+    be.scale(hs.u.flat, hs.decay);
+    be.axpy(hs.u.flat, hs.step_u.flat, 1.f);
+  } else {
+    be.adam_tangent(hs.u.flat, grads.flat, hs.g_alpha.flat, m.flat, v.flat, lr, beta1, beta2, eps, t);
+  }
   // The tangent is linear in g_α, so b_dec's per-level shares are tangents of the per-level g_α.
   Tensor ga({sae.config().d_in}, DType::F32, be.device()), u({sae.config().d_in}, DType::F32, be.device());
   for (size_t l = 0; l < g_alpha_bdec.size(); ++l) {
     be.upload(ga.view(), g_alpha_bdec[l].data());
     be.adam_tangent(u, grads.b_dec, ga, m.b_dec, v.b_dec, lr, beta1, beta2, eps, t);
-    hs.u_bdec[l] = to_host_f32(be, u);
+    const std::vector<float> step = to_host_f32(be, u);
+    const float keep = hs.have_u ? hs.decay : 0.f;
+    for (size_t j = 0; j < step.size(); ++j) hs.u_bdec[l][j] = keep * hs.u_bdec[l][j] + step[j];
   }
   hs.have_u = true;
 }

@@ -9,9 +9,14 @@
 namespace saelab {
 
 struct HyperState {
-  SaeParams grad_J, g_alpha, u;            // ∇J(t), g_α(t), tangent of the last update
+  SaeParams grad_J, g_alpha, u;            // ∇J(t), g_α(t), tangent of the last update(s)
+  SaeParams step_u;                        // scratch: the tangent of this step alone
   std::vector<std::vector<float>> u_bdec;  // [levels][d] b_dec tangent per level
   bool have_u = false;
+  // u ← decay·u + (this step's tangent): 0 is Baydin's one-step hypergradient; closer to 1 lets α
+  // see how its effect accumulates over ~1/(1 − decay) updates (the Hessian term of the exact
+  // forward-mode recursion is dropped).
+  float decay = 0.f;
   void init(const SaeConfig& c, Device device, size_t levels);
 };
 

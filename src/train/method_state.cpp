@@ -13,7 +13,10 @@ MethodState::MethodState(const TrainConfig& cfg, const Sae& sae)
       dual_(cfg.penalty == "dual_adaptive"),
       alpha_(alpha_mode_from_name(cfg.alpha_mode), static_cast<int>(levels_.size()), cfg.alpha, cfg.alpha_lr) {
   if (dual_) weights_ = DualAdaptiveWeights(levels_, sae.config().d_sae, cfg.gamma, cfg.stats_decay, cfg.p_target);
-  if (alpha_.mode() == AlphaMode::Learned) hyper_.init(sae.config(), sae.backend().device(), levels_.size());
+  if (alpha_.mode() == AlphaMode::Learned) {
+    hyper_.init(sae.config(), sae.backend().device(), levels_.size());
+    hyper_.decay = static_cast<float>(cfg.hyper_horizon_decay);
+  }
 }
 
 SaeLossTerms MethodState::terms(float l1_warm) const {

@@ -39,7 +39,7 @@ json toml_to_json(const toml::node& n) {
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
   X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty)    \
   X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
-  X(target_l0) X(l0_controller_rate) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children)
+  X(target_l0) X(l0_controller_rate) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay)
 
 json train_config_to_json(const TrainConfig& c) {
   json j;
