@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   saelab::cli::add_train(app);
   saelab::cli::add_synth(app);
   saelab::cli::add_alpha_agreement(app);
+  saelab::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
