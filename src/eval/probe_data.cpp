@@ -1,0 +1,296 @@
+#include "saelab/probe_data.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "saelab/atomic_file.hpp"
+#include "saelab/error.hpp"
+
+namespace saelab {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::vector<std::string> paths_of(const json& spec, const std::string& root) {
+  std::vector<std::string> out;
+  const json& p = spec.at("path");
+  if (p.is_string()) out.push_back(root + "/" + p.get<std::string>());
+  else
+    for (const auto& s : p) out.push_back(root + "/" + s.get<std::string>());
+  for (const auto& f : out)
+    if (!fs::exists(f)) fail("probe dataset '{}': '{}' does not exist", spec.value("name", "?"), f);
+  return out;
+}
+
+// Drops leading whitespace, /* ... */ blocks and // lines (licence headers of C and Java files).
+std::string strip_leading_comments(const std::string& s) {
+  size_t i = 0;
+  while (true) {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    if (s.compare(i, 2, "/*") == 0) {
+      const size_t e = s.find("*/", i + 2);
+      if (e == std::string::npos) return "";
+      i = e + 2;
+    } else if (s.compare(i, 2, "//") == 0) {
+      const size_t e = s.find('\n', i);
+      if (e == std::string::npos) return "";
+      i = e + 1;
+    } else {
+      return s.substr(i);
+    }
+  }
+}
+
+void load_jsonl(const json& spec, const std::string& root, ProbeDataset& ds) {
+  const std::string group_field = spec.value("group_field", "");
+  const json skip = spec.value("skip_prefix_chars", json::object());
+  const json comments = spec.value("strip_leading_comments", json::array());
+  const size_t chunk = spec.value("chunk_chars", size_t{0});
+  for (const auto& path : paths_of(spec, root)) {
+    std::ifstream in(path);
+    std::string line;
+    int64_t n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      json j;
+      try {
+        j = json::parse(line);
+      } catch (const json::exception& e) {
+        fail("'{}' line {}: not valid JSON ({})", path, n, e.what());
+      }
+      if (!j.contains("text") || !j.contains("label")) fail("'{}' line {}: expected \"text\" and \"label\"", path, n);
+      LabeledText t;
+      t.label = j["label"].is_string() ? j["label"].get<std::string>() : j["label"].dump();
+      t.text = j["text"].get<std::string>();
+      // Licence headers open C and Java files: drop leading comments, else skip a fixed prefix as
+      // SAEBench does (shared/README.md).
+      if (std::find(comments.begin(), comments.end(), t.label) != comments.end()) {
+        const std::string stripped = strip_leading_comments(t.text);
+        if (stripped.size() != t.text.size() && !stripped.empty()) t.text = stripped;
+        else if (skip.contains(t.label)) t.text = t.text.substr(std::min(t.text.size(), skip[t.label].get<size_t>()));
+      } else if (skip.contains(t.label)) {
+        t.text = t.text.substr(std::min(t.text.size(), skip[t.label].get<size_t>()));
+      }
+      t.group = !group_field.empty() && j.contains(group_field) ? j[group_field].dump() : path + ":" + std::to_string(n);
+      if (chunk > 0) {
+        // Long documents become several examples of about `chunk` characters (cut at line ends);
+        // they keep the document's group, so a document never straddles train and test.
+        size_t start = 0;
+        while (start < t.text.size()) {
+          size_t end = std::min(t.text.size(), start + chunk);
+          if (end < t.text.size()) {
+            const size_t nl = t.text.find('\n', end);
+            end = nl == std::string::npos ? t.text.size() : nl + 1;
+          }
+          ds.items.push_back({t.text.substr(start, end - start), t.label, t.group});
+          start = end;
+        }
+        continue;
+      }
+      ds.items.push_back(std::move(t));
+    }
+  }
+}
+
+void load_reuters(const json& spec, const std::string& root, ProbeDataset& ds) {
+  const std::string dir = paths_of(spec, root).front();
+  std::ifstream in(dir + "/cats.txt");
+  if (!in) fail("probe dataset '{}': cannot open '{}'", ds.name, dir + "/cats.txt");
+  std::map<std::string, std::string> single;  // document -> its only topic
+  std::map<std::string, int> count;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream row(line);
+    std::string doc, topic, extra;
+    row >> doc >> topic;
+    if (doc.empty() || topic.empty() || (row >> extra)) continue;  // single-label documents only
+    single[doc] = topic;
+    ++count[topic];
+  }
+  const int min_docs = spec.value("min_docs", 100);
+  for (const auto& [doc, topic] : single) {
+    if (count[topic] < min_docs) continue;
+    LabeledText t;
+    t.text = read_file(dir + "/" + doc);
+    t.label = topic;
+    t.group = doc;
+    ds.items.push_back(std::move(t));
+  }
+}
+
+std::string xml_field(const std::string& review, const std::string& tag) {
+  const std::string open = "<" + tag + ">", close = "</" + tag + ">";
+  const size_t a = review.find(open), b = review.find(close);
+  if (a == std::string::npos || b == std::string::npos || b < a) return "";
+  std::string v = review.substr(a + open.size(), b - a - open.size());
+  const size_t s = v.find_first_not_of(" \n\r\t"), e = v.find_last_not_of(" \n\r\t");
+  return s == std::string::npos ? "" : v.substr(s, e - s + 1);
+}
+
+void load_amazon(const json& spec, const std::string& root, ProbeDataset& ds) {
+  const std::string dir = paths_of(spec, root).front();
+  const std::string label = spec.value("label", "category");
+  for (const auto& cat : spec.at("categories")) {
+    for (const char* file : {"positive.review", "negative.review"}) {
+      const std::string path = dir + "/" + cat.get<std::string>() + "/" + file;
+      const std::string all = read_file(path);
+      size_t pos = 0;
+      int64_t n = 0;
+      while ((pos = all.find("<review>", pos)) != std::string::npos) {
+        const size_t end = all.find("</review>", pos);
+        if (end == std::string::npos) break;
+        const std::string review = all.substr(pos, end - pos);
+        pos = end;
+        ++n;
+        LabeledText t;
+        t.text = xml_field(review, "title") + "\n" + xml_field(review, "review_text");
+        t.group = xml_field(review, "unique_id") + "#" + std::to_string(n);
+        if (label == "category") {
+          t.label = cat.get<std::string>();
+        } else {
+          const std::string r = xml_field(review, "rating");
+          if (r != "1.0" && r != "5.0") continue;  // 1-vs-5 stars only
+          t.label = r.substr(0, 1);
+        }
+        ds.items.push_back(std::move(t));
+      }
+    }
+  }
+}
+
+// "class","title","description" with 1-based class indices into classes.txt.
+void load_agnews(const json& spec, const std::string& root, ProbeDataset& ds) {
+  const std::string path = paths_of(spec, root).front();
+  std::vector<std::string> classes;
+  {
+    std::istringstream in(read_file(root + "/" + spec.at("classes").get<std::string>()));
+    std::string c;
+    while (std::getline(in, c))
+      if (!c.empty()) classes.push_back(c);
+  }
+  std::ifstream in(path);
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    std::vector<std::string> fields;
+    std::string cur;
+    bool quoted = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+      const char ch = line[i];
+      if (ch == '"') {
+        if (quoted && i + 1 < line.size() && line[i + 1] == '"') {
+          cur.push_back('"');
+          ++i;
+        } else {
+          quoted = !quoted;
+        }
+      } else if (ch == ',' && !quoted) {
+        fields.push_back(cur);
+        cur.clear();
+      } else {
+        cur.push_back(ch);
+      }
+    }
+    fields.push_back(cur);
+    if (fields.size() < 3) fail("'{}' line {}: expected \"class\",\"title\",\"description\"", path, n);
+    const int c = std::atoi(fields[0].c_str());
+    if (c < 1 || c > static_cast<int>(classes.size())) fail("'{}' line {}: class {} out of range", path, n, fields[0]);
+    std::string desc = fields[2];
+    std::replace(desc.begin(), desc.end(), '\\', ' ');
+    ds.items.push_back({fields[1] + ". " + desc, classes[c - 1], path + ":" + std::to_string(n)});
+  }
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+const ProbeDataset& ProbeSuite::dataset(const std::string& name) const {
+  for (const auto& d : datasets)
+    if (d.name == name) return d;
+  fail("no probe dataset named '{}'", name);
+}
+
+ProbeSuite load_probe_suite(const std::string& task_file, const std::string& root) {
+  json spec;
+  try {
+    spec = json::parse(read_file(task_file));
+  } catch (const json::exception& e) {
+    fail("'{}' is not valid JSON: {}", task_file, e.what());
+  }
+  ProbeSuite suite;
+  try {
+    for (const auto& d : spec.at("datasets")) {
+      ProbeDataset ds;
+      ds.name = d.at("name").get<std::string>();
+      ds.family = d.at("family").get<std::string>();
+      const std::string format = d.at("format").get<std::string>();
+      if (format == "jsonl") load_jsonl(d, root, ds);
+      else if (format == "reuters") load_reuters(d, root, ds);
+      else if (format == "amazon") load_amazon(d, root, ds);
+      else if (format == "agnews_csv") load_agnews(d, root, ds);
+      else fail("'{}': dataset '{}' has unknown format '{}' (jsonl, reuters, amazon, agnews_csv)", task_file, ds.name, format);
+      if (ds.items.empty()) fail("'{}': dataset '{}' loaded no examples", task_file, ds.name);
+      suite.datasets.push_back(std::move(ds));
+    }
+    for (const auto& t : spec.at("tasks")) {
+      ProbeTask task;
+      task.dataset = t.at("dataset").get<std::string>();
+      task.positive = t.at("positive").get<std::string>();
+      const ProbeDataset& ds = suite.dataset(task.dataset);
+      task.family = ds.family;
+      task.name = task.dataset + "/" + task.positive;
+      if (std::none_of(ds.items.begin(), ds.items.end(), [&](const LabeledText& x) { return x.label == task.positive; }))
+        fail("'{}': task '{}': label '{}' does not occur in dataset '{}'", task_file, task.name, task.positive, ds.name);
+      suite.tasks.push_back(task);
+    }
+  } catch (const json::exception& e) {
+    fail("'{}' is not a probe task file: {}", task_file, e.what());
+  }
+  return suite;
+}
+
+ProbeSplit make_probe_split(const ProbeDataset& ds, const std::string& positive, int n_train, int n_test,
+                            uint64_t seed, double test_fraction) {
+  std::vector<size_t> pos[2], neg[2];  // [0] train, [1] test
+  for (size_t i = 0; i < ds.items.size(); ++i) {
+    const bool test = static_cast<double>(fnv1a(ds.items[i].group) % 10000) >= (1.0 - test_fraction) * 10000.0;
+    (ds.items[i].label == positive ? pos : neg)[test].push_back(i);
+  }
+  std::mt19937_64 rng(seed ^ fnv1a(ds.name + "/" + positive));
+  ProbeSplit out;
+  for (int side = 0; side < 2; ++side) {
+    const int want = side == 0 ? n_train : n_test;
+    std::shuffle(pos[side].begin(), pos[side].end(), rng);
+    std::shuffle(neg[side].begin(), neg[side].end(), rng);
+    const size_t k = std::min({static_cast<size_t>(want / 2), pos[side].size(), neg[side].size()});
+    std::vector<std::pair<size_t, int>> chosen;
+    for (size_t i = 0; i < k; ++i) {
+      chosen.push_back({pos[side][i], 1});
+      chosen.push_back({neg[side][i], 0});
+    }
+    std::shuffle(chosen.begin(), chosen.end(), rng);
+    for (const auto& [i, y] : chosen) {
+      (side == 0 ? out.train_text : out.test_text).push_back(ds.items[i].text);
+      (side == 0 ? out.train_label : out.test_label).push_back(y);
+      (side == 0 ? out.train_group : out.test_group).push_back(ds.items[i].group);
+    }
+  }
+  return out;
+}
+
+}  // namespace saelab
