@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian 12 machine: install dependencies, build, run the main job on the
 # default model (TinyStories-656K) and corpus (shared/corpus without the probing texts).
-# Today the main job harvests activations, trains the vanilla and topk SAEs and runs the core
-# evaluation (CE loss recovered, reconstruction, sparsity) on held-out text; it grows into the full
-# experiment.
+# Today the main job harvests activations, trains the vanilla and topk SAEs and evaluates them (core
+# metrics with CE loss recovered on held-out text; sparse probing over the 35-task suite); it grows
+# into the full experiment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
@@ -17,6 +17,8 @@ acts=activations/tinystories-656k/blocks.0.hook_resid_post
 for run in vanilla topk; do
   ./build/saelab eval core --sae runs/$run/sae --model "$SAELAB_SHARED/models/tinystories-656k" \
     --corpus "$SAELAB_SHARED/corpus/inaugural" --out runs/$run/eval_core.json
+  ./build/saelab eval probing --sae runs/$run/sae --model "$SAELAB_SHARED/models/tinystories-656k" \
+    --data-root "$SAELAB_SHARED" --out runs/$run/eval_sparse_probing.json
 done
 echo "SAEs (SAELens layout): runs/{vanilla,topk}/sae; training logs: runs/*/train_log.csv;"
-echo "core evaluations (SAEBench JSON): runs/{vanilla,topk}/eval_core.json"
+echo "evaluations (SAEBench JSON): runs/{vanilla,topk}/eval_core.json, runs/{vanilla,topk}/eval_sparse_probing.json"

@@ -6,6 +6,7 @@
 #include "saelab/eval_core.hpp"
 #include "saelab/lm.hpp"
 #include "saelab/sae_io.hpp"
+#include "saelab/sparse_probing.hpp"
 
 namespace saelab::cli {
 
@@ -40,6 +41,38 @@ void add_eval(CLI::App& app) {
                 "kl_div_score %.4f, explained variance %.4f, L0 %.2f -> %s\n",
                 sae_dir->c_str(), h.c_str(), (long long)r.tokens, r.ce_loss_score(), r.ce_clean, r.ce_sae, r.ce_zero,
                 r.kl_div_score(), r.explained_variance, r.l0, path.c_str());
+  });
+
+  auto* probing = ev->add_subcommand("probing", "sparse probing over the 35-task suite (SAEBench sparse_probing JSON)");
+  auto pcfg = std::make_shared<ProbingConfig>();
+  auto p_sae = std::make_shared<std::string>();
+  auto p_model = std::make_shared<std::string>(default_shared_root() + "/models/tinystories-656k");
+  auto p_tasks = std::make_shared<std::string>("data/probe_tasks.json");
+  auto p_root = std::make_shared<std::string>(default_shared_root());
+  auto p_out = std::make_shared<std::string>();
+  probing->add_option("--sae", *p_sae, "SAE directory in SAELens layout")->required();
+  probing->add_option("--model", *p_model, "the LM the SAE was trained on")->capture_default_str();
+  probing->add_option("--tasks", *p_tasks, "task file")->capture_default_str();
+  probing->add_option("--data-root", *p_root, "root the task file's paths are relative to")->capture_default_str();
+  probing->add_option("--train", pcfg->n_train, "training texts per task (balanced)")->capture_default_str();
+  probing->add_option("--test", pcfg->n_test, "test texts per task (balanced)")->capture_default_str();
+  probing->add_option("--only", pcfg->only_tasks, "run only these tasks (e.g. language/en)");
+  probing->add_option("--out", *p_out, "result JSON (default: <sae>/../eval_sparse_probing.json)");
+  probing->callback([=] {
+    const auto sae_cfg = read_saelens_cfg(*p_sae);
+    Sae sae = load_saelens(*p_sae, cpu_backend());
+    auto m = load_model(*p_model, cpu_backend());
+    const ProbeSuite suite = load_probe_suite(*p_tasks, *p_root);
+    const auto j = sparse_probing(*m, sae, sae.config().hook_name, suite, *pcfg, sae_cfg);
+    const std::string path = p_out->empty() ? *p_sae + "/../eval_sparse_probing.json" : *p_out;
+    write_file_atomic(path, j.dump(2) + "\n");
+    const auto& l = j["eval_result_metrics"]["llm"];
+    const auto& s = j["eval_result_metrics"]["sae"];
+    std::printf("sparse probing (%zu tasks): LLM acc %.4f top-1 %.4f | SAE acc %.4f top-1 %.4f top-5 %.4f, F1 %.4f -> %s\n",
+                j["eval_config"]["dataset_names"].size(), l["llm_test_accuracy"].get<double>(),
+                l["llm_top_1_test_accuracy"].get<double>(), s["sae_test_accuracy"].get<double>(),
+                s["sae_top_1_test_accuracy"].get<double>(), s["sae_top_5_test_accuracy"].get<double>(),
+                s["sae_test_f1"].get<double>(), path.c_str());
   });
 }
 

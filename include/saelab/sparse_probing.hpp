@@ -1,0 +1,49 @@
+// Sparse probing (SAEBench's algorithm, method.md §4) over the probe suite (probe_data.hpp):
+// texts truncated to context_size tokens (BOS first), hook activations with special tokens masked;
+// SAE latents encoded per token (decoder rows unit-normed: latents scaled by ‖W_dec,i‖), then
+// mean-pooled; the LLM baseline mean-pools the raw activations. Per task: the top-k features by
+// |mean(pos) − mean(neg)| on train for every k, an L2 logistic probe (C = 1) on them, test accuracy
+// and F1; plus a probe on all features. Averages per family, then over families.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "saelab/probe_data.hpp"
+#include "saelab/sae.hpp"
+
+namespace saelab {
+
+class LlamaModel;
+
+struct ProbingConfig {
+  int context_size = 128;
+  int n_train = 400, n_test = 200;  // per task, balanced
+  std::vector<int> k_values = {1, 2, 5, 10, 20, 50};
+  uint64_t seed = 42;
+  int batch_size = 32;
+  bool progress = true;
+  std::vector<std::string> only_tasks;  // empty: all
+};
+
+// Mean-pooled features of every text: raw [n, d] and SAE latents [n, F] (decoder-norm scaled).
+struct PooledFeatures {
+  std::vector<float> raw, sae;
+  int d = 0, F = 0;
+};
+PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std::string& hook,
+                             const std::vector<std::string>& texts, int context_size, int batch_size);
+
+struct ProbeScores {
+  std::vector<double> acc, f1;  // per k (cfg.k_values), then "all" last
+};
+// Top-k selection and probes on one task's features ([n, D] train/test).
+ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& train_y, const std::vector<float>& test,
+                       const std::vector<int>& test_y, int D, const std::vector<int>& k_values);
+
+// The SAEBench "sparse_probing" result (eval_result_metrics.llm/.sae with accuracies and, beside
+// them, F1; eval_result_details per family; per-task results in eval_result_unstructured).
+nlohmann::json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& hook,
+                              const ProbeSuite& suite, const ProbingConfig& cfg, const nlohmann::json& sae_cfg);
+
+}  // namespace saelab
