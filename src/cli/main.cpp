@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   saelab::cli::add_synth(app);
   saelab::cli::add_alpha_agreement(app);
   saelab::cli::add_eval(app);
+  saelab::cli::add_analyze(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
