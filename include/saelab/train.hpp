@@ -69,6 +69,8 @@ struct TrainConfig {
   bool progress = true;
 };
 
+// A TOML or JSON file (by extension) as JSON; throws Error naming the file.
+nlohmann::json read_config_file(const std::string& path);
 // From a JSON or TOML file (by extension); unknown keys are an error naming the key.
 TrainConfig load_train_config(const std::string& path);
 TrainConfig train_config_from_json(const nlohmann::json& j, const std::string& where);

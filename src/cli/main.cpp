@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   saelab::cli::add_alpha_agreement(app);
   saelab::cli::add_eval(app);
   saelab::cli::add_analyze(app);
+  saelab::cli::add_experiment(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

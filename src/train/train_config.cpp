@@ -97,24 +97,24 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
   return c;
 }
 
-TrainConfig load_train_config(const std::string& path) {
+json read_config_file(const std::string& path) {
   if (!file_exists(path)) fail("config file '{}' does not exist", path);
-  const std::string ext = std::filesystem::path(path).extension().string();
-  json j;
-  if (ext == ".toml") {
+  if (std::filesystem::path(path).extension() == ".toml") {
     try {
-      j = toml_to_json(toml::parse_file(path));
+      return toml_to_json(toml::parse_file(path));
     } catch (const toml::parse_error& e) {
       fail("'{}' is not valid TOML: {} (line {})", path, std::string(e.description()), e.source().begin.line);
     }
-  } else {
-    try {
-      j = json::parse(read_file(path));
-    } catch (const json::exception& e) {
-      fail("'{}' is not valid JSON: {}", path, e.what());
-    }
   }
-  return train_config_from_json(j, "'" + path + "'");
+  try {
+    return json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    fail("'{}' is not valid JSON: {}", path, e.what());
+  }
+}
+
+TrainConfig load_train_config(const std::string& path) {
+  return train_config_from_json(read_config_file(path), "'" + path + "'");
 }
 
 }  // namespace saelab

@@ -1,0 +1,50 @@
+// The seed's experiment as one command (method.md §5): harvest once, then train and evaluate every
+// configuration of the plan into <out>/run_1 .. run_N with the same model, hook, corpus, token
+// budget and seed; runs already complete are skipped, a killed experiment resumes.
+//   <out>/experiment.json         the resolved plan
+//   <out>/activations/            training activations;  <out>/heldout/  held-out activations
+//   <out>/run_i/                  train outputs (train.hpp) + run.json + eval_core.json
+//                                 + eval_sparse_probing.json + stability.json (+ composition.json)
+//   <out>/alpha_agreement.json    learned / naive α vs the manual sweep (held-out J)
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace saelab {
+
+struct ExperimentConfig {
+  std::string out_dir = "runs";
+  std::string shared_root;              // data root for defaults and the probe suite's paths
+  std::string model;                    // default: <shared>/models/tinystories-656k
+  std::vector<std::string> corpus;      // default: shared/corpus without brown_plain
+  std::vector<std::string> heldout_corpus;  // default: shared/corpus/inaugural
+  std::string hook = "blocks.0.hook_resid_post";
+  int64_t tokens = 1000000, heldout_tokens = 50000;
+  nlohmann::json train = nlohmann::json::object();  // TrainConfig keys shared by every run
+  std::vector<nlohmann::json> runs;                 // each: {"name": ..., TrainConfig overrides}
+  bool probing = true;
+  int probe_train = 400, probe_test = 200, core_contexts = 64;
+  std::string probe_tasks = "data/probe_tasks.json";
+  bool progress = true;
+};
+
+// The plan of method.md §5 (vanilla, dual-adaptive α ∈ {0, .25, .5, .75, 1}, learnable-dual,
+// naive-α, topk) over `base` train settings.
+std::vector<nlohmann::json> default_experiment_runs();
+
+ExperimentConfig load_experiment_config(const std::string& path, const std::string& shared_root);
+
+class LlamaModel;
+
+// Harvests (or resumes) <out>/activations and <out>/heldout.
+void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, std::string& train_dir,
+                         std::string& heldout_dir);
+// Trains and evaluates one run into `run_dir` (skipping finished steps); returns its summary row.
+nlohmann::json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const nlohmann::json& run,
+                       const std::string& run_dir, const std::string& activations, const std::string& heldout);
+
+// Everything; returns the summary table (one row per run) also written to <out>/summary.json.
+nlohmann::json run_experiment(const ExperimentConfig& cfg);
+
+}  // namespace saelab
