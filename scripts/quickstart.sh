@@ -10,5 +10,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 source scripts/env.sh
 bash scripts/build.sh
-./build/saelab experiment --out "${SAELAB_OUT:-runs}" --tokens "${SAELAB_TOKENS:-1000000}"
+./build/saelab experiment --config configs/experiment.toml --out "${SAELAB_OUT:-runs}" --tokens "${SAELAB_TOKENS:-1000000}"
 echo "results: ${SAELAB_OUT:-runs}/summary.json, ${SAELAB_OUT:-runs}/alpha_agreement.json, ${SAELAB_OUT:-runs}/run_*/"
