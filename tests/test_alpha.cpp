@@ -195,22 +195,8 @@ namespace {
 
 std::string planted_hierarchy() {
   static const std::string dir = [] {
-    SyntheticConfig c;
-    c.d = 64;
-    c.n_features = 12;
-    c.children_per_parent = 3;
-    c.freq_min = 0.05;
-    c.freq_max = 0.15;
-    c.child_prob_min = 0.25;
-    c.child_prob_max = 0.5;
-    c.mag_min = 2;
-    c.mag_max = 4;
-    c.child_mag_min = 0.7;
-    c.child_mag_max = 1.4;
-    c.n_tokens = 200000;
-    c.seed = 11;
     const std::string out = test::make_temp_dir("planted") + "/acts";
-    write_synthetic(c, out);
+    test::write_planted_hierarchy(out, 200000, 11);
     return out;
   }();
   return dir;

@@ -34,21 +34,7 @@ TEST(MatchDecoders, IdentityPermutationAndRandom) {
 // (orthogonal_children) refine rather than repeat it; checkpoints converge toward the final SAE.
 TEST(Analysis, CompositionAndStabilityOfAHierarchicalRun) {
   const std::string dir = test::make_temp_dir("analysis");
-  SyntheticConfig s;
-  s.d = 64;
-  s.n_features = 12;
-  s.children_per_parent = 3;
-  s.freq_min = 0.05;
-  s.freq_max = 0.15;
-  s.child_prob_min = 0.25;
-  s.child_prob_max = 0.5;
-  s.mag_min = 2;
-  s.mag_max = 4;
-  s.child_mag_min = 0.7;
-  s.child_mag_max = 1.4;
-  s.n_tokens = 100000;
-  s.seed = 11;
-  write_synthetic(s, dir + "/acts");
+  test::write_planted_hierarchy(dir + "/acts", 100000, 11);
   TrainConfig c;
   c.activations = dir + "/acts";
   c.out_dir = dir + "/run";

@@ -1,5 +1,7 @@
 #include "test_util.hpp"
 
+#include "saelab/synthetic.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +62,24 @@ double rel_error(const std::vector<float>& a, const std::vector<double>& b) {
 
 double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
   return rel_error(a, std::vector<double>(b.begin(), b.end()));
+}
+
+void write_planted_hierarchy(const std::string& out_dir, int64_t tokens, uint64_t seed) {
+  SyntheticConfig s;
+  s.d = 64;
+  s.n_features = 12;
+  s.children_per_parent = 3;
+  s.freq_min = 0.05;
+  s.freq_max = 0.15;
+  s.child_prob_min = 0.25;
+  s.child_prob_max = 0.5;
+  s.mag_min = 2;
+  s.mag_max = 4;
+  s.child_mag_min = 0.7;
+  s.child_mag_max = 1.4;
+  s.n_tokens = tokens;
+  s.seed = seed;
+  write_synthetic(s, out_dir);
 }
 
 CliResult run_cli(const std::string& args) {

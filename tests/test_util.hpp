@@ -1,5 +1,6 @@
 // Shared test helpers: fixture paths, temp directories, tolerances, running the CLI.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ void write_text(const std::string& path, const std::string& s);
 // ‖a − b‖ / max(‖b‖, tiny); NaN anywhere gives +inf so comparisons fail.
 double rel_error(const std::vector<float>& a, const std::vector<double>& b);
 double rel_error(const std::vector<float>& a, const std::vector<float>& b);
+
+// The planted two-level data of the method's hierarchy tests: 12 parents × 3 children in d = 64,
+// children as refinements (smaller magnitudes), firing only with their parent.
+void write_planted_hierarchy(const std::string& out_dir, int64_t tokens, uint64_t seed);
 
 struct CliResult {
   int exit_code;

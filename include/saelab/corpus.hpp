@@ -15,6 +15,10 @@ namespace saelab {
 
 class Tokenizer;
 
+// The default training corpus: shared/corpus without brown_plain, which is probing data
+// (shared/README.md: keep probe texts out of the SAE training corpus).
+std::vector<std::string> default_corpus_paths(const std::string& shared_root);
+
 // Expands directories; throws Error for a path that does not exist or yields no files.
 std::vector<std::string> expand_corpus_paths(const std::vector<std::string>& paths);
 

@@ -2,18 +2,11 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "saelab/corpus.hpp"
 #include "saelab/harvest.hpp"
 #include "saelab/lm.hpp"
 
 namespace saelab::cli {
-
-std::vector<std::string> default_corpus(const std::string& shared) {
-  // brown_plain is left out: it is probing data (shared/README.md).
-  std::vector<std::string> out;
-  for (const char* d : {"wikitext2", "gutenberg", "abc", "state_union", "inaugural", "webtext"})
-    out.push_back(shared + "/corpus/" + d);
-  return out;
-}
 
 void add_harvest(CLI::App& app) {
   auto* cmd = app.add_subcommand("harvest", "store a hook's activations over a corpus as shards + manifest");
@@ -39,7 +32,7 @@ void add_harvest(CLI::App& app) {
   cmd->callback([=] {
     HarvestConfig c = *cfg;
     c.dtype = dtype_from_name(*dtype);
-    if (c.corpus.empty()) c.corpus = default_corpus(default_shared_root());
+    if (c.corpus.empty()) c.corpus = default_corpus_paths(default_shared_root());
     const HarvestResult r = harvest(c);
     if (r.already_complete) {
       std::printf("%s already holds a complete harvest of %lld tokens\n", c.out_dir.c_str(), (long long)r.n_tokens);

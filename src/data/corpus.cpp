@@ -18,6 +18,13 @@ bool skipped_name(const std::string& name) {
 }
 }  // namespace
 
+std::vector<std::string> default_corpus_paths(const std::string& shared_root) {
+  std::vector<std::string> out;
+  for (const char* d : {"wikitext2", "gutenberg", "abc", "state_union", "inaugural", "webtext"})
+    out.push_back(shared_root + "/corpus/" + d);
+  return out;
+}
+
 std::vector<std::string> expand_corpus_paths(const std::vector<std::string>& paths) {
   std::vector<std::string> out;
   for (const auto& p : paths) {

@@ -7,6 +7,7 @@
 #include "saelab/alpha_agreement.hpp"
 #include "saelab/analysis.hpp"
 #include "saelab/atomic_file.hpp"
+#include "saelab/corpus.hpp"
 #include "saelab/eval_core.hpp"
 #include "saelab/harvest.hpp"
 #include "saelab/lm.hpp"
@@ -46,12 +47,6 @@ std::vector<json> default_experiment_runs() {
 
 namespace {
 
-std::vector<std::string> default_corpus(const std::string& shared) {
-  std::vector<std::string> out;
-  for (const char* d : {"wikitext2", "gutenberg", "abc", "state_union", "inaugural", "webtext"})
-    out.push_back(shared + "/corpus/" + d);
-  return out;
-}
 
 }  // namespace
 
@@ -92,7 +87,7 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
     fail("'{}': a setting has the wrong type: {}", path, ex.what());
   }
   if (c.model.empty()) c.model = shared + "/models/tinystories-656k";
-  if (c.corpus.empty()) c.corpus = default_corpus(shared);
+  if (c.corpus.empty()) c.corpus = default_corpus_paths(shared);
   if (c.heldout_corpus.empty()) c.heldout_corpus = {shared + "/corpus/inaugural"};
   if (c.runs.empty()) c.runs = default_experiment_runs();
   for (const auto& r : c.runs)
