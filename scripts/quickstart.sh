@@ -12,3 +12,4 @@ source scripts/env.sh
 bash scripts/build.sh
 ./build/saelab experiment --config configs/experiment.toml --out "${SAELAB_OUT:-runs}" --tokens "${SAELAB_TOKENS:-1000000}"
 echo "results: ${SAELAB_OUT:-runs}/summary.json, ${SAELAB_OUT:-runs}/alpha_agreement.json, ${SAELAB_OUT:-runs}/run_*/"
+echo "report:  ${SAELAB_OUT:-runs}/report.html"

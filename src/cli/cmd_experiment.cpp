@@ -6,6 +6,7 @@
 #include "saelab/atomic_file.hpp"
 #include "saelab/experiment.hpp"
 #include "saelab/lm.hpp"
+#include "saelab/report.hpp"
 #include "saelab/train.hpp"
 
 namespace saelab::cli {
@@ -46,7 +47,13 @@ void add_experiment(CLI::App& app) {
     const auto rows = run_experiment(c);
     print_table(rows);
     std::printf("experiment: %s (summary.json, alpha_agreement.json, run_*/)\n", c.out_dir.c_str());
+    std::printf("report: %s\n", write_report(c.out_dir).c_str());
   });
+
+  auto* rep = app.add_subcommand("report", "write report.html (inline SVG) + report.json/.csv for an experiment");
+  auto rdir = std::make_shared<std::string>("runs");
+  rep->add_option("--experiment", *rdir, "experiment directory")->capture_default_str();
+  rep->callback([=] { std::printf("report: %s\n", write_report(*rdir).c_str()); });
 
   auto* run = app.add_subcommand("run", "train and evaluate one configuration into --out_dir");
   auto rpath = std::make_shared<std::string>();

@@ -1,0 +1,278 @@
+#include "saelab/report.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "saelab/atomic_file.hpp"
+#include "saelab/error.hpp"
+#include "svg_chart.hpp"
+
+namespace saelab {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+json read_json_if(const std::string& path) { return file_exists(path) ? json::parse(read_file(path)) : json(nullptr); }
+
+// alpha_log.csv -> {level: {"step": [...], "alpha": [...]}}, thinned to at most ~300 points.
+json alpha_curves(const std::string& path) {
+  if (!file_exists(path)) return nullptr;
+  std::map<int, std::pair<std::vector<double>, std::vector<double>>> lv;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::istringstream row(line);
+    std::string step, level, alpha;
+    std::getline(row, step, ',');
+    std::getline(row, level, ',');
+    std::getline(row, alpha, ',');
+    auto& [s, a] = lv[std::stoi(level)];
+    s.push_back(std::stod(step));
+    a.push_back(std::stod(alpha));
+  }
+  json out = json::object();
+  for (auto& [l, sa] : lv) {
+    const size_t n = sa.first.size(), stride = std::max<size_t>(1, n / 300);
+    json steps = json::array(), alphas = json::array();
+    for (size_t i = 0; i < n; i += stride) {
+      steps.push_back(sa.first[i]);
+      alphas.push_back(sa.second[i]);
+    }
+    out[std::to_string(l)] = {{"step", steps}, {"alpha", alphas}};
+  }
+  return out;
+}
+
+}  // namespace
+
+json collect_report_data(const std::string& dir) {
+  const json summary = read_json_if(dir + "/summary.json");
+  if (summary.is_null()) fail("'{}' has no summary.json: run `saelab experiment --out {}` first", dir, dir);
+  json runs = json::array();
+  for (const auto& row : summary) {
+    const std::string rd = dir + "/" + row["run"].get<std::string>();
+    json r = row;
+    r["probing"] = read_json_if(rd + "/eval_sparse_probing.json");
+    if (!r["probing"].is_null()) {
+      r["probing"].erase("sae_cfg_dict");
+      r["probing"].erase("eval_result_unstructured");
+    }
+    r["alpha_curves"] = alpha_curves(rd + "/alpha_log.csv");
+    r["alpha_summary"] = read_json_if(rd + "/alpha_summary.json");
+    r["composition"] = read_json_if(rd + "/composition.json");
+    r["stability"] = read_json_if(rd + "/stability.json");
+    runs.push_back(r);
+  }
+  return {{"experiment", read_json_if(dir + "/experiment.json")},
+          {"alpha_agreement", read_json_if(dir + "/alpha_agreement.json")},
+          {"runs", runs}};
+}
+
+std::string render_report_html(const json& data) {
+  using svg::escape;
+  const json& runs = data["runs"];
+  std::string h = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>saelab experiment report</title><style>"
+                  "body{font-family:sans-serif;max-width:1180px;margin:20px auto;color:#222}"
+                  "table{border-collapse:collapse;margin:10px 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+                  "text-align:right;font-size:13px}th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}"
+                  ".charts{display:flex;flex-wrap:wrap;gap:10px}.best{font-weight:bold;background:#eef8ee}</style></head><body>";
+  const json& ex = data["experiment"];
+  h += "<h1>saelab: learnable frequency–magnitude balancing — experiment report</h1>";
+  if (!ex.is_null())
+    h += fmt::format("<p>Model <b>{}</b>, hook <b>{}</b>, {} training tokens; every run shares model, hook, corpus, "
+                     "token budget and seed.</p>",
+                     escape(fs::path(ex.value("model", std::string())).filename().string()), escape(ex.value("hook", "")),
+                     ex.value("tokens", 0));
+
+  // Which method wins on what.
+  auto best_by = [&](const char* key, bool low) {
+    const json* best = nullptr;
+    for (const auto& r : runs)
+      if (r.contains(key) && r[key].is_number() &&
+          (!best || (low ? r[key] < (*best)[key] : r[key] > (*best)[key])))
+        best = &r;
+    return best;
+  };
+  h += "<h2>Summary</h2><ul>";
+  for (auto [key, label] : {std::pair{"probe_accuracy", "sparse-probing accuracy (all latents)"},
+                            std::pair{"probe_f1", "sparse-probing F1"},
+                            std::pair{"probe_top1_accuracy", "top-1 probing accuracy"},
+                            std::pair{"explained_variance", "explained variance"},
+                            std::pair{"ce_loss_score", "CE loss recovered"}})
+    if (const json* b = best_by(key, false))
+      h += fmt::format("<li>Best {}: <b>{}</b> ({:.4f}, L0 {:.1f}).</li>", label, escape((*b)["name"].get<std::string>()),
+                       (*b)[key].get<double>(), (*b)["l0"].get<double>());
+  const json& ag = data["alpha_agreement"];
+  if (!ag.is_null() && !ag["best_manual_alpha"].is_null()) {
+    h += fmt::format("<li>Manual sweep: best α = {:.2f} by held-out J ({:.4g}).</li>", ag["best_manual_alpha"].get<double>(),
+                     ag["best_manual_J"].get<double>());
+    for (const char* mode : {"learned", "naive"})
+      if (ag.contains(mode)) {
+        std::string alphas;
+        for (const auto& a : ag[mode]["final_alpha"]) alphas += fmt::format("{}{:.3f}", alphas.empty() ? "" : " / ", a.get<double>());
+        h += fmt::format("<li>{} α ends at {} (per level): {} the sweep's optimum within one grid step; J gap {:+.4g}.</li>",
+                         mode, alphas, ag[mode]["agrees"].get<bool>() ? "agrees with" : "differs from",
+                         ag[mode]["J_gap"].get<double>());
+      }
+  }
+  h += "</ul>";
+
+  // The results table.
+  h += "<h2>Results</h2><table><tr><th>run</th><th>method</th><th>final α</th><th>L0</th><th>explained variance</th>"
+       "<th>CE score</th><th>KL score</th><th>probe acc</th><th>probe F1</th><th>top-1 acc</th><th>top-1 F1</th></tr>";
+  for (const auto& r : runs) {
+    std::string alpha = "–";
+    if (r["final_alpha"].is_array()) {
+      alpha.clear();
+      for (const auto& a : r["final_alpha"]) alpha += fmt::format("{}{:.3f}", alpha.empty() ? "" : " / ", a.get<double>());
+    }
+    h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td>"
+                     "<td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td></tr>",
+                     escape(r["run"].get<std::string>()), escape(r["name"].get<std::string>()), alpha, r["l0"].get<double>(),
+                     r["explained_variance"].get<double>(), r["ce_loss_score"].get<double>(), r["kl_div_score"].get<double>(),
+                     r.value("probe_accuracy", 0.0), r.value("probe_f1", 0.0), r.value("probe_top1_accuracy", 0.0),
+                     r.value("probe_top1_f1", 0.0));
+  }
+  h += "</table>";
+
+  // Probing vs k.
+  std::vector<svg::Series> acc, f1;
+  std::vector<int> ks;
+  for (const auto& r : runs) {
+    if (r["probing"].is_null()) continue;
+    const json& m = r["probing"]["eval_result_metrics"];
+    ks = r["probing"]["eval_config"]["k_values"].get<std::vector<int>>();
+    svg::Series a{r["name"].get<std::string>(), {}, {}}, f{r["name"].get<std::string>(), {}, {}};
+    for (int k : ks) {
+      a.x.push_back(k);
+      a.y.push_back(m["sae"][fmt::format("sae_top_{}_test_accuracy", k)].get<double>());
+      f.x.push_back(k);
+      f.y.push_back(m["sae"][fmt::format("sae_top_{}_test_f1", k)].get<double>());
+    }
+    acc.push_back(a);
+    f1.push_back(f);
+  }
+  if (!acc.empty()) {
+    const json& m0 = runs[0]["probing"]["eval_result_metrics"]["llm"];
+    svg::Series llm_a{"LLM baseline", {}, {}}, llm_f{"LLM baseline", {}, {}};
+    for (int k : ks) {
+      llm_a.x.push_back(k);
+      llm_a.y.push_back(m0[fmt::format("llm_top_{}_test_accuracy", k)].get<double>());
+      llm_f.x.push_back(k);
+      llm_f.y.push_back(m0[fmt::format("llm_top_{}_test_f1", k)].get<double>());
+    }
+    acc.push_back(llm_a);
+    f1.push_back(llm_f);
+    h += "<h2>Sparse probing vs k (35 tasks, averaged per family then over families)</h2><div class=\"charts\">";
+    h += svg::line_chart("Test accuracy of top-k latent probes", "k", "accuracy", acc, true);
+    h += svg::line_chart("Test F1 of top-k latent probes", "k", "F1", f1, true);
+    h += "</div><h3>Per family (accuracy)</h3><div class=\"charts\">";
+    const json& details0 = runs[0]["probing"]["eval_result_details"];
+    for (size_t fi = 0; fi < details0.size(); ++fi) {
+      std::vector<svg::Series> fam;
+      for (const auto& r : runs) {
+        if (r["probing"].is_null()) continue;
+        const json& d = r["probing"]["eval_result_details"][fi];
+        svg::Series s{r["name"].get<std::string>(), {}, {}};
+        for (int k : ks) {
+          s.x.push_back(k);
+          s.y.push_back(d[fmt::format("sae_top_{}_test_accuracy", k)].get<double>());
+        }
+        fam.push_back(s);
+      }
+      h += svg::line_chart(details0[fi]["dataset_name"].get<std::string>(), "k", "accuracy", fam, true);
+    }
+    h += "</div>";
+  }
+
+  // The L0–explained-variance plane.
+  std::vector<svg::Series> plane;
+  for (const auto& r : runs)
+    plane.push_back({r["name"].get<std::string>(), {r["l0"].get<double>()}, {r["explained_variance"].get<double>()}, true});
+  h += "<h2>Sparsity vs fidelity</h2>" + svg::line_chart("L0 vs explained variance (held-out)", "L0", "explained variance", plane);
+
+  // α trajectories.
+  std::vector<svg::Series> curves;
+  std::string marks;
+  for (const auto& r : runs) {
+    if (r["alpha_curves"].is_null() || r["alpha_mode"] == "fixed") continue;
+    for (auto it = r["alpha_curves"].begin(); it != r["alpha_curves"].end(); ++it)
+      curves.push_back({fmt::format("{} L{}", r["name"].get<std::string>(), it.key()),
+                        it.value()["step"].get<std::vector<double>>(), it.value()["alpha"].get<std::vector<double>>()});
+    if (!r["alpha_summary"].is_null())
+      for (const auto& a : r["alpha_summary"])
+        marks += fmt::format("<li>{} level {}: final α {:.3f}, {}{}{}{}</li>", escape(r["name"].get<std::string>()),
+                             a["level"].get<int>(), a["final_alpha"].get<double>(),
+                             a["converged"].get<bool>() ? fmt::format("converged at t* = {}", a["t_star"].get<int64_t>())
+                                                        : std::string("not converged"),
+                             a["at_bound_low"].get<bool>() ? ", at the lower bound" : "",
+                             a["at_bound_high"].get<bool>() ? ", at the upper bound" : "",
+                             a["oscillating"].get<bool>() ? ", oscillating" : "");
+  }
+  if (!curves.empty())
+    h += "<h2>α dynamics</h2>" + svg::line_chart("α per level during training", "step", "α", curves) + "<ul>" + marks + "</ul>";
+
+  // Composition.
+  h += "<h2>Composition quality (hierarchical runs, held-out)</h2><table><tr><th>run</th><th>method</th>"
+       "<th>EV parents only</th><th>EV parents + children</th><th>parents' share of x̂ variance</th>"
+       "<th>|cos| child–parent</th><th>children dead</th><th>P(child | parent)</th></tr>";
+  for (const auto& r : runs) {
+    const json& c = r["composition"];
+    if (c.is_null()) continue;
+    h += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.3f}</td><td>{:.3f}</td><td>{:.3f}</td>"
+                     "<td>{:.3f}</td></tr>",
+                     escape(r["run"].get<std::string>()), escape(r["name"].get<std::string>()),
+                     c["explained_variance_parents_only"].get<double>(), c["explained_variance_parents_and_children"].get<double>(),
+                     c["parent_share_of_reconstruction_variance"].get<double>(),
+                     c["mean_abs_cos_child_parent_decoder"].get<double>(), c["children_dead_fraction"].get<double>(),
+                     c["p_child_fires_given_parent"].get<double>());
+  }
+  h += "</table>";
+
+  // Stability.
+  std::vector<svg::Series> stab;
+  for (const auto& r : runs) {
+    if (r["stability"].is_null()) continue;
+    svg::Series s{r["name"].get<std::string>(), {}, {}};
+    for (const auto& p : r["stability"]["phases"]) {
+      s.x.push_back(p["fraction"].get<double>());
+      s.y.push_back(p["vs_final"]["frac_matched_above_0.9"].get<double>());
+    }
+    stab.push_back(s);
+  }
+  if (!stab.empty())
+    h += "<h2>Concept stability across training</h2>" +
+         svg::line_chart("Latents matched to the final SAE (decoder cosine > 0.9)", "fraction of training",
+                         "fraction matched", stab);
+  h += "<p style=\"color:#777;font-size:12px\">Generated by saelab from the run directories; data in report.json and "
+       "report_summary.csv.</p></body></html>\n";
+  return h;
+}
+
+std::string write_report(const std::string& dir) {
+  const json data = collect_report_data(dir);
+  write_file_atomic(dir + "/report.json", data.dump(1) + "\n");
+  std::string csv = "run,name,architecture,alpha_mode,final_alpha,l0,explained_variance,ce_loss_score,kl_div_score,"
+                    "probe_accuracy,probe_f1,probe_top1_accuracy,probe_top1_f1\n";
+  for (const auto& r : data["runs"]) {
+    std::string alpha;
+    if (r["final_alpha"].is_array())
+      for (const auto& a : r["final_alpha"]) alpha += fmt::format("{}{:.4f}", alpha.empty() ? "" : "/", a.get<double>());
+    csv += fmt::format("{},{},{},{},{},{:.4f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f}\n",
+                       r["run"].get<std::string>(), r["name"].get<std::string>(), r["architecture"].get<std::string>(),
+                       r["alpha_mode"].get<std::string>(), alpha, r["l0"].get<double>(), r["explained_variance"].get<double>(),
+                       r["ce_loss_score"].get<double>(), r["kl_div_score"].get<double>(), r.value("probe_accuracy", 0.0),
+                       r.value("probe_f1", 0.0), r.value("probe_top1_accuracy", 0.0), r.value("probe_top1_f1", 0.0));
+  }
+  write_file_atomic(dir + "/report_summary.csv", csv);
+  const std::string path = dir + "/report.html";
+  write_file_atomic(path, render_report_html(data));
+  return path;
+}
+
+}  // namespace saelab
