@@ -9,46 +9,10 @@
 
 using namespace saelab;
 
-namespace {
-ExperimentConfig small(const std::string& out) {
-  const std::string dir = test::make_temp_dir("expcfg");
-  test::write_text(dir + "/exp.toml", R"([experiment]
-tokens = 60000
-heldout_tokens = 5000
-probing = false
-core_contexts = 4
-[train]
-expansion_factor = 2
-batch_size = 512
-lr = 0.001
-l1_coefficient = 2.0
-[[runs]]
-name = "vanilla"
-architecture = "standard"
-[[runs]]
-name = "dual_fixed"
-architecture = "hierarchical"
-penalty = "dual_adaptive"
-alpha = 0.25
-[[runs]]
-name = "learned"
-architecture = "hierarchical"
-penalty = "dual_adaptive"
-alpha_mode = "learned"
-)");
-  ExperimentConfig c = load_experiment_config(dir + "/exp.toml", test::shared_root());
-  c.corpus = {test::shared_root() + "/corpus/gutenberg/carroll-alice.txt"};
-  c.heldout_corpus = {test::shared_root() + "/corpus/inaugural/1789-Washington.txt",
-                      test::shared_root() + "/corpus/inaugural/1793-Washington.txt"};
-  c.out_dir = out;
-  c.progress = false;
-  return c;
-}
-}  // namespace
 
 TEST(Experiment, RunsThePlanIntoRunDirectoriesAndResumes) {
   const std::string out = test::make_temp_dir("exp") + "/runs";
-  const ExperimentConfig c = small(out);
+  const ExperimentConfig c = test::small_experiment(out);
   const auto rows = run_experiment(c);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0]["run"], "run_1");

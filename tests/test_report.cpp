@@ -15,36 +15,7 @@ namespace {
 // A small experiment (no probing, for time) to report on; shared by this file's tests.
 const std::string& experiment_dir() {
   static const std::string out = [] {
-    const std::string dir = test::make_temp_dir("report");
-    test::write_text(dir + "/exp.toml", R"([experiment]
-tokens = 60000
-heldout_tokens = 5000
-probing = false
-core_contexts = 4
-[train]
-expansion_factor = 2
-batch_size = 512
-lr = 0.001
-[[runs]]
-name = "vanilla"
-architecture = "standard"
-[[runs]]
-name = "dual_fixed"
-architecture = "hierarchical"
-penalty = "dual_adaptive"
-alpha = 0.5
-[[runs]]
-name = "learned"
-architecture = "hierarchical"
-penalty = "dual_adaptive"
-alpha_mode = "learned"
-)");
-    ExperimentConfig c = load_experiment_config(dir + "/exp.toml", test::shared_root());
-    c.corpus = {test::shared_root() + "/corpus/gutenberg/carroll-alice.txt"};
-    c.heldout_corpus = {test::shared_root() + "/corpus/inaugural/1789-Washington.txt",
-                        test::shared_root() + "/corpus/inaugural/1793-Washington.txt"};
-    c.out_dir = dir + "/runs";
-    c.progress = false;
+    const ExperimentConfig c = test::small_experiment(test::make_temp_dir("report") + "/runs");
     run_experiment(c);
     return c.out_dir;
   }();

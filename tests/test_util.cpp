@@ -82,6 +82,41 @@ void write_planted_hierarchy(const std::string& out_dir, int64_t tokens, uint64_
   write_synthetic(s, out_dir);
 }
 
+ExperimentConfig small_experiment(const std::string& out_dir) {
+  const std::string dir = make_temp_dir("expcfg");
+  write_text(dir + "/exp.toml", R"([experiment]
+tokens = 60000
+heldout_tokens = 5000
+probing = false
+core_contexts = 4
+[train]
+expansion_factor = 2
+batch_size = 512
+lr = 0.001
+l1_coefficient = 2.0
+[[runs]]
+name = "vanilla"
+architecture = "standard"
+[[runs]]
+name = "dual_fixed"
+architecture = "hierarchical"
+penalty = "dual_adaptive"
+alpha = 0.25
+[[runs]]
+name = "learned"
+architecture = "hierarchical"
+penalty = "dual_adaptive"
+alpha_mode = "learned"
+)");
+  ExperimentConfig c = load_experiment_config(dir + "/exp.toml", shared_root());
+  c.corpus = {shared_root() + "/corpus/gutenberg/carroll-alice.txt"};
+  c.heldout_corpus = {shared_root() + "/corpus/inaugural/1789-Washington.txt",
+                      shared_root() + "/corpus/inaugural/1793-Washington.txt"};
+  c.out_dir = out_dir;
+  c.progress = false;
+  return c;
+}
+
 CliResult run_cli(const std::string& args) {
   const std::string dir = make_temp_dir("cli");
   const std::string out = dir + "/out", err = dir + "/err";

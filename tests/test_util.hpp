@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "saelab/experiment.hpp"
+
 namespace saelab::test {
 
 // Named tolerances (relative error), per dtype and per kind of comparison.
@@ -23,6 +25,10 @@ double rel_error(const std::vector<float>& a, const std::vector<float>& b);
 // The planted two-level data of the method's hierarchy tests: 12 parents × 3 children in d = 64,
 // children as refinements (smaller magnitudes), firing only with their parent.
 void write_planted_hierarchy(const std::string& out_dir, int64_t tokens, uint64_t seed);
+
+// A three-run experiment (vanilla, dual-adaptive at α = 0.25, learnable-dual) on 60k tokens of one
+// book, without probing: the fixture of the experiment and report tests.
+ExperimentConfig small_experiment(const std::string& out_dir);
 
 struct CliResult {
   int exit_code;

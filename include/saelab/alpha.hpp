@@ -36,6 +36,12 @@ class AlphaController {
   double lr_ = 0;
 };
 
+// alpha_log.csv (step,level,alpha,...) as per-level trajectories: level -> (steps, alphas).
+struct AlphaTrajectory {
+  std::vector<double> step, alpha;
+};
+std::vector<AlphaTrajectory> read_alpha_log(const std::string& path);
+
 // Convergence of one α trajectory (one value per step): converged at t* when α's range over the
 // last W = window_fraction·T steps is below eps from t* to the end; flags for the bounds and for
 // oscillation (sign changes of Δα in more than osc_rate of the last window's steps while the range

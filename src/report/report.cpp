@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "saelab/alpha.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
 #include "svg_chart.hpp"
@@ -21,27 +22,14 @@ json read_json_if(const std::string& path) { return file_exists(path) ? json::pa
 // alpha_log.csv -> {level: {"step": [...], "alpha": [...]}}, thinned to at most ~300 points.
 json alpha_curves(const std::string& path) {
   if (!file_exists(path)) return nullptr;
-  std::map<int, std::pair<std::vector<double>, std::vector<double>>> lv;
-  std::istringstream in(read_file(path));
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::istringstream row(line);
-    std::string step, level, alpha;
-    std::getline(row, step, ',');
-    std::getline(row, level, ',');
-    std::getline(row, alpha, ',');
-    auto& [s, a] = lv[std::stoi(level)];
-    s.push_back(std::stod(step));
-    a.push_back(std::stod(alpha));
-  }
+  const std::vector<AlphaTrajectory> lv = read_alpha_log(path);
   json out = json::object();
-  for (auto& [l, sa] : lv) {
-    const size_t n = sa.first.size(), stride = std::max<size_t>(1, n / 300);
+  for (size_t l = 0; l < lv.size(); ++l) {
+    const size_t n = lv[l].step.size(), stride = std::max<size_t>(1, n / 300);
     json steps = json::array(), alphas = json::array();
     for (size_t i = 0; i < n; i += stride) {
-      steps.push_back(sa.first[i]);
-      alphas.push_back(sa.second[i]);
+      steps.push_back(lv[l].step[i]);
+      alphas.push_back(lv[l].alpha[i]);
     }
     out[std::to_string(l)] = {{"step", steps}, {"alpha", alphas}};
   }

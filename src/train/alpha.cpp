@@ -4,7 +4,10 @@
 #include <cmath>
 #include <deque>
 
+#include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
+
+#include <sstream>
 
 namespace saelab {
 
@@ -73,6 +76,25 @@ void AlphaController::naive_step(const std::vector<double>& g) {
     theta[l] = std::clamp(theta[l] - lr_ * mh / (std::sqrt(vh) + eps), 0.0, 1.0);
     last_signal[l] = g[l];
   }
+}
+
+std::vector<AlphaTrajectory> read_alpha_log(const std::string& path) {
+  std::vector<AlphaTrajectory> out;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream row(line);
+    std::string step, level, alpha;
+    std::getline(row, step, ',');
+    std::getline(row, level, ',');
+    std::getline(row, alpha, ',');
+    const size_t l = std::stoul(level);
+    if (out.size() <= l) out.resize(l + 1);
+    out[l].step.push_back(std::stod(step));
+    out[l].alpha.push_back(std::stod(alpha));
+  }
+  return out;
 }
 
 AlphaConvergence analyze_alpha(const std::vector<double>& a, double window_fraction, double eps, double osc_rate) {

@@ -127,22 +127,11 @@ int64_t resample_dead(Sae& sae, TrainState& st, const std::vector<float>& x, con
 
 // Convergence analysis of every level's α trajectory in alpha_log.csv (method.md §3).
 json alpha_summary(const std::string& path, size_t levels) {
-  std::vector<std::vector<double>> traj(levels);
-  std::istringstream in(read_file(path));
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::istringstream row(line);
-    std::string step, level, alpha;
-    std::getline(row, step, ',');
-    std::getline(row, level, ',');
-    std::getline(row, alpha, ',');
-    const size_t l = std::stoul(level);
-    if (l < levels) traj[l].push_back(std::stod(alpha));
-  }
+  std::vector<AlphaTrajectory> traj = read_alpha_log(path);
+  traj.resize(levels);
   json out = json::array();
   for (size_t l = 0; l < levels; ++l) {
-    const AlphaConvergence c = analyze_alpha(traj[l]);
+    const AlphaConvergence c = analyze_alpha(traj[l].alpha);
     out.push_back({{"level", l},
                    {"final_alpha", c.final_alpha},
                    {"converged", c.converged},
@@ -152,7 +141,7 @@ json alpha_summary(const std::string& path, size_t levels) {
                    {"at_bound_high", c.at_bound_high},
                    {"oscillating", c.oscillating},
                    {"sign_change_rate", c.sign_change_rate},
-                   {"steps", traj[l].size()}});
+                   {"steps", traj[l].alpha.size()}});
   }
   return out;
 }
