@@ -203,19 +203,7 @@ std::string planted_hierarchy() {
 }
 
 TrainConfig hierarchical_config(const std::string& out) {
-  TrainConfig c;
-  c.activations = planted_hierarchy();
-  c.out_dir = out;
-  c.architecture = "hierarchical";
-  c.n_parents = 12;
-  c.children_per_parent = 4;
-  c.batch_size = 512;
-  c.total_tokens = 2000000;
-  c.lr = 1e-3f;
-  c.l1_coefficient = 0.5f;
-  c.b_dec_init = "zeros";
-  c.progress = false;
-  return c;
+  return test::planted_hierarchy_training(planted_hierarchy(), out, 2000000);
 }
 
 }  // namespace

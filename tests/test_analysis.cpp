@@ -35,18 +35,7 @@ TEST(MatchDecoders, IdentityPermutationAndRandom) {
 TEST(Analysis, CompositionAndStabilityOfAHierarchicalRun) {
   const std::string dir = test::make_temp_dir("analysis");
   test::write_planted_hierarchy(dir + "/acts", 100000, 11);
-  TrainConfig c;
-  c.activations = dir + "/acts";
-  c.out_dir = dir + "/run";
-  c.architecture = "hierarchical";
-  c.n_parents = 12;
-  c.children_per_parent = 4;
-  c.batch_size = 512;
-  c.total_tokens = 1000000;
-  c.lr = 1e-3f;
-  c.l1_coefficient = 0.5f;
-  c.b_dec_init = "zeros";
-  c.progress = false;
+  const TrainConfig c = test::planted_hierarchy_training(dir + "/acts", dir + "/run", 1000000);
   train_sae(c);
 
   Sae sae = load_saelens(c.out_dir + "/sae", cpu_backend());

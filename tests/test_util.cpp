@@ -82,6 +82,23 @@ void write_planted_hierarchy(const std::string& out_dir, int64_t tokens, uint64_
   write_synthetic(s, out_dir);
 }
 
+TrainConfig planted_hierarchy_training(const std::string& activations, const std::string& out_dir,
+                                       int64_t total_tokens) {
+  TrainConfig c;
+  c.activations = activations;
+  c.out_dir = out_dir;
+  c.architecture = "hierarchical";
+  c.n_parents = 12;
+  c.children_per_parent = 4;
+  c.batch_size = 512;
+  c.total_tokens = total_tokens;
+  c.lr = 1e-3f;
+  c.l1_coefficient = 0.5f;
+  c.b_dec_init = "zeros";
+  c.progress = false;
+  return c;
+}
+
 ExperimentConfig small_experiment(const std::string& out_dir) {
   const std::string dir = make_temp_dir("expcfg");
   write_text(dir + "/exp.toml", R"([experiment]

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "saelab/experiment.hpp"
+#include "saelab/train.hpp"
 
 namespace saelab::test {
 
@@ -25,6 +26,9 @@ double rel_error(const std::vector<float>& a, const std::vector<float>& b);
 // The planted two-level data of the method's hierarchy tests: 12 parents × 3 children in d = 64,
 // children as refinements (smaller magnitudes), firing only with their parent.
 void write_planted_hierarchy(const std::string& out_dir, int64_t tokens, uint64_t seed);
+// The hierarchical SAE the planted-hierarchy tests train: 12 parents × 4 children, λ = 0.5.
+TrainConfig planted_hierarchy_training(const std::string& activations, const std::string& out_dir,
+                                       int64_t total_tokens);
 
 // A three-run experiment (vanilla, dual-adaptive at α = 0.25, learnable-dual) on 60k tokens of one
 // book, without probing: the fixture of the experiment and report tests.

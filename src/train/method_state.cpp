@@ -26,7 +26,7 @@ SaeLossTerms MethodState::terms(float l1_warm) const {
   return t;
 }
 
-SaeHyperRequest* MethodState::hyper_request(float l1_coefficient) {
+SaeHyperRequest* MethodState::hyper_request() {
   requested_ = false;
   if (alpha_.mode() != AlphaMode::Learned || !weights_.ready()) return nullptr;
   const double mean_m = weights_.mean_magnitude();
@@ -43,7 +43,6 @@ SaeHyperRequest* MethodState::hyper_request(float l1_coefficient) {
   request_.grad_J = &hyper_.grad_J;
   request_.g_alpha = &hyper_.g_alpha;
   requested_ = true;
-  (void)l1_coefficient;
   return &request_;
 }
 

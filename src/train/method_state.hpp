@@ -28,7 +28,7 @@ class MethodState {
   // The loss terms of this step: λ (warm-up × target-L0 controller), penalty weights w(α).
   SaeLossTerms terms(float l1_warm) const;
   // Non-null when this step computes hypergradient pieces (learned α with statistics available).
-  SaeHyperRequest* hyper_request(float l1_coefficient);
+  SaeHyperRequest* hyper_request();
   // After forward/backward: α updates (hypergradient with the previous tangent, or naive).
   void after_backward(const SaeBatchStats& st, const SaeLossTerms& terms);
   // After the Adam step: the tangent for the next hypergradient.

@@ -313,7 +313,7 @@ TrainResult train_sae(const TrainConfig& cfg) {
       for (int64_t i = 0; i < F; ++i)
         terms.dead[i] = st.tokens_since_fired[i] >= static_cast<float>(cfg.dead_window_tokens) ? 1.f : 0.f;
     }
-    SaeHyperRequest* hyper = method.hyper_request(terms.l1_coefficient);
+    SaeHyperRequest* hyper = method.hyper_request();
     const SaeBatchStats bs = sae.forward_backward(X, terms, grads, ws, hyper);
     if (!std::isfinite(bs.loss())) fail("training diverged at step {}: loss is {}", step, bs.loss());
     method.after_backward(bs, terms);
