@@ -11,14 +11,25 @@
 
 namespace saelab {
 
+// A row holding NaN or Inf is a fault in the data, never something to train on: by default the
+// loader throws an Error naming the shard file, row, global token index and column; with
+// drop_nonfinite such rows are left out (and counted) instead.
+struct NonFiniteRow {
+  int64_t row = -1, column = -1;  // row within the block; -1: none
+  float value = 0;
+};
+NonFiniteRow find_nonfinite_row(const float* rows, int64_t n, int d);
+
 class ActivationLoader {
  public:
-  ActivationLoader(ActivationManifest manifest, int64_t buffer_tokens, uint64_t seed, float scale = 1.0f);
+  ActivationLoader(ActivationManifest manifest, int64_t buffer_tokens, uint64_t seed, float scale = 1.0f,
+                   bool drop_nonfinite = false);
   int d() const { return manifest_.d_in; }
   int64_t n_tokens() const { return manifest_.n_tokens; }
   // Next N rows, each multiplied by `scale`, into out [N, d].
   void next(int64_t N, float* out);
   void skip(int64_t batches, int64_t N);
+  int64_t dropped_rows() const { return dropped_rows_; }  // non-finite rows left out so far
 
  private:
   void refill();
@@ -26,6 +37,9 @@ class ActivationLoader {
   int64_t buffer_tokens_;
   uint64_t seed_;
   float scale_;
+  bool drop_nonfinite_;
+  int64_t dropped_rows_ = 0;
+  int64_t rows_this_epoch_ = 0;
   std::vector<size_t> order_;
   size_t next_shard_ = 0;
   int64_t epoch_ = 0;
@@ -41,7 +55,9 @@ struct ActivationSample {
   std::vector<float> rows;  // [n, d]
   int64_t n = 0;
 };
-ActivationSample sample_activations(const ActivationManifest& m, int64_t max_tokens, int64_t max_rows);
+// Non-finite rows throw (as in the loader) unless drop_nonfinite, when they are left out.
+ActivationSample sample_activations(const ActivationManifest& m, int64_t max_tokens, int64_t max_rows,
+                                    bool drop_nonfinite = false);
 
 // Weiszfeld iterations for the geometric median of rows [n, d].
 std::vector<float> geometric_median(const std::vector<float>& rows, int64_t n, int d, int iters = 100);

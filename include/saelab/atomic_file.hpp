@@ -28,5 +28,8 @@ void write_file_atomic(const std::string& path, std::string_view contents);
 std::string read_file(const std::string& path);  // throws Error naming the file
 bool file_exists(const std::string& path);
 bool dir_exists(const std::string& path);
+// A killed writer leaves `*.tmp-<pid>` files and `*.tmp` / `*.tmp.old` directories behind; a run
+// resuming in `dir` (one writer per output directory) removes them first. Returns how many.
+int remove_stale_temps(const std::string& dir);
 
 }  // namespace saelab

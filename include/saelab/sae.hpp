@@ -136,4 +136,8 @@ class Sae {
   bool children_on_ = true;
 };
 
+// Refuses to apply an SAE at a hook other than the one it was trained on (its cfg's hook_name; an
+// empty hook_name accepts any), naming both.
+void check_sae_hook(const Sae& sae, const std::string& hook);
+
 }  // namespace saelab

@@ -63,6 +63,11 @@ struct TrainConfig {
   float dense_threshold = 0.1f;         // dense: firing on more than this fraction of tokens
   int64_t resample_every_steps = 0;     // 0: never resample dead latents
   float resample_until_fraction = 0.5f;
+  // Numerical faults: a batch with NaN/Inf activations, loss or gradients either stops training
+  // (the last checkpoint stays the newest output; fault.json says where it happened) or, with
+  // skip_batch, is left out: its rows are dropped at load time, a non-finite step makes no update.
+  std::string on_nonfinite = "stop";  // stop | skip_batch
+  int64_t max_skipped_batches = 100;  // skip_batch: stop anyway after this many skipped steps
   // Outputs
   std::vector<double> checkpoint_fractions = {0.1, 0.25, 0.5, 0.75, 1.0};
   int log_every = 10;

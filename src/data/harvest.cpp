@@ -1,6 +1,7 @@
 #include "saelab/harvest.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -105,6 +106,7 @@ HarvestResult harvest(const HarvestConfig& c, const LlamaModel* model_in) {
     }
     m = old;
     r.resumed = true;
+    remove_stale_temps(c.out_dir);
   } else {
     CorpusReader probe_reader(files);  // refuse an empty corpus before creating anything
     ContextStream probe(probe_reader, model.tokenizer(), c.context_size);
@@ -143,6 +145,22 @@ HarvestResult harvest(const HarvestConfig& c, const LlamaModel* model_in) {
     if (B < c.batch_size) corpus_done = true;
     if (B == 0) break;
     model.forward(batch_tokens, B, T, &hooks, /*want_logits=*/false);
+    // Non-finite activations (corrupt weights) or values f16 cannot hold are refused before any of
+    // this batch is stored.
+    const float f16_max = 65504.f;
+    for (size_t i = 0; i < static_cast<size_t>(B) * T * d; ++i) {
+      const float v = batch_acts[i];
+      if (std::isfinite(v) && (c.dtype != DType::F16 || std::fabs(v) <= f16_max)) continue;
+      const int64_t row = static_cast<int64_t>(i) / d;
+      const int64_t context = m.contexts_done + contexts_in_shard + row / T;
+      if (!std::isfinite(v))
+        fail("model '{}' produced {} at hook '{}' (context {} of the corpus, position {}, column {}); its weights "
+             "may be corrupt. Nothing of this batch was written",
+             model.config().name, v, c.hook_name, context, row % T, static_cast<int64_t>(i) % d);
+      fail("activation {} at hook '{}' (context {}, position {}, column {}) exceeds the f16 range (±65504); "
+           "harvest with dtype f32",
+           v, c.hook_name, context, row % T, static_cast<int64_t>(i) % d);
+    }
     for (int64_t row = 0; row < static_cast<int64_t>(B) * T; ++row) {
       const int32_t t = batch_tokens[row];
       if (c.exclude_special && (tok.is_special(t) || t == tok.bos_id())) continue;

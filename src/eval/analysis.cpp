@@ -16,6 +16,9 @@ json composition_quality(const Sae& sae, const std::vector<float>& x, int64_t n)
   const SaeConfig& c = sae.config();
   if (c.architecture != SaeArchitecture::Hierarchical) fail("composition quality needs a hierarchical SAE");
   const int64_t d = c.d_in, F = c.d_sae, P = c.n_parents, m = c.children_per_parent;
+  if (n < 1 || static_cast<int64_t>(x.size()) != n * d)
+    fail("composition quality: the activations have width {} but the SAE's d_in is {}",
+         n > 0 ? static_cast<int64_t>(x.size()) / n : 0, d);
   Backend& be = sae.backend();
   SaeWorkspace ws(c, n, be.device());
   sae.encode(to_device(be, {n, d}, x.data()), ws);
@@ -83,7 +86,7 @@ json composition_quality(const Sae& sae, const std::vector<float>& x, int64_t n)
           {"explained_variance_parents_only", 1.0 - sse_par / var},
           {"explained_variance_parents_and_children", 1.0 - sse_full / var},
           {"parent_share_of_reconstruction_variance", var_full > 0 ? var_par / var_full : 0.0},
-          {"mean_abs_cos_child_parent_decoder", P * m ? cos_sum / static_cast<double>(P * m) : 0.0},
+          {"mean_abs_cos_child_parent_decoder", P * m > 0 ? cos_sum / static_cast<double>(P * m) : 0.0},
           {"parents_dead_fraction", static_cast<double>(dead_p) / static_cast<double>(P)},
           {"children_dead_fraction", static_cast<double>(dead_c) / static_cast<double>(P * m)},
           {"p_child_fires_given_parent", cond_n ? cond_sum / static_cast<double>(cond_n) : 0.0}};

@@ -174,6 +174,7 @@ CoreEvalResult eval_core(const LlamaModel& model, const Sae& sae, const std::str
   if (sae.config().d_in != model.config().d_model)
     fail("SAE d_in {} does not match the width {} of model '{}' at '{}'", sae.config().d_in, model.config().d_model,
          model.config().name, hook);
+  check_sae_hook(sae, hook);
   const int F = sae.config().d_sae, d = sae.config().d_in;
   Backend& be = sae.backend();
   auto recon = [&](const std::vector<float>& x, int64_t n, std::vector<float>& xh, std::vector<float>& lat) {

@@ -121,6 +121,7 @@ json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& 
   if (sae.config().d_in != model.config().d_model)
     fail("SAE d_in {} does not match the width {} of model '{}'", sae.config().d_in, model.config().d_model,
          model.config().name);
+  check_sae_hook(sae, hook);
   std::vector<const ProbeTask*> tasks;
   for (const auto& t : suite.tasks)
     if (cfg.only_tasks.empty() || std::find(cfg.only_tasks.begin(), cfg.only_tasks.end(), t.name) != cfg.only_tasks.end())

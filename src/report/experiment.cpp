@@ -181,6 +181,7 @@ void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, s
 
 json run_experiment(const ExperimentConfig& cfg) {
   fs::create_directories(cfg.out_dir);
+  remove_stale_temps(cfg.out_dir);
   json plan = {{"model", cfg.model}, {"hook", cfg.hook}, {"tokens", cfg.tokens}, {"corpus", cfg.corpus},
                {"heldout_corpus", cfg.heldout_corpus}, {"train", cfg.train}, {"runs", cfg.runs}};
   if (file_exists(cfg.out_dir + "/experiment.json")) {

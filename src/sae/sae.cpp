@@ -144,4 +144,11 @@ void Sae::decode(SaeWorkspace& ws, int64_t N) const {
   be_.add_row(xhat, params_.b_dec);
 }
 
+void check_sae_hook(const Sae& sae, const std::string& hook) {
+  const SaeConfig& c = sae.config();
+  if (!c.hook_name.empty() && c.hook_name != hook)
+    fail("the SAE was trained on hook '{}'{} but is applied at '{}'; use its own hook", c.hook_name,
+         c.model_name.empty() ? "" : " of model '" + c.model_name + "'", hook);
+}
+
 }  // namespace saelab

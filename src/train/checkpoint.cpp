@@ -20,7 +20,7 @@ void TrainState::init(const SaeConfig& c, Device device) {
   density_tokens = 0;
 }
 
-void save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const TrainState& st, const json& meta,
+std::string save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const TrainState& st, const json& meta,
                      const std::vector<std::pair<std::string, std::vector<float>>>& extra) {
   Backend& be = sae.backend();
   const std::string name = fmt::format("step_{:08d}", step);
@@ -51,8 +51,14 @@ void save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const
   j["d_in"] = sae.config().d_in;
   j["d_sae"] = sae.config().d_sae;
   write_file_atomic(tmp + "/trainer.json", j.dump(2) + "\n");
-  fs::remove_all(final_dir);
+  // A checkpoint being replaced (a resumed run re-saving a step) moves aside first, so some complete
+  // copy exists under the final name or a .tmp name at every instant.
+  const std::string old = final_dir + ".tmp.old";
+  fs::remove_all(old);
+  if (fs::exists(final_dir)) fs::rename(final_dir, old);
   fs::rename(tmp, final_dir);
+  fs::remove_all(old);
+  return final_dir;
 }
 
 std::vector<std::string> list_checkpoints(const std::string& dir) {

@@ -19,8 +19,8 @@ struct TrainState {
   void init(const SaeConfig& c, Device device);
 };
 
-// `extra`: further host tensors (the method's state) stored beside the parameters.
-void save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const TrainState& st,
+// `extra`: further host tensors (the method's state) stored beside the parameters. Returns its path.
+std::string save_checkpoint(const std::string& dir, int64_t step, const Sae& sae, const TrainState& st,
                      const nlohmann::json& meta,
                      const std::vector<std::pair<std::string, std::vector<float>>>& extra = {});
 // The checkpoint directory with the highest step below `below_step`, if any.

@@ -1,3 +1,4 @@
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <toml++/toml.h>
@@ -30,6 +31,53 @@ json toml_to_json(const toml::node& n) {
   return nullptr;
 }
 
+// TOML allows non-ASCII only inside strings and comments. toml++ 3.3 reaches
+// __builtin_unreachable (undefined behaviour, found by fuzzing) when a bare key holds a character
+// in U+00A1..U+0499, e.g. `α = 0.5`, so such text is refused here before the parser sees it.
+void check_toml_ascii_outside_strings(const std::string& s, const std::string& path) {
+  size_t i = s.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;  // a UTF-8 byte-order mark
+  int line = 1;
+  auto skip_to = [&](const char* close, bool escapes, bool single_line) {
+    const size_t n = std::strlen(close);
+    for (; i < s.size(); ++i) {
+      if (s[i] == '\n') {
+        ++line;
+        if (single_line) return;
+      }
+      if (escapes && s[i] == '\\') {
+        if (i + 1 < s.size() && s[i + 1] == '\n') ++line;
+        ++i;
+      } else if (s.compare(i, n, close) == 0) {
+        i += n - 1;
+        return;
+      }
+    }
+  };
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '\n') {
+      ++line;
+    } else if (c == '#') {
+      while (i + 1 < s.size() && s[i + 1] != '\n') ++i;
+    } else if (s.compare(i, 3, "\"\"\"") == 0) {
+      i += 3;
+      skip_to("\"\"\"", true, false);
+    } else if (s.compare(i, 3, "'''") == 0) {
+      i += 3;
+      skip_to("'''", false, false);
+    } else if (c == '"') {
+      ++i;
+      skip_to("\"", true, true);
+    } else if (c == '\'') {
+      ++i;
+      skip_to("'", false, true);
+    } else if (static_cast<unsigned char>(c) >= 0x80) {
+      fail("'{}' is not valid TOML: line {} has a non-ASCII character outside a string or comment (a key "
+           "like `α` must be quoted, and saelab's keys are ASCII)", path, line);
+    }
+  }
+}
+
 }  // namespace
 
 #define SAELAB_TRAIN_FIELDS(X)                                                                                  \
@@ -39,7 +87,7 @@ json toml_to_json(const toml::node& n) {
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
   X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty)    \
   X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
-  X(target_l0) X(l0_controller_rate) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay)
+  X(target_l0) X(l0_controller_rate) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches)
 
 json train_config_to_json(const TrainConfig& c) {
   json j;
@@ -85,6 +133,8 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
   if (c.penalty == "dual_adaptive" && c.architecture == "topk")
     fail("{}: the dual-adaptive penalty needs a penalised SAE (standard or hierarchical), not topk", where);
   alpha_mode_from_name(c.alpha_mode);
+  if (c.on_nonfinite != "stop" && c.on_nonfinite != "skip_batch")
+    fail("{}: on_nonfinite must be stop or skip_batch, got '{}'", where, c.on_nonfinite);
   if (c.alpha < 0 || c.alpha > 1) fail("{}: alpha must be in [0, 1], got {}", where, c.alpha);
   if (c.alpha_mode != "fixed" && c.penalty != "dual_adaptive")
     fail("{}: alpha_mode '{}' needs penalty = \"dual_adaptive\"", where, c.alpha_mode);
@@ -100,8 +150,10 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
 json read_config_file(const std::string& path) {
   if (!file_exists(path)) fail("config file '{}' does not exist", path);
   if (std::filesystem::path(path).extension() == ".toml") {
+    const std::string text = read_file(path);
+    check_toml_ascii_outside_strings(text, path);
     try {
-      return toml_to_json(toml::parse_file(path));
+      return toml_to_json(toml::parse(text, path));
     } catch (const toml::parse_error& e) {
       fail("'{}' is not valid TOML: {} (line {})", path, std::string(e.description()), e.source().begin.line);
     }

@@ -47,15 +47,22 @@ const char* kLogHeader =
     "step,tokens,loss,mse,penalty,aux,l0,explained_variance,lr,l1_coefficient,dead_fraction,dense_fraction,tokens_per_s\n";
 const char* kAlphaHeader = "step,level,alpha,theta,signal,J\n";
 
-// Keeps the rows of a per-step CSV up to `step` (a resumed run rewrites what follows).
+// Keeps the rows of a per-step CSV up to `step` (a resumed run rewrites what follows). The logs are
+// appended as training goes, so a killed run may leave a torn last line: only whole rows (newline-
+// terminated, the header's field count) survive.
 void truncate_log(const std::string& path, int64_t step, const char* header) {
   std::string kept = header;
+  const auto fields = std::count(kept.begin(), kept.end(), ',');
   if (file_exists(path)) {
     std::istringstream in(read_file(path));
     std::string line;
     std::getline(in, line);
-    while (std::getline(in, line))
-      if (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= step) kept += line + "\n";
+    while (std::getline(in, line) && !in.eof()) {
+      if (line.empty() || std::count(line.begin(), line.end(), ',') != fields ||
+          line.find_first_not_of("0123456789") != line.find(','))
+        continue;
+      if (std::stoll(line.substr(0, line.find(','))) <= step) kept += line + "\n";
+    }
   }
   write_file_atomic(path, kept);
 }
@@ -182,6 +189,60 @@ void init_children_from_parents(Sae& sae, TrainState& st, uint64_t seed) {
   be.upload(st.adam_v.flat.view(), vv.data());
 }
 
+// Where a non-finite loss or gradient came from, for the fault report: the first parameter holding
+// NaN/Inf (named with its latent), else the first non-finite latent activation, else the batch row
+// whose reconstruction error is non-finite. `params_bad` tells whether skipping the batch can help.
+json diagnose_nonfinite(const Sae& sae, SaeWorkspace& ws, const float* x, int64_t N, bool& params_bad) {
+  Backend& be = sae.backend();
+  const int64_t d = sae.config().d_in, F = sae.config().d_sae;
+  params_bad = false;
+  for (const auto& [name, view] : sae.params().named()) {
+    const std::vector<float> v = to_host_f32(be, view);
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (std::isfinite(v[i])) continue;
+      params_bad = true;
+      const int64_t k = static_cast<int64_t>(i);
+      const int64_t latent = name == "W_enc" ? k % F : name == "b_enc" ? k : name == "W_dec" ? k / d : -1;
+      json j = {{"where", "parameter"}, {"parameter", name}, {"index", k}, {"value", fmt::format("{}", v[i])}};
+      if (latent >= 0) j["latent"] = latent;
+      return j;
+    }
+  }
+  const std::vector<float> f = to_host_f32(be, ws.f.view().rows(0, N));  // [N, F]
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < F; ++i)
+      if (!std::isfinite(f[n * F + i]))
+        return {{"where", "latent_activation"}, {"latent", i}, {"batch_row", n}, {"value", fmt::format("{}", f[n * F + i])}};
+  const std::vector<float> xhat = to_host_f32(be, ws.xhat.view().rows(0, N));  // [N, d]
+  for (int64_t n = 0; n < N; ++n) {
+    float e = 0, xx = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      e += (x[n * d + j] - xhat[n * d + j]) * (x[n * d + j] - xhat[n * d + j]);
+      xx += x[n * d + j] * x[n * d + j];
+    }
+    if (!std::isfinite(e))
+      return {{"where", "input_row"}, {"batch_row", n}, {"squared_norm", fmt::format("{}", xx)},
+              {"squared_error", fmt::format("{}", e)}};
+  }
+  return {{"where", "penalty_or_gradient"}};
+}
+
+std::string describe_fault(const json& j) {
+  const std::string w = j.value("where", "");
+  if (w == "parameter")
+    return fmt::format("parameter {} holds {} at index {}{}", j["parameter"].get<std::string>(),
+                       j["value"].get<std::string>(), j["index"].get<int64_t>(),
+                       j.contains("latent") ? fmt::format(" (latent {})", j["latent"].get<int64_t>()) : "");
+  if (w == "latent_activation")
+    return fmt::format("latent {} is {} on batch row {}", j["latent"].get<int64_t>(), j["value"].get<std::string>(),
+                       j["batch_row"].get<int64_t>());
+  if (w == "input_row")
+    return fmt::format("batch row {} has squared norm {} and squared error {} (activations too large for f32; "
+                       "normalize them)", j["batch_row"].get<int64_t>(), j["squared_norm"].get<std::string>(),
+                       j["squared_error"].get<std::string>());
+  return "parameters, activations and reconstruction are finite: the penalty or a gradient is not";
+}
+
 }  // namespace
 
 TrainResult train_sae(const TrainConfig& cfg) {
@@ -193,11 +254,16 @@ TrainResult train_sae(const TrainConfig& cfg) {
          manifest.n_tokens);
   const std::string out = cfg.out_dir;
   fs::create_directories(out + "/checkpoints");
-  json resolved = train_config_to_json(cfg);
-  resolved.erase("out_dir");
+  remove_stale_temps(out);
+  // Settings that change nothing about a fault-free run may differ on resume (e.g. switching to
+  // on_nonfinite = "skip_batch" after a stop).
+  const auto comparable = [](json j) {
+    for (const char* k : {"out_dir", "on_nonfinite", "max_skipped_batches", "progress"}) j.erase(k);
+    return j;
+  };
+  const json resolved = comparable(train_config_to_json(cfg));
   if (file_exists(out + "/config.json")) {
-    json old = json::parse(read_file(out + "/config.json"));
-    old.erase("out_dir");
+    const json old = comparable(json::parse(read_file(out + "/config.json")));
     if (old != resolved)
       fail("'{}' holds a run with another config; use another out_dir (stored: {})", out, old.dump());
   }
@@ -241,7 +307,7 @@ TrainResult train_sae(const TrainConfig& cfg) {
   if (latest) {
     sc.act_scale = static_cast<float>(read_checkpoint_meta(*latest).at("act_scale").get<double>());
   } else if (cfg.normalize_activations == "expected_average_only_in") {
-    const ActivationSample s = sample_activations(manifest, 100000, 1);
+    const ActivationSample s = sample_activations(manifest, 100000, 1, cfg.on_nonfinite == "skip_batch");
     sc.act_scale = static_cast<float>(std::sqrt(static_cast<double>(d) / std::max(s.mean_sq_norm, 1e-30)));
   }
   Sae sae(sc, be);
@@ -256,7 +322,7 @@ TrainResult train_sae(const TrainConfig& cfg) {
   } else {
     std::vector<float> b_dec;
     if (cfg.b_dec_init != "zeros") {
-      const ActivationSample s = sample_activations(manifest, manifest.n_tokens, 8192);
+      const ActivationSample s = sample_activations(manifest, manifest.n_tokens, 8192, cfg.on_nonfinite == "skip_batch");
       std::vector<float> rows = s.rows;
       for (auto& v : rows) v *= sc.act_scale;
       if (cfg.b_dec_init == "mean") {
@@ -272,7 +338,8 @@ TrainResult train_sae(const TrainConfig& cfg) {
   truncate_log(out + "/train_log.csv", step, kLogHeader);
   if (method.dual()) truncate_log(out + "/alpha_log.csv", step, kAlphaHeader);
 
-  ActivationLoader loader(manifest, cfg.buffer_tokens, cfg.seed, sae.config().act_scale);
+  const bool skip_nonfinite = cfg.on_nonfinite == "skip_batch";
+  ActivationLoader loader(manifest, cfg.buffer_tokens, cfg.seed, sae.config().act_scale, skip_nonfinite);
   loader.skip(step, N);  // replay: the batch sequence is a function of the seed only
   SaeWorkspace ws(sae.config(), N, be.device());
   SaeParams grads(sae.config(), be.device());
@@ -289,8 +356,11 @@ TrainResult train_sae(const TrainConfig& cfg) {
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_this_run = 0;
   double ema_loss = 0, ema_mse = 0, ema_l0 = 0, ema_ev = 0;
+  int64_t skipped = 0;  // steps that made no update (skip_batch)
+  std::string last_checkpoint = latest ? *latest : "";
   if (latest) {
     const json meta = read_checkpoint_meta(*latest);
+    skipped = meta.value("skipped_batches", int64_t{0});
     if (meta.contains("ema")) {
       ema_loss = meta["ema"][0];
       ema_mse = meta["ema"][1];
@@ -315,7 +385,30 @@ TrainResult train_sae(const TrainConfig& cfg) {
     }
     SaeHyperRequest* hyper = method.hyper_request();
     const SaeBatchStats bs = sae.forward_backward(X, terms, grads, ws, hyper);
-    if (!std::isfinite(bs.loss())) fail("training diverged at step {}: loss is {}", step, bs.loss());
+    const double grad_sq = be.sum_squares(grads.flat);
+    if (!std::isfinite(bs.loss()) || !std::isfinite(grad_sq)) {
+      bool params_bad = false;
+      json fault = diagnose_nonfinite(sae, ws, xh.data(), N, params_bad);
+      fault["step"] = step + 1;
+      fault["loss"] = fmt::format("{}", bs.loss());
+      fault["gradient_squared_norm"] = fmt::format("{}", grad_sq);
+      const std::string what = fmt::format("step {}: loss {}, gradient ‖g‖² {}; {}", step + 1, bs.loss(), grad_sq,
+                                           describe_fault(fault));
+      if (skip_nonfinite && !params_bad && skipped < cfg.max_skipped_batches) {
+        if (++skipped <= 10) std::fprintf(stderr, "\nskipping the batch of %s\n", what.c_str());
+        result.steps = step + 1;
+        continue;
+      }
+      fault["last_checkpoint"] = last_checkpoint;
+      fault["skipped_batches"] = skipped;
+      write_file_atomic(out + "/fault.json", fault.dump(2) + "\n");
+      fail("training stopped at {}{}. Nothing after the last checkpoint ({}) was written; details in '{}/fault.json'. "
+           "Fix the cause and rerun to resume from that checkpoint{}",
+           what, skipped >= cfg.max_skipped_batches && skip_nonfinite ? " (max_skipped_batches reached)" : "",
+           last_checkpoint.empty() ? "none yet" : last_checkpoint, out,
+           params_bad ? " (the parameters themselves are non-finite, so skipping batches cannot help)"
+                      : ", or set on_nonfinite = \"skip_batch\"");
+    }
     method.after_backward(bs, terms);
     if (sc.unit_norm_decoder) be.project_out_rows(grads.W_dec, sae.params().W_dec);
     const float lr = lr_at(cfg, step, S);
@@ -404,6 +497,8 @@ TrainResult train_sae(const TrainConfig& cfg) {
                         {"dead_fraction", double(dead) / F},
                         {"dense_fraction", double(dense) / F},
                         {"tokens_per_s_this_run", tokens_this_run / secs},
+                        {"skipped_batches", skipped},
+                        {"dropped_nonfinite_rows", loader.dropped_rows()},
                         {"resumed_from_step", result.resumed_from_step}};
       json extra = {{"training", result.summary}, {"config", train_config_to_json(cfg)}};
       if (method.dual()) {
@@ -423,11 +518,12 @@ TrainResult train_sae(const TrainConfig& cfg) {
       json meta = {{"act_scale", sae.config().act_scale},
                    {"tokens", (step + 1) * N},
                    {"fraction", double(step + 1) / S},
-                   {"ema", {ema_loss, ema_mse, ema_l0, ema_ev}}};
+                   {"ema", {ema_loss, ema_mse, ema_l0, ema_ev}},
+                   {"skipped_batches", skipped}};
       std::vector<std::pair<std::string, std::vector<float>>> extra;
       method.save(extra, meta);
       if (method.dual()) alpha_log.flush();
-      save_checkpoint(out + "/checkpoints", step + 1, sae, st, meta, extra);
+      last_checkpoint = save_checkpoint(out + "/checkpoints", step + 1, sae, st, meta, extra);
     }
   }
   if (cfg.progress) bar.finish(fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f}", ema_loss, ema_l0, ema_ev));

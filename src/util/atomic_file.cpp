@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <vector>
 #include <fstream>
 #include <sstream>
 
@@ -60,6 +62,25 @@ bool file_exists(const std::string& path) {
 bool dir_exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int remove_stale_temps(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  std::vector<fs::path> stale;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    const bool temp_file = n.find(".tmp-") != std::string::npos;
+    const bool temp_dir = it->is_directory() && (n.ends_with(".tmp") || n.ends_with(".tmp.old"));
+    if (temp_file || temp_dir) {
+      stale.push_back(it->path());
+      if (temp_dir) it.disable_recursion_pending();
+    }
+  }
+  for (const auto& p : stale) fs::remove_all(p, ec);
+  return static_cast<int>(stale.size());
 }
 
 }  // namespace saelab
