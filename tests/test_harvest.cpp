@@ -153,3 +153,32 @@ TEST(Harvest, Llama2cModelHarvestsToo) {
   EXPECT_EQ(r.n_tokens, 500);
   EXPECT_EQ(read_activation_manifest(c.out_dir).d_in, 64);
 }
+
+// BadInput: defects found while writing the fuzz targets (fuzz/, docs/reliability.md "Bad inputs
+// found by fuzzing"). Each must be a saelab::Error naming the manifest.
+TEST(BadInput, ManifestCountsAndShardNamesAreChecked) {
+  const std::string dir = test::make_temp_dir("fuzz");
+  auto manifest_error = [&](const std::string& d_in, const std::string& n, const std::string& file) {
+    write_file_atomic(dir + "/manifest.json",
+                      R"({"saelab_activations": 1, "settings": {"model_name": "m", "hook_name": "h", "format": "npy",
+                          "dtype": "f32"}, "d_in": )" + d_in + R"(, "n_tokens": )" + n +
+                          R"(, "contexts_done": 1, "complete": true,
+                          "shards": [{"file": ")" + file + R"(", "tokens_file": "t.npy", "n_tokens": )" + n + "}]}");
+    try {
+      read_activation_manifest(dir);
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("manifest.json"), std::string::npos) << m;
+      return m;
+    }
+    return std::string("<no error>");
+  };
+  EXPECT_EQ(manifest_error("4", "8", "shard_00000.npy"), "<no error>");
+  // A float d_in converted to int (undefined behaviour for 1e300); shard sizes could overflow the sum.
+  EXPECT_NE(manifest_error("1e300", "8", "shard_00000.npy").find("d_in: expected an integer"), std::string::npos);
+  EXPECT_NE(manifest_error("4", "-8", "shard_00000.npy").find("n_tokens must be in [0,"), std::string::npos);
+  EXPECT_NE(manifest_error("4", "9223372036854775807", "shard_00000.npy").find("n_tokens must be in [0,"),
+            std::string::npos);
+  // Shard names are plain file names in the directory, not paths to anywhere.
+  EXPECT_NE(manifest_error("4", "8", "../../etc/passwd").find("not a plain file name"), std::string::npos);
+}

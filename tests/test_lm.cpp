@@ -1,5 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "saelab/atomic_file.hpp"
+#include "saelab/error.hpp"
 #include "saelab/lm.hpp"
 #include "saelab/safetensors.hpp"
 #include "test_util.hpp"
@@ -113,4 +120,77 @@ TEST(Hooks, UnknownHookNameIsAUserError) {
   bad.observe("blocks.9.hook_mlp_out", [](TensorView) {});
   EXPECT_THROW(m->forward({1, 2}, 1, 2, &bad), Error);
   EXPECT_EQ(m->hook_layer("blocks.1.hook_attn_out"), 1);
+}
+
+// FuzzRegression: inputs the fuzz targets found; BadInput: defects found while writing them (fuzz/,
+// docs/reliability.md "Bad inputs found by fuzzing"). Each must be a saelab::Error naming the file.
+namespace {
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+std::string bytes_of(const std::vector<int32_t>& header, size_t n_floats) {
+  std::string b(reinterpret_cast<const char*>(header.data()), header.size() * 4);
+  return b + std::string(n_floats * 4, '\0');
+}
+}  // namespace
+
+TEST(FuzzRegression, HfConfigWithHiddenSizeNotAMultipleOfHeads) {
+  // fuzz_hf_config: hidden_size 1 over 2 heads gave head_dim 0, which parse_hf_llama_config accepted.
+  const std::string dir = test::make_temp_dir("fuzz");
+  test::write_text(dir + "/config.json", R"({"model_type": "llama", "hidden_size": 1, "intermediate_size": 16,
+      "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 16})");
+  const std::string msg = error_of([&] { parse_hf_llama_config(dir + "/config.json"); });
+  EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("hidden_size 1 is not a multiple of num_attention_heads 2"), std::string::npos) << msg;
+}
+
+TEST(BadInput, HfConfigSizesPastIntRangeOrDisagreeingWithTheWeights) {
+  const std::string model = test::shared_root() + "/models/tinystories-656k";
+  const std::string dir = test::make_temp_dir("fuzz");
+  nlohmann::json cfg = nlohmann::json::parse(read_file(model + "/config.json"));
+  // 2^32 + 128 used to wrap to int 128, a valid width.
+  cfg["hidden_size"] = (int64_t{1} << 32) + 128;
+  test::write_text(dir + "/config.json", cfg.dump());
+  EXPECT_NE(error_of([&] { parse_hf_llama_config(dir + "/config.json"); }).find("4294967424"), std::string::npos);
+  // A config far larger than the weights: the model was allocated from it (2^40 floats) before any
+  // tensor shape was compared.
+  for (const char* f : {"model.safetensors", "tokenizer.json"})
+    std::filesystem::copy_file(model + "/" + f, dir + "/" + f);
+  cfg["hidden_size"] = 1 << 20;
+  cfg["vocab_size"] = 1 << 20;
+  test::write_text(dir + "/config.json", cfg.dump());
+  const std::string msg = error_of([&] { load_model(dir, cpu_backend()); });
+  EXPECT_NE(msg.find("has shape [2048, 128], but config.json implies [1048576, 1048576]"), std::string::npos) << msg;
+  cfg["hidden_size"] = 128;
+  cfg["num_hidden_layers"] = 1 << 30;
+  test::write_text(dir + "/config.json", cfg.dump());
+  EXPECT_NE(error_of([&] { load_model(dir, cpu_backend()); }).find("num_hidden_layers is 1073741824"), std::string::npos);
+}
+
+TEST(BadInput, Llama2cHeaderThatOverflowsOrHasAnOddHeadSize) {
+  const std::string dir = test::make_temp_dir("fuzz");
+  std::filesystem::copy_file(test::shared_root() + "/models/stories260K/tok512.bin", dir + "/tok512.bin");
+  // Fields of 2^24 made the weight count overflow int64 (undefined behaviour) before it was compared.
+  const int32_t big = 1 << 24;
+  test::write_text(dir + "/big.bin", bytes_of({big, big, big, 1, 1, big, big}, 16));
+  const std::string msg = error_of([&] { load_model(dir + "/big.bin", cpu_backend()); });
+  EXPECT_NE(msg.find("big.bin"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("header implies more than 2^63 floats"), std::string::npos) << msg;
+  // A vocabulary size of INT32_MIN went through std::abs (undefined) before the range check.
+  test::write_text(dir + "/min.bin", bytes_of({8, 8, 1, 2, 2, INT32_MIN, 4}, 16));
+  EXPECT_NE(error_of([&] { load_model(dir + "/min.bin", cpu_backend()); }).find("header field 5 is -2147483648"),
+            std::string::npos);
+  std::filesystem::remove(dir + "/min.bin");
+  // dim 6 over 2 heads: head size 3. It loaded, and the first forward aborted in RoPE.
+  const int64_t d = 6, ff = 4, V = 512, T = 2, hd = 3;
+  test::write_text(dir + "/odd.bin",
+                   bytes_of({6, 4, 1, 2, 2, 512, 2}, V * d + (2 * d + 4 * d * d + 3 * ff * d) + d + T * hd));
+  std::filesystem::remove(dir + "/big.bin");
+  EXPECT_NE(error_of([&] { load_model(dir + "/odd.bin", cpu_backend()); }).find("head size dim / n_heads = 3 must be even"),
+            std::string::npos);
 }

@@ -77,3 +77,30 @@ TEST(ProbeData, BadTaskFilesAreNamed) {
                                         "tasks": [{"dataset": "mine", "positive": "x"}]})");
   EXPECT_EQ(load_probe_suite(dir + "/ok.json", dir).tasks.front().name, "mine/x");
 }
+
+// BadInput: defects found while writing the fuzz targets (fuzz/, docs/reliability.md "Bad inputs
+// found by fuzzing").
+TEST(BadInput, JsonlErrorsNameTheJsonlFileAndLine) {
+  // A non-string "text" used to be reported against the task file, as "not a probe task file".
+  const std::string dir = test::make_temp_dir("probe");
+  test::write_text(dir + "/d.jsonl", "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": 5, \"label\": \"y\"}\n");
+  test::write_text(dir + "/tasks.json", R"({"datasets": [{"name": "m", "family": "f", "format": "jsonl", "path": "d.jsonl"}],
+                                           "tasks": []})");
+  try {
+    load_probe_suite(dir + "/tasks.json", dir);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("d.jsonl' line 2: expected an object with a \"text\" string"), std::string::npos)
+        << e.what();
+  }
+  // Counts are integers in range (a negative or huge float converted silently before).
+  test::write_text(dir + "/tasks2.json", R"({"datasets": [{"name": "m", "family": "f", "format": "jsonl", "path": "d.jsonl",
+                                            "chunk_chars": -1.5}], "tasks": []})");
+  try {
+    load_probe_suite(dir + "/tasks2.json", dir);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("probe dataset 'm': chunk_chars: expected an integer"), std::string::npos)
+        << e.what();
+  }
+}

@@ -3,7 +3,10 @@
 #include <random>
 
 #include "saelab/atomic_file.hpp"
+#include "saelab/harvest.hpp"
 #include "saelab/lm.hpp"
+#include "saelab/sae_io.hpp"
+#include "saelab/train.hpp"
 #include "saelab/sparse_probing.hpp"
 #include "test_util.hpp"
 
@@ -82,4 +85,53 @@ TEST(SparseProbing, PoolingIgnoresPaddingAndSpecialTokens) {
   const PooledFeatures b = pool_features(model(), nullptr, "blocks.1.hook_resid_post", two, 128, 8);
   std::vector<float> first(b.raw.begin(), b.raw.begin() + 128);
   EXPECT_LE(test::rel_error(first, a.raw), 1e-6);
+}
+
+// The probing tasks' top-k latents across a run's checkpoints: the final checkpoint agrees with
+// itself, earlier ones are partly different, and the final selection is the one the exported SAE
+// (activation scale folded in) gives.
+TEST(ProbePersistence, FinalCheckpointMatchesTheExportAndEarlierOnesDiffer) {
+  const std::string dir = test::make_temp_dir("persist");
+  HarvestConfig h;
+  h.model_path = test::shared_root() + "/models/tinystories-656k";
+  h.corpus = {test::shared_root() + "/corpus/gutenberg/carroll-alice.txt"};
+  h.out_dir = dir + "/acts";
+  h.max_tokens = 20000;
+  h.progress = false;
+  harvest(h, &model());
+  TrainConfig c;
+  c.activations = h.out_dir;
+  c.out_dir = dir + "/run";
+  c.d_sae = 256;
+  c.batch_size = 256;
+  c.total_tokens = 40000;
+  c.lr = 1e-3f;
+  c.l1_coefficient = 2.f;
+  c.progress = false;
+  train_sae(c);
+  ProbingConfig pc;
+  pc.progress = false;
+  pc.only_tasks = {"language/en", "code/Python", "ag_news/Sports"};
+  const auto j = probe_persistence(model(), c.out_dir, "blocks.0.hook_resid_post", suite(), pc, 60, {1, 5, 20});
+  ASSERT_EQ(j["checkpoints"].size(), 5u);
+  ASSERT_EQ(j["tasks"].size(), 3u);
+  const auto& last = j["checkpoints"].back();
+  EXPECT_EQ(last["fraction"].get<double>(), 1.0);
+  for (const char* k : {"1", "5", "20"}) EXPECT_EQ(last["mean_persistence"][k].get<double>(), 1.0) << k;
+  for (const auto& ck : j["checkpoints"])
+    for (const auto& [k, v] : ck["mean_persistence"].items()) EXPECT_TRUE(v >= 0.0 && v <= 1.0) << k;
+  EXPECT_LT(j["checkpoints"][0]["mean_persistence"]["20"].get<double>(), 1.0) << "10% of training is not the end";
+
+  Sae exported = load_saelens(c.out_dir + "/sae", cpu_backend());
+  for (const auto& t : j["tasks"]) {
+    const ProbeTask* task = nullptr;
+    for (const auto& s : suite().tasks)
+      if (s.name == t["task"]) task = &s;
+    ASSERT_NE(task, nullptr);
+    const ProbeSplit sp = make_probe_split(suite().dataset(task->dataset), task->positive, 60, 0, pc.seed);
+    const PooledFeatures f = pool_features(model(), &exported, "blocks.0.hook_resid_post", sp.train_text,
+                                           pc.context_size, pc.batch_size);
+    EXPECT_EQ(top_k_by_mean_difference(f.sae, sp.train_label, f.F, 20), t["final_top_latents"].get<std::vector<int>>())
+        << t["task"];
+  }
 }

@@ -133,3 +133,80 @@ TEST(AtomicFile, UncommittedWriteLeavesTheOldFile) {
   }
   EXPECT_EQ(read_file(dir + "/x"), "old");
 }
+
+// FuzzRegression: inputs the fuzz targets found; BadInput: defects found while writing them (fuzz/,
+// docs/reliability.md "Bad inputs found by fuzzing"). Each must be a clean result or a saelab::Error
+// naming the file.
+namespace {
+std::string write_raw(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+size_t mapping_count() {
+  std::ifstream maps("/proc/self/maps");
+  size_t n = 0;
+  for (std::string line; std::getline(maps, line);) ++n;
+  return n;
+}
+}  // namespace
+
+TEST(FuzzRegression, RejectedSafetensorsFilesDoNotLeakTheirMapping) {
+  // A header that is not JSON: the constructor throws after mapping the file. Each rejected file
+  // used to keep its mapping until the process ran out of them.
+  const std::string path = write_raw(test::make_temp_dir("fuzz") + "/bad.safetensors",
+                                     std::string("\x02\x00\x00\x00\x00\x00\x00\x00{x", 10));
+  const size_t before = mapping_count();
+  for (int i = 0; i < 500; ++i) EXPECT_NE(error_of([&] { SafetensorsFile f(path); }).find("bad.safetensors"), std::string::npos);
+  EXPECT_LT(mapping_count(), before + 50);
+}
+
+TEST(BadInput, SafetensorsShapeWhoseByteCountOverflows) {
+  // [2^62, 4] F32 wraps to 0 bytes in 64 bits, matching an empty span.
+  const std::string dir = test::make_temp_dir("fuzz");
+  std::string h = R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})";
+  std::string buf(8, '\0');
+  buf[0] = static_cast<char>(h.size());
+  const std::string msg = error_of([&] { SafetensorsFile f(write_raw(dir + "/big.safetensors", buf + h)); });
+  EXPECT_NE(msg.find("big.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("more than 2^64"), std::string::npos) << msg;
+}
+
+TEST(FuzzRegression, EmptyTensorsAndArraysRead) {
+  // Zero-element tensors passed a null pointer to memcpy (undefined behaviour).
+  const std::string dir = test::make_temp_dir("fuzz");
+  write_safetensors(dir + "/e.safetensors", {{"f", DType::F32, {0, 4}, nullptr}, {"i", DType::I32, {0}, nullptr}});
+  SafetensorsFile f(dir + "/e.safetensors");
+  EXPECT_TRUE(f.read_f32("f", {0, 4}).empty());
+  EXPECT_TRUE(f.read_i32("i").empty());
+  write_npy(dir + "/e.npy", DType::F32, {0, 3}, nullptr);
+  const NpyArray a = read_npy(dir + "/e.npy");
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{0, 3}));
+  std::vector<float> out;
+  convert_to_f32(out.data(), a.bytes.data(), a.dtype, 0);
+}
+
+TEST(FuzzRegression, NpyWithAMegabyteHeaderIsAnErrorNotAStackOverflow) {
+  // std::regex recursed once per header character: a 1 MB header overflowed the stack (SIGSEGV).
+  const std::string dir = test::make_temp_dir("fuzz");
+  const std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::string(1 << 20, ' ') + "), }\n";
+  std::string buf("\x93NUMPY\x02\x00", 8);
+  for (int i = 0; i < 4; ++i) buf.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
+  const std::string msg = error_of([&] { read_npy(write_raw(dir + "/long.npy", buf + header)); });
+  EXPECT_NE(msg.find("long.npy"), std::string::npos) << msg.substr(0, 200);
+  EXPECT_NE(msg.find("needs 4 data bytes, file has 0"), std::string::npos) << msg.substr(0, 200);
+}
+
+TEST(BadInput, NpyShapesThatOverflowOrAreNotIntegers) {
+  const std::string dir = test::make_temp_dir("fuzz");
+  auto npy = [&](const std::string& shape) {
+    const std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }\n";
+    std::string buf("\x93NUMPY\x01\x00", 8);
+    buf.push_back(static_cast<char>(header.size() & 0xff));
+    buf.push_back(static_cast<char>(header.size() >> 8));
+    return write_raw(dir + "/s.npy", buf + header + std::string(16, '\0'));
+  };
+  EXPECT_EQ(read_npy(npy("2, 2")).shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(read_npy(npy("4L,")).shape, (std::vector<int64_t>{4}));  // Python 2's long literal
+  for (const char* bad : {"4294967296, 4294967296, 4", "99999999999999999999", "2, -2", "2.5"})
+    EXPECT_NE(error_of([&] { read_npy(npy(bad)); }).find("s.npy"), std::string::npos) << bad;
+}

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "saelab/atomic_file.hpp"
 #include "saelab/corpus.hpp"
@@ -103,4 +105,81 @@ TEST(Llama2cTokenizer, EncodesAndDecodesLikeRunC) {
   EXPECT_EQ(tok->decode(with_bos, true), "Once upon a time");  // BOS strips the dummy-prefix space
   EXPECT_LT(ids.size(), 16u);  // merged, not one token per character
   EXPECT_EQ(tok->decode(tok->encode("naïve ☃")), " naïve ☃");  // byte fallback keeps every byte
+}
+
+// FuzzRegression: inputs the fuzz targets found; BadInput: defects found while writing them (fuzz/,
+// docs/reliability.md "Bad inputs found by fuzzing"). Each must be a saelab::Error naming the file.
+namespace {
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+// A tokenizer.json of a small BPE vocabulary plus `members` (more top-level members).
+std::string hf_file(const std::string& name, const std::string& members) {
+  const std::string path = test::make_temp_dir("tok") + "/" + name;
+  test::write_text(path, R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, " ": 2, "<0xZZ>": 3}, "merges": []})" +
+                             (members.empty() ? "" : ", " + members) + "}");
+  return path;
+}
+}  // namespace
+
+TEST(FuzzRegression, Llama2cTokenizerWithoutByteTokens) {
+  // fuzz_llama2c_tokenizer: seven tokens (<unk> <s> </s> " " a b ab). encode() maps bytes to ids
+  // 3 + byte, so "b" (not in the vocabulary as a whole character) indexed past the vocabulary.
+  const std::string bin(
+      "\x05\x00\x00\x00\x00\x00\x00\x80\x05\x00\x00\x00<unk>\x00\x00\x80\xbf\x03\x00\x00\x00<s>\x00\x00\x00\xc0\x04"
+      "\x00\x00\x00</s>\x00\x00\x40\xc0\x01\x00\x00\x00 \x00\x00\x80\xc0\x01\x00\x00\x00"
+      "a\x00\x00\xa0\xc0\x01\x00\x00\x00"
+      "b\x00\x00\xc0\xc0\x02\x00\x00\x00"
+      "ab",
+      77);
+  const std::string path = test::make_temp_dir("tok") + "/tok7.bin";
+  test::write_text(path, bin);
+  const std::string msg = error_of([&] { load_llama2c_tokenizer(path, 7); });
+  EXPECT_NE(msg.find("tok7.bin"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("256 byte tokens"), std::string::npos) << msg;
+  // A vocabulary larger than the file can hold is refused before anything is allocated for it.
+  EXPECT_NE(error_of([&] { load_llama2c_tokenizer(path, 1 << 24); }).find("truncated"), std::string::npos);
+}
+
+TEST(FuzzRegression, HfTokenizerIdThatIsAHugeFloat) {
+  // fuzz_hf_tokenizer: an id of 2.66667e+77 converted to int32 (undefined behaviour).
+  const std::string path = test::make_temp_dir("tok") + "/tokenizer.json";
+  test::write_text(path, R"({"model": {"type": "BPE", "vocab": {"a": 2.66667e+77}, "merges": []}})");
+  const std::string m2 = error_of([&] { load_hf_tokenizer(path); });
+  EXPECT_NE(m2.find("tokenizer.json"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("token 'a' has id 2.66667e+77"), std::string::npos) << m2;
+}
+
+TEST(BadInput, HfTokenizerIdsOutOfRange) {
+  // A negative added-token id wrote before the pieces array (heap overflow); id 2e9 allocated 64 GB.
+  EXPECT_NE(error_of([&] { load_hf_tokenizer(hf_file("neg.json", R"("added_tokens": [{"id": -1, "content": "x"}])")); })
+                .find("token 'x' has id -1"),
+            std::string::npos);
+  const std::string path = test::make_temp_dir("tok") + "/tokenizer.json";
+  test::write_text(path, R"({"model": {"type": "BPE", "vocab": {"a": 2000000000}, "merges": []}})");
+  EXPECT_NE(error_of([&] { load_hf_tokenizer(path); }).find("has id 2000000000"), std::string::npos);
+}
+
+TEST(BadInput, HfTokenizerOptionsThatNeverTerminated) {
+  // Each of these hung: an empty added token matched at every position without advancing, Strip
+  // removed "" two billion times, Metaspace split on "" forever.
+  for (const auto& [name, members, expect] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"empty_added.json", R"("added_tokens": [{"id": 4, "content": ""}])", "empty content"},
+           {"strip.json", R"("decoder": {"type": "Strip", "content": "", "start": 2000000000})", "Strip decoder has empty content"},
+           {"meta.json", R"("pre_tokenizer": {"type": "Metaspace", "replacement": ""})", "empty replacement"}}) {
+    const std::string msg = error_of([&] { load_hf_tokenizer(hf_file(name, members)); });
+    EXPECT_NE(msg.find(name), std::string::npos) << msg;
+    EXPECT_NE(msg.find(expect), std::string::npos) << msg;
+  }
+}
+
+TEST(BadInput, HfByteFallbackDecoderKeepsAPieceThatIsNotHex) {
+  // "<0xZZ>" looked like a byte token to the ByteFallback decoder, and std::stoi threw.
+  auto tok = load_hf_tokenizer(hf_file("bytefb.json", R"("decoder": {"type": "ByteFallback"})"));
+  EXPECT_EQ(tok->decode({0, 3, 1}), "a<0xZZ>b");
 }

@@ -251,3 +251,59 @@ TEST(ActivationLoader, GeometricMedianResistsOutliers) {
   EXPECT_NEAR(gm[0], 1.02, 0.05);
   EXPECT_NEAR(gm[1], 2.0, 0.05);
 }
+
+// FuzzRegression: inputs the fuzz targets found; BadInput: defects found while writing them (fuzz/,
+// docs/reliability.md "Bad inputs found by fuzzing"). Each must be a saelab::Error naming the file.
+namespace {
+std::string config_error(const std::string& name, const std::string& text, bool experiment = false) {
+  const std::string path = test::make_temp_dir("cfg") + "/" + name;
+  test::write_text(path, text);
+  try {
+    if (experiment) load_experiment_config(path, test::shared_root());
+    else load_train_config(path);
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(name), std::string::npos) << m;
+    return m;
+  }
+  return "<no error>";
+}
+}  // namespace
+
+TEST(FuzzRegression, TomlNonAsciiWhereTomlppHitsUndefinedBehaviour) {
+  // toml++ 3.3 reached __builtin_unreachable classifying these characters (fuzz_train_config_toml:
+  // the value `1é`; the bare key `α` is what a user of this project might well write).
+  EXPECT_NE(config_error("key.toml", "α = 0.5\n").find("line 1 has a non-ASCII character outside a string"),
+            std::string::npos);
+  EXPECT_NE(config_error("value.toml", "lr = 0.1\nk = 1é\n").find("line 2 has a non-ASCII"), std::string::npos);
+  // Upstream issue #190: a non-ASCII character after a line-ending backslash in a multi-line
+  // string. Strings and comments may hold any text: it reaches the parser escaped.
+  EXPECT_EQ(config_error("ok.toml", "# α, β\nactivations = \"\"\"\\\n§ ü\"\"\"\nout_dir = 'é\\x'\n"
+                                    "architecture = '''\nstandard'''  # ☃\n"),
+            "<no error>");
+  const std::string dir = test::make_temp_dir("cfg");
+  test::write_text(dir + "/ok.toml", "activations = \"\"\"\\\n§ ü\"\"\"\nout_dir = 'é\\x\"'\n");
+  const TrainConfig c = load_train_config(dir + "/ok.toml");
+  EXPECT_EQ(c.activations, "§ ü");
+  EXPECT_EQ(c.out_dir, "é\\x\"");
+  EXPECT_NE(config_error("bad_utf8.toml", "a = \"\xff\"\n").find("not valid UTF-8"), std::string::npos);
+}
+
+TEST(FuzzRegression, ExperimentCountThatIsAHugeFloat) {
+  // fuzz_train_config_json: "tokens": 1.8e26 converted to int64 (undefined behaviour).
+  const std::string m = config_error("exp.json", R"({"experiment": {"tokens": 184467440737095516161000000}})", true);
+  EXPECT_NE(m.find("[experiment] tokens: expected an integer"), std::string::npos) << m;
+}
+
+TEST(BadInput, TrainSettingsOutOfTheirTypesRange) {
+  // Each converted silently or with undefined behaviour: a float into an int, 2^40 into an int,
+  // a negative seed into uint64, and a TOML nan that passes every `<= 0` check.
+  EXPECT_NE(config_error("a.json", R"({"batch_size": 1e300})").find("batch_size: expected an integer"), std::string::npos);
+  EXPECT_NE(config_error("b.json", R"({"k": 1099511627776})").find("k: expected an integer"), std::string::npos);
+  EXPECT_NE(config_error("c.json", R"({"seed": -1})").find("seed: expected an integer in [0,"), std::string::npos);
+  EXPECT_NE(config_error("d.toml", "lr = nan\n").find("lr: expected a finite number"), std::string::npos);
+  EXPECT_NE(config_error("e.json", R"({"checkpoint_fractions": [0.5, "x"]})").find("checkpoint_fractions"), std::string::npos);
+  EXPECT_NE(config_error("f.json", "[1, 2]").find("expected a table of settings, found array"), std::string::npos);
+  // Integral floats, as JSON writers produce them, still read.
+  EXPECT_EQ(config_error("g.json", R"({"batch_size": 1024.0, "total_tokens": 1e6})"), "<no error>");
+}

@@ -25,6 +25,7 @@ struct ExperimentConfig {
   std::vector<nlohmann::json> runs;                 // each: {"name": ..., TrainConfig overrides}
   bool probing = true;
   int probe_train = 400, probe_test = 200, core_contexts = 64;
+  int persistence_texts = 100;  // training texts per task for the top-k persistence across checkpoints
   std::string probe_tasks = "data/probe_tasks.json";
   bool progress = true;
 };

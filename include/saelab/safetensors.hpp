@@ -39,6 +39,8 @@ class SafetensorsFile {
   std::vector<int32_t> read_i32(const std::string& name) const;
 
  private:
+  void parse_header();  // validates the mapped file into entries_ and metadata_
+
   std::string path_;
   void* map_ = nullptr;
   size_t map_size_ = 0;

@@ -34,6 +34,17 @@ struct PooledFeatures {
 PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std::string& hook,
                              const std::vector<std::string>& texts, int context_size, int batch_size);
 
+// The same pooling for several SAEs from one LM pass: returns the raw pooled activations [n, d] and
+// fills pooled[s] [n, F_s]; SAE s encodes the hook activations multiplied by input_scales[s] (a
+// training checkpoint's activation scale; 1 for an export).
+std::vector<float> pool_features_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+                                      const std::vector<float>& input_scales, const std::string& hook,
+                                      const std::vector<std::string>& texts, int context_size, int batch_size,
+                                      std::vector<std::vector<float>>& pooled);
+
+// The k features with the largest |mean over positives − mean over negatives| of x [n, D], best first.
+std::vector<int> top_k_by_mean_difference(const std::vector<float>& x, const std::vector<int>& y, int D, int k);
+
 struct ProbeScores {
   std::vector<double> acc, f1;  // per k (cfg.k_values), then "all" last
 };
@@ -45,5 +56,14 @@ ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& 
 // them, F1; eval_result_details per family; per-task results in eval_result_unstructured).
 nlohmann::json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& hook,
                               const ProbeSuite& suite, const ProbingConfig& cfg, const nlohmann::json& sae_cfg);
+
+// Persistence of each probing task's top-k latents across a run's checkpoints (concept stability,
+// method.md §4). At every checkpoint, a task's top-k latents are selected as sparse probing selects
+// them, on `texts_per_task` of its training texts. A latent of the final top-k persists at a
+// checkpoint when one of that checkpoint's top-k latents has decoder cosine > 0.7 with it. Per task
+// and k: the persisting fraction at each checkpoint; and the mean over tasks.
+nlohmann::json probe_persistence(const LlamaModel& model, const std::string& run_dir, const std::string& hook,
+                                 const ProbeSuite& suite, const ProbingConfig& cfg, int texts_per_task = 100,
+                                 const std::vector<int>& k_values = {1, 5, 20});
 
 }  // namespace saelab

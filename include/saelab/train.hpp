@@ -45,6 +45,11 @@ struct TrainConfig {
   double smooth_l0_eps_factor = 0.1;             // ε = this · mean active magnitude
   double target_l0 = 0;                          // > 0: multiplicative controller on λ toward this L0
   double l0_controller_rate = 0.01;
+  // linear: ln λ += rate·(L0 − target)/target every step from the first. It winds up while λ is still
+  // warming up (L0 is far above any target then) and leaves λ ~100× too large: on the d = 32 planted
+  // data the SAE is dead (EV ≈ 0) for ~70% of training. log: ln λ += rate·ln(L0/target), held while
+  // λ warms up (no wind-up); L0 stays at the target from the end of the warm-up on.
+  std::string l0_controller = "linear";
   // Optimisation
   int64_t total_tokens = 0;  // 0: one pass over the activations
   int batch_size = 4096;

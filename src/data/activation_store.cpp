@@ -5,6 +5,7 @@
 #include "saelab/atomic_file.hpp"
 #include "saelab/npy.hpp"
 #include "saelab/safetensors.hpp"
+#include "util/json_number.hpp"
 
 namespace saelab {
 
@@ -24,16 +25,32 @@ ActivationManifest read_activation_manifest(const std::string& dir) {
     m.model_name = m.settings.at("model_name").get<std::string>();
     m.hook_name = m.settings.at("hook_name").get<std::string>();
     m.format = m.settings.at("format").get<std::string>();
+    if (m.format != "npy" && m.format != "safetensors")
+      fail("'{}': shard format must be npy or safetensors, found '{}'", path, m.format);
     m.dtype = dtype_from_name(m.settings.at("dtype").get<std::string>());
-    m.d_in = j.at("d_in").get<int>();
-    m.n_tokens = j.at("n_tokens").get<int64_t>();
-    m.contexts_done = j.at("contexts_done").get<int64_t>();
+    // Counts are range-checked (json_int): a float or an out-of-range integer must not convert
+    // into one, and the shard sum must not overflow.
+    constexpr int64_t kMaxTokens = int64_t{1} << 48;
+    auto count = [&](const json& v, const std::string& key, int64_t max) {
+      const int64_t x = json_int<int64_t>(v, fmt::format("'{}': {}", path, key));
+      if (x < 0 || x > max) fail("'{}': {} must be in [0, {}], found {}", path, key, max, x);
+      return x;
+    };
+    m.d_in = static_cast<int>(count(j.at("d_in"), "d_in", 1 << 24));
+    m.n_tokens = count(j.at("n_tokens"), "n_tokens", kMaxTokens);
+    m.contexts_done = count(j.at("contexts_done"), "contexts_done", kMaxTokens);
     m.complete = j.at("complete").get<bool>();
     int64_t sum = 0;
     for (const auto& s : j.at("shards")) {
-      m.shards.push_back({s.at("file").get<std::string>(), s.at("tokens_file").get<std::string>(),
-                          s.at("n_tokens").get<int64_t>()});
-      sum += m.shards.back().n_tokens;
+      ActivationShard shard{s.at("file").get<std::string>(), s.at("tokens_file").get<std::string>(),
+                            count(s.at("n_tokens"), "a shard's n_tokens", kMaxTokens)};
+      // Shards live in the directory: a name with a path in it could point anywhere.
+      for (const std::string* f : {&shard.file, &shard.tokens_file})
+        if (f->empty() || f->find('/') != std::string::npos || *f == "." || *f == "..")
+          fail("'{}': shard file '{}' is not a plain file name in the activation directory", path, *f);
+      sum += shard.n_tokens;
+      if (sum > kMaxTokens) fail("'{}': shards hold more than {} tokens", path, kMaxTokens);
+      m.shards.push_back(std::move(shard));
     }
     if (sum != m.n_tokens) fail("'{}': shards hold {} tokens but n_tokens is {}", path, sum, m.n_tokens);
     if (m.d_in <= 0) fail("'{}': d_in must be positive, found {}", path, m.d_in);
@@ -79,7 +96,7 @@ void read_activation_shard(const ActivationManifest& m, size_t i, std::vector<fl
       if (t.dtype != DType::I32 || t.shape != std::vector<int64_t>{s.n_tokens})
         fail("'{}' should hold {} i32 token ids", m.dir + "/" + s.tokens_file, s.n_tokens);
       tokens->resize(static_cast<size_t>(s.n_tokens));
-      std::memcpy(tokens->data(), t.bytes.data(), t.bytes.size());
+      if (!t.bytes.empty()) std::memcpy(tokens->data(), t.bytes.data(), t.bytes.size());
     }
   }
   if (tokens && static_cast<int64_t>(tokens->size()) != s.n_tokens)

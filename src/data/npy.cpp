@@ -1,6 +1,7 @@
 #include "saelab/npy.hpp"
 
-#include <regex>
+#include <cstdint>
+#include <string_view>
 
 #include "saelab/atomic_file.hpp"
 
@@ -58,28 +59,64 @@ NpyArray read_npy(const std::string& path) {
     fail("'{}': unsupported .npy version {}", path, major);
   }
   if (hstart + hlen > buf.size()) fail("'{}' is truncated inside its header", path);
-  const std::string header = buf.substr(hstart, hlen);
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([<|>]?[a-z]\\d+)'")))
-    fail("'{}': header has no descr: {}", path, header);
+  // The header is a Python dict literal. Parsed by hand: std::regex recurses once per character,
+  // so a long header (the format allows 4 GiB; 1 MB was enough) overflowed the stack.
+  const std::string_view header(buf.data() + hstart, hlen);
+  auto value_after = [&](std::string_view key) -> size_t {
+    const size_t k = header.find(key);
+    if (k == std::string_view::npos) return k;
+    size_t v = k + key.size();
+    while (v < header.size() && (header[v] == ' ' || header[v] == '\t')) ++v;
+    return v;
+  };
   NpyArray a;
-  const std::string d = m[1];
+  const size_t dpos = value_after("'descr':");
+  if (dpos == std::string_view::npos || dpos >= header.size() || header[dpos] != '\'')
+    fail("'{}': header has no 'descr': {}", path, header);
+  const size_t dend = header.find('\'', dpos + 1);
+  if (dend == std::string_view::npos) fail("'{}': header has an unterminated 'descr': {}", path, header);
+  const std::string d(header.substr(dpos + 1, dend - dpos - 1));
   if (d == "<f4") a.dtype = DType::F32;
   else if (d == "<f2") a.dtype = DType::F16;
   else if (d == "<i4") a.dtype = DType::I32;
   else fail("'{}': dtype '{}' is not supported (expected <f4, <f2 or <i4)", path, d);
-  if (header.find("'fortran_order': False") == std::string::npos) fail("'{}': Fortran-order arrays are not supported", path);
-  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)"))) fail("'{}': header has no shape", path);
-  const std::string shape = m[1];
-  int64_t n = 1;
-  const std::regex digits("\\d+");
-  for (std::sregex_iterator it(shape.begin(), shape.end(), digits), end; it != end; ++it) {
-    a.shape.push_back(std::stoll(it->str()));
-    n *= a.shape.back();
+  if (header.find("'fortran_order': False") == std::string_view::npos)
+    fail("'{}': Fortran-order arrays are not supported", path);
+  const size_t spos = value_after("'shape':");
+  if (spos == std::string_view::npos || spos >= header.size() || header[spos] != '(')
+    fail("'{}': header has no shape", path);
+  const size_t send = header.find(')', spos);
+  if (send == std::string_view::npos) fail("'{}': header has an unterminated shape", path);
+  const std::string_view shape = header.substr(spos + 1, send - spos - 1);
+  // Elements of the data, checked against the file size as they multiply so nothing overflows.
+  const uint64_t have = buf.size() - hstart - hlen;
+  const uint64_t max_elems = have / dtype_size(a.dtype);
+  uint64_t n = 1;
+  bool too_big = false;
+  for (size_t i = 0; i < shape.size();) {
+    while (i < shape.size() && (shape[i] == ' ' || shape[i] == ',')) ++i;
+    if (i == shape.size()) break;
+    uint64_t dim = 0;
+    size_t digits = 0;
+    for (; i < shape.size() && shape[i] >= '0' && shape[i] <= '9' && digits < 19; ++i, ++digits)
+      dim = dim * 10 + static_cast<uint64_t>(shape[i] - '0');
+    if (i < shape.size() && shape[i] == 'L') ++i;  // Python 2's long literals
+    if (digits == 0 || dim > static_cast<uint64_t>(INT64_MAX) || (i < shape.size() && shape[i] != ' ' && shape[i] != ','))
+      fail("'{}': shape ({}) is not a tuple of non-negative integers", path, shape);
+    a.shape.push_back(static_cast<int64_t>(dim));
+    if (dim != 0 && n > max_elems / dim) too_big = true;
+    n *= dim;
   }
+  const auto dims = [&] {
+    std::string out;
+    for (int64_t x : a.shape) out += (out.empty() ? "" : ", ") + std::to_string(x);
+    return out;
+  };
   const size_t want = static_cast<size_t>(n) * dtype_size(a.dtype);
-  const size_t have = buf.size() - hstart - hlen;
-  if (have != want) fail("'{}' is truncated or corrupt: shape ({}) needs {} data bytes, file has {}", path, shape, want, have);
+  if (too_big || have != want) {
+    if (too_big) fail("'{}' is truncated or corrupt: shape ({}) needs more data than the file's {} bytes", path, dims(), have);
+    fail("'{}' is truncated or corrupt: shape ({}) needs {} data bytes, file has {}", path, dims(), want, have);
+  }
   a.bytes.assign(buf.begin() + static_cast<long>(hstart + hlen), buf.end());
   return a;
 }

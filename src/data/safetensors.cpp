@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "saelab/atomic_file.hpp"
+#include "util/json_number.hpp"
 
 namespace saelab {
 namespace {
@@ -59,6 +60,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     map_ = nullptr;
     fail("cannot map '{}': {}", path, std::strerror(errno));
   }
+  // The destructor does not run when the constructor throws: unmap here, or every rejected file
+  // leaks its mapping (found by fuzzing: the process ran out of mappings).
+  try {
+    parse_header();
+  } catch (...) {
+    ::munmap(map_, map_size_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+void SafetensorsFile::parse_header() {
+  const std::string& path = path_;
   const auto* bytes = static_cast<const unsigned char*>(map_);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
@@ -92,9 +106,15 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     e.dtype_str = v["dtype"].get<std::string>();
     const int64_t eb = dtype_bytes(e.dtype_str);
     if (eb < 0) fail("'{}': tensor '{}' has unknown dtype '{}'", path, e.name, e.dtype_str);
+    // Sizes multiply with overflow checks: a shape like [2^62, 4] must not wrap into the span the
+    // offsets give.
+    uint64_t bytes = static_cast<uint64_t>(eb);
+    bool overflow = false;
     for (const auto& s : v["shape"]) {
-      if (!s.is_number_unsigned()) fail("'{}': tensor '{}' has a bad shape {}", path, e.name, v["shape"].dump());
-      e.shape.push_back(s.get<int64_t>());
+      const auto dim = s.is_number_unsigned() ? json_integer<int64_t>(s) : std::nullopt;
+      if (!dim) fail("'{}': tensor '{}' has a bad shape {}", path, e.name, v["shape"].dump());
+      e.shape.push_back(*dim);
+      overflow = overflow || __builtin_mul_overflow(bytes, static_cast<uint64_t>(*dim), &bytes);
     }
     if (!v["data_offsets"][0].is_number_unsigned() || !v["data_offsets"][1].is_number_unsigned())
       fail("'{}': tensor '{}' has bad data_offsets {}", path, e.name, v["data_offsets"].dump());
@@ -103,9 +123,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (e.begin > e.end || e.end > data_size)
       fail("'{}' is truncated or corrupt: tensor '{}' spans bytes [{}, {}) but the data section has {} bytes", path,
            e.name, e.begin, e.end, data_size);
-    if (static_cast<int64_t>(e.end - e.begin) != e.numel() * eb)
+    if (overflow || bytes != e.end - e.begin)
       fail("'{}': tensor '{}' of shape {} and dtype {} needs {} bytes, header says {}", path, e.name,
-           v["shape"].dump(), e.dtype_str, e.numel() * eb, e.end - e.begin);
+           v["shape"].dump(), e.dtype_str, overflow ? std::string("more than 2^64") : std::to_string(bytes),
+           e.end - e.begin);
     spans.emplace_back(e.begin, e.end);
     entries_.emplace(e.name, std::move(e));
   }
@@ -154,7 +175,7 @@ std::vector<int32_t> SafetensorsFile::read_i32(const std::string& name) const {
   const auto& e = entry(name);
   if (e.dtype_str != "I32") fail("'{}': tensor '{}' has dtype {}, expected I32", path_, name, e.dtype_str);
   std::vector<int32_t> out(static_cast<size_t>(e.numel()));
-  std::memcpy(out.data(), data_ + e.begin, out.size() * 4);
+  if (!out.empty()) std::memcpy(out.data(), data_ + e.begin, out.size() * 4);
   return out;
 }
 

@@ -31,7 +31,10 @@ SyntheticTruth write_synthetic(const SyntheticConfig& c, const std::string& out_
   for (int i = 0; i < n; ++i) {
     std::vector<double> v(static_cast<size_t>(c.d));
     double ss = 0;
-    for (auto& x : v) ss += (x = normal(rng)) * x;
+    for (auto& x : v) {
+      x = normal(rng);
+      ss += x * x;
+    }
     for (auto& x : v) t.directions.push_back(static_cast<float>(x / std::sqrt(ss)));
     const bool child = i >= P;
     const double f = !child && i < static_cast<int>(c.freqs.size()) ? c.freqs[i]

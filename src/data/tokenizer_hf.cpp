@@ -6,6 +6,8 @@
 //   model:         BPE (merges as "a b" or ["a", "b"], byte_fallback, unk/fuse_unk)
 //   decoder:       Sequence, Replace, ByteFallback, Fuse, Strip, ByteLevel, Metaspace
 //   post_processor: TemplateProcessing (its leading special token is the BOS), ByteLevel, null
+#include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
@@ -16,6 +18,7 @@
 #include "saelab/error.hpp"
 #include "saelab/tokenizer.hpp"
 #include "utf8.hpp"
+#include "util/json_number.hpp"
 
 namespace saelab {
 namespace {
@@ -48,8 +51,22 @@ class HfTokenizer final : public Tokenizer {
         fail("'{}': BPE option {} is not supported", file, k);
     byte_fallback_ = model.value("byte_fallback", false);
     fuse_unk_ = model.value("fuse_unk", false);
-    for (auto it = model.at("vocab").begin(); it != model.at("vocab").end(); ++it) {
-      const int32_t id = it.value().get<int32_t>();
+    // Ids index pieces_: each must be an integer (fuzzing found an id of 2.7e77, undefined behaviour
+    // as an int32), non-negative, and gaps are bounded by the number of tokens the file defines, so a
+    // large id cannot allocate more than the file justifies.
+    const json& vocab = model.at("vocab");
+    if (!vocab.is_object()) fail("'{}': model.vocab is not an object", file);
+    const size_t n_defined = vocab.size() + (j.contains("added_tokens") ? j["added_tokens"].size() : 0);
+    const int64_t max_id = std::max<int64_t>(1 << 20, 16 * static_cast<int64_t>(n_defined));
+    auto token_id = [&](const json& v, const std::string& token) {
+      const auto id = json_integer<int32_t>(v);
+      if (!id || *id < 0 || *id >= max_id)
+        fail("'{}': token '{}' has id {}, expected an integer in [0, {}) (the file defines {} tokens)", file, token,
+             v.dump(), max_id, n_defined);
+      return *id;
+    };
+    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+      const int32_t id = token_id(it.value(), it.key());
       vocab_[it.key()] = id;
       if (id >= static_cast<int32_t>(pieces_.size())) pieces_.resize(id + 1);
       pieces_[id] = it.key();
@@ -80,8 +97,10 @@ class HfTokenizer final : public Tokenizer {
     }
     if (j.contains("added_tokens")) {
       for (const auto& t : j["added_tokens"]) {
-        const int32_t id = t.at("id").get<int32_t>();
         const std::string content = t.at("content").get<std::string>();
+        const int32_t id = token_id(t.at("id"), content);
+        // An empty added token matches everywhere: encode() would never advance.
+        if (content.empty()) fail("'{}': added token {} has empty content", file, id);
         if (id >= static_cast<int32_t>(pieces_.size())) pieces_.resize(id + 1);
         pieces_[id] = content;
         vocab_[content] = id;
@@ -244,6 +263,8 @@ class HfTokenizer final : public Tokenizer {
       });
     } else if (type == "Metaspace") {
       const std::string rep = p.value("replacement", "\xE2\x96\x81");
+      // Splitting on an empty replacement never advances.
+      if (rep.empty()) fail("'{}': Metaspace pre_tokenizer has an empty replacement", file_);
       const std::string scheme = p.value("prepend_scheme", p.value("add_prefix_space", true) ? "always" : "never");
       const bool split = p.value("split", true);
       pre_tokenizers_.push_back([rep, scheme, split](const std::string& w) {
@@ -307,7 +328,8 @@ class HfTokenizer final : public Tokenizer {
           bytes.clear();
         };
         for (auto& s : t) {
-          if (s.size() == 6 && s.rfind("<0x", 0) == 0 && s[5] == '>') {
+          if (s.size() == 6 && s.rfind("<0x", 0) == 0 && s[5] == '>' && std::isxdigit(static_cast<unsigned char>(s[3])) &&
+              std::isxdigit(static_cast<unsigned char>(s[4]))) {
             bytes.push_back(static_cast<char>(std::stoi(s.substr(3, 2), nullptr, 16)));
           } else {
             flush();
@@ -325,7 +347,10 @@ class HfTokenizer final : public Tokenizer {
       });
     } else if (type == "Strip") {
       const std::string c = d.at("content").get<std::string>();
-      const int start = d.value("start", 0), stop = d.value("stop", 0);
+      const int start = json_int<int>(d.value("start", json(0)), fmt::format("'{}': Strip decoder 'start'", file_));
+      const int stop = json_int<int>(d.value("stop", json(0)), fmt::format("'{}': Strip decoder 'stop'", file_));
+      // Stripping "" would loop `start` times without changing anything.
+      if (c.empty()) fail("'{}': Strip decoder has empty content", file_);
       decoders_.push_back([c, start, stop](Toks& t) {
         for (auto& s : t) {
           for (int i = 0; i < start && s.rfind(c, 0) == 0; ++i) s.erase(0, c.size());

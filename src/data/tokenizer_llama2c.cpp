@@ -1,6 +1,7 @@
 // llama2.c's tokenizer.bin and its encode/decode (run.c): a dummy-prefix space, one token per
 // UTF-8 character (byte fallback to ids 3 + byte), then greedy merging of the adjacent pair whose
 // concatenation is in the vocabulary with the highest score.
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
@@ -25,6 +26,14 @@ class Llama2cTokenizer final : public Tokenizer {
       std::memcpy(dst, buf.data() + off, n);
       off += n;
     };
+    // encode() maps byte b to id 3 + b (byte fallback) and starts with the " " token, as run.c does.
+    if (vocab_size < 259)
+      fail("'{}': a llama2.c vocabulary holds <unk>, <s>, </s> and the 256 byte tokens (ids 0..258), but the model "
+           "gives vocab_size {}", path, vocab_size);
+    // Each token takes at least 8 bytes (score, length): check before allocating for vocab_size.
+    if (static_cast<uint64_t>(vocab_size) * 8 + 4 > buf.size())
+      fail("'{}' is truncated: {} tokens need at least {} bytes, the file has {}", path, vocab_size,
+           static_cast<uint64_t>(vocab_size) * 8 + 4, buf.size());
     int32_t max_len = 0;
     take(&max_len, 4, "max_token_length");
     if (max_len <= 0 || max_len > 1 << 16) fail("'{}': implausible max_token_length {}", path, max_len);
@@ -33,12 +42,14 @@ class Llama2cTokenizer final : public Tokenizer {
     for (int32_t i = 0; i < vocab_size; ++i) {
       int32_t len = 0;
       take(&scores_[i], 4, "a score");
+      if (!std::isfinite(scores_[i])) fail("'{}': token {} has score {}, expected a finite number", path, i, scores_[i]);
       take(&len, 4, "a token length");
       if (len < 0 || len > max_len) fail("'{}': token {} has length {} (max_token_length {})", path, i, len, max_len);
       pieces_[i].resize(len);
       take(pieces_[i].data(), len, "token bytes");
       ids_.emplace(pieces_[i], i);  // first occurrence wins, as llama2.c's sorted lookup effectively does
     }
+    if (lookup(" ") < 0) fail("'{}' has no \" \" token (the dummy prefix every encoding starts with)", path);
     bos_id_ = 1;
     eos_id_ = 2;
   }

@@ -11,6 +11,7 @@
 
 #include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
+#include "util/json_number.hpp"
 
 namespace saelab {
 
@@ -53,7 +54,11 @@ void load_jsonl(const json& spec, const std::string& root, ProbeDataset& ds) {
   const std::string group_field = spec.value("group_field", "");
   const json skip = spec.value("skip_prefix_chars", json::object());
   const json comments = spec.value("strip_leading_comments", json::array());
-  const size_t chunk = spec.value("chunk_chars", size_t{0});
+  const std::string where = fmt::format("probe dataset '{}'", spec.value("name", "?"));
+  const size_t chunk = json_int<size_t>(spec.value("chunk_chars", json(0)), where + ": chunk_chars");
+  auto skip_chars = [&](const std::string& label) {
+    return json_int<size_t>(skip[label], where + ": skip_prefix_chars['" + label + "']");
+  };
   for (const auto& path : paths_of(spec, root)) {
     std::ifstream in(path);
     std::string line;
@@ -67,7 +72,8 @@ void load_jsonl(const json& spec, const std::string& root, ProbeDataset& ds) {
       } catch (const json::exception& e) {
         fail("'{}' line {}: not valid JSON ({})", path, n, e.what());
       }
-      if (!j.contains("text") || !j.contains("label")) fail("'{}' line {}: expected \"text\" and \"label\"", path, n);
+      if (!j.is_object() || !j.contains("text") || !j.contains("label") || !j["text"].is_string())
+        fail("'{}' line {}: expected an object with a \"text\" string and a \"label\"", path, n);
       LabeledText t;
       t.label = j["label"].is_string() ? j["label"].get<std::string>() : j["label"].dump();
       t.text = j["text"].get<std::string>();
@@ -76,9 +82,9 @@ void load_jsonl(const json& spec, const std::string& root, ProbeDataset& ds) {
       if (std::find(comments.begin(), comments.end(), t.label) != comments.end()) {
         const std::string stripped = strip_leading_comments(t.text);
         if (stripped.size() != t.text.size() && !stripped.empty()) t.text = stripped;
-        else if (skip.contains(t.label)) t.text = t.text.substr(std::min(t.text.size(), skip[t.label].get<size_t>()));
+        else if (skip.contains(t.label)) t.text = t.text.substr(std::min(t.text.size(), skip_chars(t.label)));
       } else if (skip.contains(t.label)) {
-        t.text = t.text.substr(std::min(t.text.size(), skip[t.label].get<size_t>()));
+        t.text = t.text.substr(std::min(t.text.size(), skip_chars(t.label)));
       }
       t.group = !group_field.empty() && j.contains(group_field) ? j[group_field].dump() : path + ":" + std::to_string(n);
       if (chunk > 0) {
@@ -116,7 +122,7 @@ void load_reuters(const json& spec, const std::string& root, ProbeDataset& ds) {
     single[doc] = topic;
     ++count[topic];
   }
-  const int min_docs = spec.value("min_docs", 100);
+  const int min_docs = json_int<int>(spec.value("min_docs", json(100)), fmt::format("probe dataset '{}': min_docs", ds.name));
   for (const auto& [doc, topic] : single) {
     if (count[topic] < min_docs) continue;
     LabeledText t;

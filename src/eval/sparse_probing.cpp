@@ -16,20 +16,37 @@ using json = nlohmann::json;
 
 PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std::string& hook,
                              const std::vector<std::string>& texts, int context_size, int batch_size) {
+  std::vector<std::vector<float>> pooled;
+  PooledFeatures out;
+  if (sae) {
+    out.raw = pool_features_multi(model, {sae}, {1.0f}, hook, texts, context_size, batch_size, pooled);
+    out.sae = std::move(pooled[0]);
+    out.F = sae->config().d_sae;
+  } else {
+    out.raw = pool_features_multi(model, {}, {}, hook, texts, context_size, batch_size, pooled);
+  }
+  out.d = model.config().d_model;
+  return out;
+}
+
+std::vector<float> pool_features_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+                                      const std::vector<float>& input_scales, const std::string& hook,
+                                      const std::vector<std::string>& texts, int context_size, int batch_size,
+                                      std::vector<std::vector<float>>& pooled) {
   model.check_hook(hook);
+  SAELAB_ASSERT(saes.size() == input_scales.size(), "one input scale per SAE");
   const Tokenizer& tok = model.tokenizer();
   const int d = model.config().d_model;
-  PooledFeatures out;
-  out.d = d;
-  out.F = sae ? sae->config().d_sae : 0;
   const int64_t n = static_cast<int64_t>(texts.size());
-  out.raw.assign(static_cast<size_t>(n * d), 0.f);
-  out.sae.assign(static_cast<size_t>(n * out.F), 0.f);
-  std::vector<float> dec_norm;
-  if (sae) {
-    Tensor norms({out.F}, DType::F32, sae->backend().device());
-    sae->backend().row_norms(norms, sae->params().W_dec);
-    dec_norm = to_host_f32(sae->backend(), norms);
+  std::vector<float> raw(static_cast<size_t>(n * d), 0.f);
+  pooled.assign(saes.size(), {});
+  std::vector<std::vector<float>> dec_norms(saes.size());
+  for (size_t s = 0; s < saes.size(); ++s) {
+    const int F = saes[s]->config().d_sae;
+    pooled[s].assign(static_cast<size_t>(n * F), 0.f);
+    Tensor norms({F}, DType::F32, saes[s]->backend().device());
+    saes[s]->backend().row_norms(norms, saes[s]->params().W_dec);
+    dec_norms[s] = to_host_f32(saes[s]->backend(), norms);
   }
   const int32_t pad = tok.eos_id() >= 0 ? tok.eos_id() : tok.bos_id();
   for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
@@ -66,39 +83,50 @@ PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std:
     std::vector<int> count(B, 0);
     for (int o : owner) ++count[o];
     for (int64_t r = 0; r < R; ++r)
-      for (int j = 0; j < d; ++j) out.raw[(b0 + owner[r]) * d + j] += rows[r * d + j] / static_cast<float>(count[owner[r]]);
-    if (sae && R > 0) {
-      Backend& be = sae->backend();
-      SaeWorkspace ws(sae->config(), R, be.device());
-      sae->encode(to_device(be, {R, d}, rows.data()), ws);
+      for (int j = 0; j < d; ++j) raw[(b0 + owner[r]) * d + j] += rows[r * d + j] / static_cast<float>(count[owner[r]]);
+    for (size_t s = 0; s < saes.size() && R > 0; ++s) {
+      const Sae& sae = *saes[s];
+      Backend& be = sae.backend();
+      std::vector<float> x = rows;
+      if (input_scales[s] != 1.0f)
+        for (float& v : x) v *= input_scales[s];
+      SaeWorkspace ws(sae.config(), R, be.device());
+      sae.encode(to_device(be, {R, d}, x.data()), ws);
       const std::vector<float> f = to_host_f32(be, ws.f.view().rows(0, R));
-      const int F = out.F;
+      const int F = sae.config().d_sae;
       for (int64_t r = 0; r < R; ++r) {
-        float* dst = out.sae.data() + (b0 + owner[r]) * F;
+        float* dst = pooled[s].data() + (b0 + owner[r]) * F;
         const float inv = 1.0f / static_cast<float>(count[owner[r]]);
         for (int i = 0; i < F; ++i)
-          if (f[r * F + i] != 0.f) dst[i] += f[r * F + i] * dec_norm[i] * inv;
+          if (f[r * F + i] != 0.f) dst[i] += f[r * F + i] * dec_norms[s][i] * inv;
       }
     }
   }
-  return out;
+  return raw;
 }
 
-ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& train_y, const std::vector<float>& test,
-                       const std::vector<int>& test_y, int D, const std::vector<int>& k_values) {
-  const int64_t n = static_cast<int64_t>(train_y.size()), m = static_cast<int64_t>(test_y.size());
+std::vector<int> top_k_by_mean_difference(const std::vector<float>& x, const std::vector<int>& y, int D, int k) {
+  const int64_t n = static_cast<int64_t>(y.size());
   std::vector<double> mp(static_cast<size_t>(D), 0.0), mn(static_cast<size_t>(D), 0.0);
   int64_t np = 0;
   for (int64_t i = 0; i < n; ++i) {
-    auto& acc = train_y[i] ? mp : mn;
-    np += train_y[i];
-    for (int j = 0; j < D; ++j) acc[j] += train[i * D + j];
+    auto& acc = y[i] ? mp : mn;
+    np += y[i];
+    for (int j = 0; j < D; ++j) acc[j] += x[i * D + j];
   }
   std::vector<int> order(static_cast<size_t>(D));
   std::iota(order.begin(), order.end(), 0);
   std::vector<double> diff(static_cast<size_t>(D));
   for (int j = 0; j < D; ++j) diff[j] = std::abs(mp[j] / std::max<int64_t>(np, 1) - mn[j] / std::max<int64_t>(n - np, 1));
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return diff[a] > diff[b]; });
+  order.resize(static_cast<size_t>(std::min(k, D)));
+  return order;
+}
+
+ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& train_y, const std::vector<float>& test,
+                       const std::vector<int>& test_y, int D, const std::vector<int>& k_values) {
+  const int64_t n = static_cast<int64_t>(train_y.size()), m = static_cast<int64_t>(test_y.size());
+  const std::vector<int> order = top_k_by_mean_difference(train, train_y, D, D);
   ProbeScores s;
   auto run = [&](int k) {
     std::vector<float> xtr(static_cast<size_t>(n * k)), xte(static_cast<size_t>(m * k));

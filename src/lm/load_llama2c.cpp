@@ -14,6 +14,10 @@ std::unique_ptr<LlamaModel> load_llama2c_model(const std::string& bin, const std
   int32_t hdr[7];
   if (buf.size() < sizeof(hdr)) fail("'{}' is too short for a llama2.c header (28 bytes), has {}", bin, buf.size());
   std::memcpy(hdr, buf.data(), sizeof(hdr));
+  // Checked before std::abs: abs(INT32_MIN) is undefined.
+  for (int i = 0; i < 7; ++i)
+    if (hdr[i] == 0 || (i != 5 && hdr[i] < 0) || hdr[i] > (1 << 24) || hdr[i] < -(1 << 24))
+      fail("'{}' does not look like a llama2.c checkpoint: header field {} is {}", bin, i, hdr[i]);
   LlamaConfig c;
   c.source_format = "llama2c";
   c.name = std::filesystem::path(bin).stem().string();
@@ -25,12 +29,12 @@ std::unique_ptr<LlamaModel> load_llama2c_model(const std::string& bin, const std
   c.tied_embeddings = hdr[5] > 0;
   c.vocab_size = std::abs(hdr[5]);
   c.max_seq_len = hdr[6];
-  for (int i = 0; i < 7; ++i)
-    if (hdr[i] == 0 || (i != 5 && hdr[i] < 0) || std::abs(hdr[i]) > (1 << 24))
-      fail("'{}' does not look like a llama2.c checkpoint: header field {} is {}", bin, i, hdr[i]);
   if (c.d_model % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0)
     fail("'{}': dim {} / n_heads {} / n_kv_heads {} are inconsistent", bin, c.d_model, c.n_heads, c.n_kv_heads);
   c.head_dim = c.d_model / c.n_heads;
+  // RoPE rotates pairs of a head's dimensions: an odd head size loaded, then the forward aborted
+  // on an internal check.
+  if (c.head_dim % 2 != 0) fail("'{}': head size dim / n_heads = {} must be even", bin, c.head_dim);
   c.rms_eps = 1e-5f;
   c.rope_theta = 10000.f;
   c.rope_style = RopeStyle::Interleaved;
@@ -38,11 +42,16 @@ std::unique_ptr<LlamaModel> load_llama2c_model(const std::string& bin, const std
   const int64_t d = c.d_model, ff = c.d_ff, L = c.n_layers, V = c.vocab_size, hd = c.head_dim;
   const int64_t kw = c.n_kv_heads * hd;
   const int64_t rope_tables = static_cast<int64_t>(c.max_seq_len) * hd;  // real + imag halves
-  const int64_t expect = V * d + L * (2 * d + d * d + 2 * kw * d + d * d + 3 * ff * d) + d + rope_tables +
-                         (c.tied_embeddings ? 0 : V * d);
+  // In 128 bits: header fields up to 2^24 make products up to ~2^75; the int64 sum overflowed
+  // (undefined behaviour) and could wrap to the file's size.
+  using i128 = __int128;
+  const i128 expect = i128{V} * d + i128{L} * (2 * d + i128{d} * d + i128{2 * kw} * d + i128{d} * d + i128{3 * ff} * d) +
+                      d + rope_tables + (c.tied_embeddings ? 0 : i128{V} * d);
   const int64_t have = (static_cast<int64_t>(buf.size()) - 28) / 4;
-  if (have != expect)
-    fail("'{}' is truncated or not a llama2.c checkpoint: header implies {} floats, file holds {}", bin, expect, have);
+  if (expect != have) {
+    const std::string implied = expect > i128{INT64_MAX} ? std::string("more than 2^63") : std::to_string(static_cast<int64_t>(expect));
+    fail("'{}' is truncated or not a llama2.c checkpoint: header implies {} floats, file holds {}", bin, implied, have);
+  }
 
   auto model = std::make_unique<LlamaModel>(c, load_llama2c_tokenizer(tok_path, c.vocab_size), be);
   const float* src = reinterpret_cast<const float*>(buf.data() + 28);

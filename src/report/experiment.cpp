@@ -14,6 +14,7 @@
 #include "saelab/sae_io.hpp"
 #include "saelab/sparse_probing.hpp"
 #include "saelab/train.hpp"
+#include "util/json_number.hpp"
 
 namespace saelab {
 
@@ -58,6 +59,8 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
     if (!file_exists(path)) fail("experiment config '{}' does not exist", path);
     j = read_config_file(path);
   }
+  if (!j.is_object()) fail("'{}': expected a table of settings, found {}", path, j.type_name());
+  auto where = [&](const std::string& k) { return fmt::format("'{}': [experiment] {}", path, k); };
   try {
     const json e = j.value("experiment", json::object());
     for (auto it = e.begin(); it != e.end(); ++it) {
@@ -67,13 +70,15 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
       else if (k == "corpus") c.corpus = it.value().get<std::vector<std::string>>();
       else if (k == "heldout_corpus") c.heldout_corpus = it.value().get<std::vector<std::string>>();
       else if (k == "hook") c.hook = it.value();
-      else if (k == "tokens") c.tokens = it.value();
-      else if (k == "heldout_tokens") c.heldout_tokens = it.value();
+      // Counts are range-checked: 1e26 into an int64 is undefined behaviour (found by fuzzing).
+      else if (k == "tokens") c.tokens = json_int<int64_t>(it.value(), where(k));
+      else if (k == "heldout_tokens") c.heldout_tokens = json_int<int64_t>(it.value(), where(k));
       else if (k == "probing") c.probing = it.value();
-      else if (k == "probe_train") c.probe_train = it.value();
-      else if (k == "probe_test") c.probe_test = it.value();
-      else if (k == "core_contexts") c.core_contexts = it.value();
+      else if (k == "probe_train") c.probe_train = json_int<int>(it.value(), where(k));
+      else if (k == "probe_test") c.probe_test = json_int<int>(it.value(), where(k));
+      else if (k == "core_contexts") c.core_contexts = json_int<int>(it.value(), where(k));
       else if (k == "probe_tasks") c.probe_tasks = it.value();
+      else if (k == "persistence_texts") c.persistence_texts = json_int<int>(it.value(), where(k));
       else fail("'{}': unknown [experiment] setting '{}'", path, k);
     }
     if (j.contains("train")) c.train = j["train"];
@@ -81,6 +86,7 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
       if (it.key() != "experiment" && it.key() != "train" && it.key() != "runs")
         fail("'{}': unknown section '{}' (expected [experiment], [train], [[runs]])", path, it.key());
     if (j.contains("runs")) {
+      if (!j["runs"].is_array()) fail("'{}': runs must be a list of tables ([[runs]]), found {}", path, j["runs"].type_name());
       for (const auto& r : j["runs"]) c.runs.push_back(r);
     }
   } catch (const json::exception& ex) {
@@ -91,7 +97,8 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
   if (c.heldout_corpus.empty()) c.heldout_corpus = {shared + "/corpus/inaugural"};
   if (c.runs.empty()) c.runs = default_experiment_runs();
   for (const auto& r : c.runs)
-    if (!r.contains("name")) fail("'{}': every run needs a \"name\"", path.empty() ? "<defaults>" : path);
+    if (!r.is_object() || !r.contains("name") || !r["name"].is_string())
+      fail("'{}': every run needs a \"name\" string", path.empty() ? "<defaults>" : path);
   return c;
 }
 
@@ -132,6 +139,13 @@ json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const json& r
     const ProbeSuite suite = load_probe_suite(cfg.probe_tasks, cfg.shared_root);
     write_file_atomic(dir + "/eval_sparse_probing.json",
                       sparse_probing(model, sae, cfg.hook, suite, pc, sae_cfg).dump(2) + "\n");
+  }
+  if (cfg.probing && !file_exists(dir + "/probe_persistence.json")) {
+    ProbingConfig pc;
+    pc.progress = cfg.progress;
+    const ProbeSuite suite = load_probe_suite(cfg.probe_tasks, cfg.shared_root);
+    write_file_atomic(dir + "/probe_persistence.json",
+                      probe_persistence(model, dir, cfg.hook, suite, pc, cfg.persistence_texts).dump(2) + "\n");
   }
   if (!file_exists(dir + "/stability.json"))
     write_file_atomic(dir + "/stability.json", concept_stability(dir).dump(2) + "\n");

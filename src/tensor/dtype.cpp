@@ -103,7 +103,9 @@ uint16_t f32_to_bf16(float f) {
 
 void convert_to_f32(float* dst, const void* src, DType src_dtype, size_t n) {
   switch (src_dtype) {
-    case DType::F32: std::memcpy(dst, src, n * 4); return;
+    case DType::F32:
+      if (n) std::memcpy(dst, src, n * 4);  // an empty vector's data() may be null
+      return;
     case DType::F16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
@@ -121,7 +123,9 @@ void convert_to_f32(float* dst, const void* src, DType src_dtype, size_t n) {
 
 void convert_from_f32(void* dst, DType dst_dtype, const float* src, size_t n) {
   switch (dst_dtype) {
-    case DType::F32: std::memcpy(dst, src, n * 4); return;
+    case DType::F32:
+      if (n) std::memcpy(dst, src, n * 4);
+      return;
     case DType::F16: {
       auto* d = static_cast<uint16_t*>(dst);
       for (size_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);

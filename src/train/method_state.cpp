@@ -1,5 +1,6 @@
 #include "method_state.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace saelab {
@@ -22,6 +23,7 @@ MethodState::MethodState(const TrainConfig& cfg, const Sae& sae)
 SaeLossTerms MethodState::terms(float l1_warm) const {
   SaeLossTerms t;
   t.l1_coefficient = static_cast<float>(l1_warm * lambda_scale_);
+  warming_ = l1_warm < cfg_.l1_coefficient;
   if (dual_) t.penalty_weights = weights_.weights(alpha_.alphas());
   return t;
 }
@@ -74,7 +76,10 @@ void MethodState::after_step(const SaeBatchStats& st) {
   if (cfg_.target_l0 > 0) {
     // Multiplicative controller: λ grows while L0 is above target and shrinks below it.
     const double l0 = st.l0 / static_cast<double>(st.n);
-    lambda_scale_ *= std::exp(cfg_.l0_controller_rate * (l0 - cfg_.target_l0) / cfg_.target_l0);
+    if (cfg_.l0_controller == "linear")
+      lambda_scale_ *= std::exp(cfg_.l0_controller_rate * (l0 - cfg_.target_l0) / cfg_.target_l0);
+    else if (!warming_)  // log: symmetric in L0/target, and no integration while λ ramps up
+      lambda_scale_ *= std::exp(cfg_.l0_controller_rate * std::log(std::max(l0, 1e-3) / cfg_.target_l0));
   }
 }
 

@@ -53,6 +53,7 @@ class MethodState {
   HyperState hyper_;
   SaeHyperRequest request_;
   bool requested_ = false;
+  mutable bool warming_ = false;  // this step's λ is still in its warm-up ramp (set by terms())
   double lambda_scale_ = 1.0;
   double last_J_ = 0;
 };

@@ -1,4 +1,3 @@
-#include <cstring>
 #include <filesystem>
 #include <set>
 #include <toml++/toml.h>
@@ -6,6 +5,8 @@
 #include "saelab/alpha.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/train.hpp"
+#include "train/toml_ascii.hpp"
+#include "util/json_number.hpp"
 
 namespace saelab {
 
@@ -31,50 +32,22 @@ json toml_to_json(const toml::node& n) {
   return nullptr;
 }
 
-// TOML allows non-ASCII only inside strings and comments. toml++ 3.3 reaches
-// __builtin_unreachable (undefined behaviour, found by fuzzing) when a bare key holds a character
-// in U+00A1..U+0499, e.g. `α = 0.5`, so such text is refused here before the parser sees it.
-void check_toml_ascii_outside_strings(const std::string& s, const std::string& path) {
-  size_t i = s.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;  // a UTF-8 byte-order mark
-  int line = 1;
-  auto skip_to = [&](const char* close, bool escapes, bool single_line) {
-    const size_t n = std::strlen(close);
-    for (; i < s.size(); ++i) {
-      if (s[i] == '\n') {
-        ++line;
-        if (single_line) return;
-      }
-      if (escapes && s[i] == '\\') {
-        if (i + 1 < s.size() && s[i + 1] == '\n') ++line;
-        ++i;
-      } else if (s.compare(i, n, close) == 0) {
-        i += n - 1;
-        return;
-      }
-    }
-  };
-  for (; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '\n') {
-      ++line;
-    } else if (c == '#') {
-      while (i + 1 < s.size() && s[i + 1] != '\n') ++i;
-    } else if (s.compare(i, 3, "\"\"\"") == 0) {
-      i += 3;
-      skip_to("\"\"\"", true, false);
-    } else if (s.compare(i, 3, "'''") == 0) {
-      i += 3;
-      skip_to("'''", false, false);
-    } else if (c == '"') {
-      ++i;
-      skip_to("\"", true, true);
-    } else if (c == '\'') {
-      ++i;
-      skip_to("'", false, true);
-    } else if (static_cast<unsigned char>(c) >= 0x80) {
-      fail("'{}' is not valid TOML: line {} has a non-ASCII character outside a string or comment (a key "
-           "like `α` must be quoted, and saelab's keys are ASCII)", path, line);
-    }
+// One setting as the field's type. Numbers are range-checked (json_number.hpp): a float into an
+// int, a value past the type's range or a TOML nan/inf must fail, not convert.
+template <typename T>
+T setting(const json& v, const char* key, const std::string& where) {
+  if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::string>) {
+    return v.get<T>();
+  } else if constexpr (std::is_integral_v<T>) {
+    return json_int<T>(v, fmt::format("{}: {}", where, key));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return json_float<T>(v, fmt::format("{}: {}", where, key));
+  } else {
+    static_assert(std::is_same_v<T, std::vector<double>>);
+    if (!v.is_array()) fail("{}: {} must be a list of numbers, found {}", where, key, v.dump());
+    T out;
+    for (const auto& x : v) out.push_back(json_float<double>(x, fmt::format("{}: {}", where, key)));
+    return out;
   }
 }
 
@@ -87,7 +60,7 @@ void check_toml_ascii_outside_strings(const std::string& s, const std::string& p
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
   X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty)    \
   X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
-  X(target_l0) X(l0_controller_rate) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches)
+  X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches)
 
 json train_config_to_json(const TrainConfig& c) {
   json j;
@@ -99,6 +72,7 @@ json train_config_to_json(const TrainConfig& c) {
 
 TrainConfig train_config_from_json(const json& in, const std::string& where) {
   // Sections ([sae], [train], [data], ...) are flattened: keys are unique across them.
+  if (!in.is_object()) fail("{}: expected a table of settings, found {}", where, in.type_name());
   json flat = json::object();
   for (auto it = in.begin(); it != in.end(); ++it) {
     if (it.value().is_object())
@@ -114,7 +88,7 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
     if (!known.count(it.key())) fail("{}: unknown setting '{}'", where, it.key());
   try {
 #define X(name) \
-  if (flat.contains(#name)) c.name = flat[#name].get<decltype(c.name)>();
+  if (flat.contains(#name)) c.name = setting<decltype(c.name)>(flat[#name], #name, where);
     SAELAB_TRAIN_FIELDS(X)
 #undef X
   } catch (const json::exception& e) {
@@ -140,6 +114,8 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
     fail("{}: alpha_mode '{}' needs penalty = \"dual_adaptive\"", where, c.alpha_mode);
   if (c.meta_objective != "mse_smooth_l0" && c.meta_objective != "mse")
     fail("{}: meta_objective must be mse_smooth_l0 or mse, got '{}'", where, c.meta_objective);
+  if (c.l0_controller != "linear" && c.l0_controller != "log")
+    fail("{}: l0_controller must be linear or log, got '{}'", where, c.l0_controller);
   if (c.architecture == "hierarchical" && c.children_per_parent < 1)
     fail("{}: children_per_parent must be at least 1, got {}", where, c.children_per_parent);
   for (double f : c.checkpoint_fractions)
@@ -150,8 +126,7 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
 json read_config_file(const std::string& path) {
   if (!file_exists(path)) fail("config file '{}' does not exist", path);
   if (std::filesystem::path(path).extension() == ".toml") {
-    const std::string text = read_file(path);
-    check_toml_ascii_outside_strings(text, path);
+    const std::string text = toml_ascii(read_file(path), path);  // see toml_ascii.hpp
     try {
       return toml_to_json(toml::parse(text, path));
     } catch (const toml::parse_error& e) {
