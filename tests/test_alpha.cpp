@@ -295,12 +295,12 @@ TEST(DualAdaptiveTraining, LearnedAlphaResumesBitIdentically) {
   EXPECT_EQ(read_file(dir + "/whole/alpha_log.csv"), read_file(dir + "/cut/alpha_log.csv"));
 }
 
-// method.md §2's measured case: flat SAE (F = 128) on d = 32 data with 64 planted features of
-// log-uniform frequency and magnitude, at L0 ≈ 4 (target-L0 controller, so every α is compared at
-// equal sparsity). The manual sweep's best α is the bound 0 (pure magnitude weighting); learned α
-// must end within one grid step of it.
-TEST(DualAdaptiveTraining, LearnedAlphaFindsTheSweepOptimumAtABound) {
-  const std::string dir = test::make_temp_dir("sweep");
+namespace {
+
+// method.md §2's planted data for the α sweeps: d = 32, 64 features of log-uniform frequency
+// .005–.2 and magnitude .3–5 (seed 3), written to <dir>/acts; and one flat dual-adaptive SAE
+// (F = 128) trained on it at L0 = 4 held by the target-L0 controller.
+SyntheticConfig write_sweep_data(const std::string& dir) {
   SyntheticConfig s;
   s.d = 32;
   s.n_features = 64;
@@ -311,25 +311,41 @@ TEST(DualAdaptiveTraining, LearnedAlphaFindsTheSweepOptimumAtABound) {
   s.n_tokens = 200000;
   s.seed = 3;
   write_synthetic(s, dir + "/acts");
-  auto run = [&](const std::string& mode, double alpha) {
-    TrainConfig c;
-    c.activations = dir + "/acts";
-    c.out_dir = dir + "/" + mode + std::to_string(alpha);
-    c.architecture = "standard";
-    c.d_sae = 128;
-    c.penalty = "dual_adaptive";
-    c.alpha_mode = mode;
-    c.alpha = alpha;
-    c.alpha_lr = 20.0;
-    c.batch_size = 512;
-    c.total_tokens = 1000000;
-    c.lr = 2e-3f;
-    c.l1_coefficient = 1.f;
-    c.target_l0 = 4;
-    c.b_dec_init = "zeros";
-    c.progress = false;
-    return train_sae(c).summary;
-  };
+  return s;
+}
+
+nlohmann::json train_sweep_run(const std::string& dir, const std::string& mode, double alpha,
+                               const std::string& l0_controller) {
+  TrainConfig c;
+  c.activations = dir + "/acts";
+  c.out_dir = dir + "/" + mode + std::to_string(alpha);
+  c.architecture = "standard";
+  c.d_sae = 128;
+  c.penalty = "dual_adaptive";
+  c.alpha_mode = mode;
+  c.alpha = alpha;
+  c.alpha_lr = 20.0;
+  c.batch_size = 512;
+  c.total_tokens = 1000000;
+  c.lr = 2e-3f;
+  c.l1_coefficient = 1.f;
+  c.target_l0 = 4;
+  c.l0_controller = l0_controller;
+  c.b_dec_init = "zeros";
+  c.progress = false;
+  return train_sae(c).summary;
+}
+
+}  // namespace
+
+// method.md §2's measured case: flat SAE (F = 128) on d = 32 data with 64 planted features of
+// log-uniform frequency and magnitude, at L0 ≈ 4 (target-L0 controller, so every α is compared at
+// equal sparsity). The manual sweep's best α is the bound 0 (pure magnitude weighting); learned α
+// must end within one grid step of it.
+TEST(DualAdaptiveTraining, LearnedAlphaFindsTheSweepOptimumAtABound) {
+  const std::string dir = test::make_temp_dir("sweep");
+  SyntheticConfig s = write_sweep_data(dir);
+  auto run = [&](const std::string& mode, double alpha) { return train_sweep_run(dir, mode, alpha, "linear"); };
   double best_alpha = -1, best_ev = -1;
   for (double a : {0.0, 0.25, 0.5, 0.75, 1.0}) {
     const auto sm = run("fixed", a);
@@ -373,36 +389,8 @@ TEST(DualAdaptiveTraining, LearnedAlphaFindsTheSweepOptimumAtABound) {
 // included — see docs/method.md.)
 TEST(DualAdaptiveTraining, LearnedAlphaLandsNearAnInteriorSweepOptimum) {
   const std::string dir = test::make_temp_dir("interior");
-  SyntheticConfig s;
-  s.d = 32;
-  s.n_features = 64;
-  s.freq_min = 0.005;
-  s.freq_max = 0.2;
-  s.mag_min = 0.3;
-  s.mag_max = 5;
-  s.n_tokens = 200000;
-  s.seed = 3;
-  write_synthetic(s, dir + "/acts");
-  auto run = [&](const std::string& mode, double alpha) {
-    TrainConfig c;
-    c.activations = dir + "/acts";
-    c.out_dir = dir + "/" + mode + std::to_string(alpha);
-    c.architecture = "standard";
-    c.d_sae = 128;
-    c.penalty = "dual_adaptive";
-    c.alpha_mode = mode;
-    c.alpha = alpha;
-    c.alpha_lr = 20.0;
-    c.batch_size = 512;
-    c.total_tokens = 1000000;
-    c.lr = 2e-3f;
-    c.l1_coefficient = 1.f;
-    c.target_l0 = 4;
-    c.l0_controller = "log";
-    c.b_dec_init = "zeros";
-    c.progress = false;
-    return train_sae(c).summary;
-  };
+  write_sweep_data(dir);
+  auto run = [&](const std::string& mode, double alpha) { return train_sweep_run(dir, mode, alpha, "log"); };
   const std::vector<double> grid = {0.0, 0.25, 0.5, 0.75, 1.0};
   std::vector<double> ev;
   for (double a : grid) {

@@ -15,6 +15,9 @@ namespace saelab {
 //   its parent's; dead fractions per level (on these rows); P(child fires | parent fires).
 nlohmann::json composition_quality(const Sae& sae, const std::vector<float>& x, int64_t n);
 
+// Rows of W [F, d] scaled to unit norm (zero rows stay zero).
+std::vector<float> unit_rows(std::vector<float> W, int64_t F, int64_t d);
+
 // Decoder-row matching between two SAEs' W_dec [F, d] (rows compared after normalisation): for
 // every latent of A its best cosine in B (greedy max), and the fractions above 0.9 and 0.7.
 struct MatchStats {

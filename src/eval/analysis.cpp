@@ -92,19 +92,19 @@ json composition_quality(const Sae& sae, const std::vector<float>& x, int64_t n)
           {"p_child_fires_given_parent", cond_n ? cond_sum / static_cast<double>(cond_n) : 0.0}};
 }
 
+std::vector<float> unit_rows(std::vector<float> W, int64_t F, int64_t d) {
+  for (int64_t i = 0; i < F; ++i) {
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += double(W[i * d + j]) * W[i * d + j];
+    const float inv = s > 0 ? static_cast<float>(1.0 / std::sqrt(s)) : 0.f;
+    for (int64_t j = 0; j < d; ++j) W[i * d + j] *= inv;
+  }
+  return W;
+}
+
 MatchStats match_decoders(Backend& be, const std::vector<float>& A, int64_t FA, const std::vector<float>& B, int64_t FB,
                           int d) {
-  auto normalised = [&](const std::vector<float>& W, int64_t F) {
-    std::vector<float> out(W);
-    for (int64_t i = 0; i < F; ++i) {
-      double s = 0;
-      for (int j = 0; j < d; ++j) s += double(W[i * d + j]) * W[i * d + j];
-      const float inv = s > 0 ? static_cast<float>(1.0 / std::sqrt(s)) : 0.f;
-      for (int j = 0; j < d; ++j) out[i * d + j] *= inv;
-    }
-    return out;
-  };
-  const std::vector<float> a = normalised(A, FA), b = normalised(B, FB);
+  const std::vector<float> a = unit_rows(A, FA, d), b = unit_rows(B, FB, d);
   Tensor TA = to_device(be, {FA, d}, a.data()), TB = to_device(be, {FB, d}, b.data());
   MatchStats s;
   s.best.assign(static_cast<size_t>(FA), -1.f);

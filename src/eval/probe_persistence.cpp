@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "saelab/analysis.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/lm.hpp"
 #include "saelab/progress.hpp"
@@ -28,16 +29,6 @@ struct CheckpointSae {
   float scale = 1;
   std::vector<float> unit_dec;  // [F, d]
 };
-
-std::vector<float> unit_rows(std::vector<float> W, int64_t F, int64_t d) {
-  for (int64_t i = 0; i < F; ++i) {
-    double n = 0;
-    for (int64_t j = 0; j < d; ++j) n += double(W[i * d + j]) * W[i * d + j];
-    const float inv = n > 0 ? static_cast<float>(1.0 / std::sqrt(n)) : 0.f;
-    for (int64_t j = 0; j < d; ++j) W[i * d + j] *= inv;
-  }
-  return W;
-}
 
 }  // namespace
 
