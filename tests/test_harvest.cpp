@@ -182,3 +182,10 @@ TEST(BadInput, ManifestCountsAndShardNamesAreChecked) {
   // Shard names are plain file names in the directory, not paths to anywhere.
   EXPECT_NE(manifest_error("4", "8", "../../etc/passwd").find("not a plain file name"), std::string::npos);
 }
+
+// Found by fuzzing in CI: a float manifest version was converted to int (undefined behaviour).
+TEST(FuzzRegression, ManifestFloatVersionIsAUserError) {
+  const std::string dir = saelab::test::make_temp_dir("manifest");
+  saelab::test::write_text(dir + "/manifest.json", R"({"saelab_activations": 1e300, "settings": {}})");
+  EXPECT_THROW(saelab::read_activation_manifest(dir), saelab::Error);
+}

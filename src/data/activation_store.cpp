@@ -19,7 +19,8 @@ ActivationManifest read_activation_manifest(const std::string& dir) {
     j = json::parse(read_file(path));
     ActivationManifest m;
     m.dir = dir;
-    if (j.at("saelab_activations").get<int>() != kActivationManifestVersion)
+    // Compared as JSON: a float version like 1e300 must not be converted to int (found by fuzzing).
+    if (j.at("saelab_activations") != json(kActivationManifestVersion))
       fail("'{}': manifest version {} is not {}", path, j["saelab_activations"].dump(), kActivationManifestVersion);
     m.settings = j.at("settings");
     m.model_name = m.settings.at("model_name").get<std::string>();
