@@ -29,6 +29,25 @@ double sgemm_gflops(int M, int N, int K) {
   return 2.0 * M * N * K * reps / s / 1e9;
 }
 
+double gemm_gflops(Backend& be, int M, int N, int K) {
+  const std::vector<float> a(static_cast<size_t>(M) * K, 0.5f), b(static_cast<size_t>(K) * N, 0.25f);
+  Tensor A = to_device(be, {M, K}, a.data()), B = to_device(be, {K, N}, b.data());
+  Tensor C({M, N}, DType::F32, be.device());
+  auto run = [&] { be.gemm(C, A, false, B, false, 1.f, 0.f); };
+  run();
+  be.synchronize();
+  int reps = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  double s = 0;
+  do {
+    for (int i = 0; i < 10; ++i) run();
+    be.synchronize();
+    reps += 10;
+    s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (s < 0.5);
+  return 2.0 * M * N * K * reps / s / 1e9;
+}
+
 std::string shared_root() {
   if (const char* e = std::getenv("SAELAB_SHARED"); e && *e) return e;
   return SAELAB_SHARED_DEFAULT;

@@ -1,9 +1,13 @@
 #pragma once
 #include <string>
 
+#include "saelab/backend.hpp"
+
 namespace saelab::bench {
 // Measured sgemm rate (GFLOP/s) for C[M,N] = A[M,K] B[K,N] on this machine, now.
 double sgemm_gflops(int M, int N, int K);
+// The same through `be` (cuBLAS on a GPU), synchronised.
+double gemm_gflops(Backend& be, int M, int N, int K);
 std::string shared_root();
 // Prints the sgemm rate of this run, then runs the registered benchmarks.
 int run_main(int argc, char** argv);

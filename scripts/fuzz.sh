@@ -40,7 +40,7 @@ for tool in clang clang++; do
   command -v "$tool" >/dev/null || { echo "fuzz.sh: $tool not found (apt-get install clang libclang-rt-14-dev libomp-dev)" >&2; exit 2; }
 done
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DSAELAB_FUZZ=ON -DSAELAB_BUILD_TESTS=OFF \
-  -DSAELAB_BUILD_BENCH=OFF >/dev/null
+  -DSAELAB_BUILD_BENCH=OFF -DSAELAB_MPI=OFF >/dev/null
 cmake --build build-fuzz -j "$jobs" --target fuzz_all
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/saelab-fuzz.XXXXXX")

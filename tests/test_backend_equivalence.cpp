@@ -8,6 +8,9 @@
 #include <random>
 
 #include "saelab/backend.hpp"
+#include "saelab/safetensors.hpp"
+#include "saelab/synthetic.hpp"
+#include "saelab/train.hpp"
 #include "test_util.hpp"
 
 using namespace saelab;
@@ -435,6 +438,43 @@ TEST_P(BackendEquivalence, AdamTangent) {
 std::string backend_name(const ::testing::TestParamInfo<Backend*>& info) { return info.param->name(); }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BackendEquivalence, ::testing::ValuesIn(available_backends()), backend_name);
+
+// The whole training loop on the GPU (hierarchical, learned α: every SAE op and the
+// hypergradient) follows the CPU run: same batches, same init, f32 throughout.
+TEST(Backends, TrainingOnCudaTracksTheCpu) {
+  bool has_cuda = false;
+  for (Backend* be : available_backends()) has_cuda |= be->device() == Device::CUDA;
+  if (!has_cuda) GTEST_SKIP() << "no CUDA backend/GPU here";
+  const std::string dir = saelab::test::make_temp_dir("cuda_train");
+  SyntheticConfig s;
+  s.d = 24;
+  s.n_features = 10;
+  s.children_per_parent = 2;
+  s.n_tokens = 20000;
+  write_synthetic(s, dir + "/acts");
+  std::vector<std::vector<float>> weights;
+  for (const char* device : {"cpu", "cuda"}) {
+    TrainConfig c;
+    c.activations = dir + "/acts";
+    c.out_dir = dir + "/" + device;
+    c.device = device;
+    c.architecture = "hierarchical";
+    c.d_sae = 60;
+    c.children_per_parent = 2;
+    c.penalty = "dual_adaptive";
+    c.alpha_mode = "learned";
+    c.batch_size = 256;
+    c.lr = 1e-3f;
+    c.l1_coefficient = 1.0f;
+    c.total_tokens = 10240;
+    c.progress = false;
+    train_sae(c);
+    const SafetensorsFile f(c.out_dir + "/sae/sae_weights.safetensors");
+    weights.push_back(f.read_f32("W_dec"));
+  }
+  // 40 Adam steps amplify f32 rounding differences a little: a loose but meaningful bound.
+  EXPECT_LE(rel_error(weights[1], weights[0]), 1e-2);
+}
 
 TEST(Backends, CudaCasesSkipCleanlyWithoutAGpu) {
   bool has_cuda = false;

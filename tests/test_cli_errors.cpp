@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "saelab/backend.hpp"
 #include "test_util.hpp"
 
 using saelab::test::run_cli;
@@ -77,4 +78,16 @@ TEST(Cli, HarvestRunsAndReports) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("harvested"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(dir + "/acts/manifest.json"));
+}
+
+// Without a usable GPU, asking for one says why, and nothing is created.
+TEST(CliErrors, CudaDeviceWithoutAGpu) {
+  for (saelab::Backend* be : saelab::available_backends())
+    if (be->device() == saelab::Device::CUDA) GTEST_SKIP() << "a GPU is present";
+  const std::string dir = saelab::test::make_temp_dir("cli");
+  expect_one_line_error(run_cli("harvest --no-progress --device cuda --model " + model656k() + " --out " + dir + "/acts"),
+                        "no CUDA device available");
+  EXPECT_FALSE(fs::exists(dir + "/acts"));
+  expect_one_line_error(run_cli("harvest --no-progress --device tpu --model " + model656k() + " --out " + dir + "/acts"),
+                        "device must be cpu or cuda, got 'tpu'");
 }

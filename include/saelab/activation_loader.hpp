@@ -22,8 +22,9 @@ NonFiniteRow find_nonfinite_row(const float* rows, int64_t n, int d);
 
 class ActivationLoader {
  public:
+  // `shards`: the shard indices this loader reads (a data-parallel partition); empty: all of them.
   ActivationLoader(ActivationManifest manifest, int64_t buffer_tokens, uint64_t seed, float scale = 1.0f,
-                   bool drop_nonfinite = false);
+                   bool drop_nonfinite = false, std::vector<size_t> shards = {});
   int d() const { return manifest_.d_in; }
   int64_t n_tokens() const { return manifest_.n_tokens; }
   // Next N rows, each multiplied by `scale`, into out [N, d].
@@ -40,6 +41,7 @@ class ActivationLoader {
   bool drop_nonfinite_;
   int64_t dropped_rows_ = 0;
   int64_t rows_this_epoch_ = 0;
+  std::vector<size_t> shards_;  // the shards read, in index order
   std::vector<size_t> order_;
   size_t next_shard_ = 0;
   int64_t epoch_ = 0;

@@ -4,6 +4,7 @@
 // All float ops take f32, contiguous views on the backend's device.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "saelab/tensor.hpp"
@@ -110,6 +111,8 @@ class Backend {
 Backend& cpu_backend();
 // The backend owning memory of `device`; throws Error if this build has no such backend.
 Backend& backend_for(Device device);
+// "cpu" or "cuda" (a user's setting); throws Error saying why a CUDA backend is not available.
+Backend& backend_named(const std::string& name);
 // CPU always; CUDA when built with -DSAELAB_CUDA=ON and a GPU is present.
 std::vector<Backend*> available_backends();
 

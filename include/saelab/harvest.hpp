@@ -25,6 +25,7 @@ struct HarvestConfig {
   DType dtype = DType::F32;        // stored dtype: f32 or f16
   std::string format = "npy";      // "npy" or "safetensors"
   bool exclude_special = true;     // BOS/EOS positions are attention sinks, not text: not stored
+  std::string device = "cpu";      // where the LM runs: cpu | cuda
   bool progress = true;
 };
 

@@ -62,6 +62,7 @@ struct TrainConfig {
   std::string normalize_activations = "expected_average_only_in";  // or none
   float decoder_init_norm = 0.1f;
   uint64_t seed = 42;
+  std::string device = "cpu";  // cpu | cuda (a -DSAELAB_CUDA=ON build on a machine with a GPU)
   int64_t buffer_tokens = 1 << 18;
   // Latent health
   int64_t dead_window_tokens = 200000;  // dead: no firing in the last this many tokens
@@ -73,6 +74,13 @@ struct TrainConfig {
   // skip_batch, is left out: its rows are dropped at load time, a non-finite step makes no update.
   std::string on_nonfinite = "stop";  // stop | skip_batch
   int64_t max_skipped_batches = 100;  // skip_batch: stop anyway after this many skipped steps
+  // Data parallelism (`mpirun -np P saelab train ...`): the batch of batch_size rows is
+  // grad_partitions equal parts; part g comes from its own shuffling loader (seed + g) over shards
+  // g, g + G, g + 2G, ... and its gradient is that of its own mean loss. Process r computes parts
+  // [r·G/P, (r+1)·G/P); every process gathers all parts and adds them in part order, so P processes
+  // end bit-identical to one process with the same grad_partitions (and the same OpenMP threads per
+  // process). 0: one part per process (1 without MPI).
+  int grad_partitions = 0;
   // Outputs
   std::vector<double> checkpoint_fractions = {0.1, 0.25, 0.5, 0.75, 1.0};
   int log_every = 10;

@@ -27,6 +27,7 @@ void add_harvest(CLI::App& app) {
   cmd->add_option("--shard-tokens", cfg->shard_tokens, "activations per shard (at least)")->capture_default_str();
   cmd->add_option("--dtype", *dtype, "stored dtype: f32 or f16")->capture_default_str();
   cmd->add_option("--format", cfg->format, "npy or safetensors")->capture_default_str();
+  cmd->add_option("--device", cfg->device, "where the LM runs: cpu or cuda (a -DSAELAB_CUDA=ON build)")->capture_default_str();
   cmd->add_flag("!--keep-special", cfg->exclude_special, "also store BOS/EOS positions");
   cmd->add_flag("!--no-progress", cfg->progress, "no progress bar");
   cmd->callback([=] {

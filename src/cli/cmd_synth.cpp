@@ -26,6 +26,7 @@ void add_synth(CLI::App& app) {
   cmd->add_option("--freqs", c->freqs, "explicit per-feature firing probabilities");
   cmd->add_option("--mags", c->mags, "explicit per-feature magnitudes");
   cmd->add_option("--tokens", c->n_tokens)->capture_default_str();
+  cmd->add_option("--shard-tokens", c->shard_tokens, "rows per shard file")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", c->seed, "seed of the planted features")->capture_default_str();
   cmd->add_option("--sample-seed", c->sample_seed, "seed of the draws (0: --seed); held-out data: same --seed, "
                                                    "another --sample-seed")->capture_default_str();

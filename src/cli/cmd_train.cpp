@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "saelab/comm.hpp"
 #include "saelab/train.hpp"
 
 namespace saelab::cli {
@@ -23,6 +24,7 @@ void add_train(CLI::App& app) {
     if (!acts->empty()) c.activations = *acts;
     c.progress = !*quiet;
     const TrainResult r = train_sae(c);
+    if (world().rank() != 0) return;  // under mpirun: one report for the job
     if (r.already_complete) {
       std::printf("%s is already complete (training_summary.json)\n", c.out_dir.c_str());
       return;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "saelab/comm.hpp"
 #include "saelab/error.hpp"
 
 int main(int argc, char** argv) {
@@ -23,11 +24,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const saelab::Error& e) {
-    std::fprintf(stderr, "saelab: error: %s\n", e.what());
-    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "saelab: error: %s\n", e.what());
+    if (saelab::world().size() > 1) saelab::world().abort(2);
     return 2;
   }
   return 0;

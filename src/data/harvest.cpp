@@ -77,7 +77,7 @@ HarvestResult harvest(const HarvestConfig& c, const LlamaModel* model_in) {
   if (c.dtype != DType::F32 && c.dtype != DType::F16) fail("activation dtype must be f32 or f16, got {}", dtype_name(c.dtype));
   if (c.format != "npy" && c.format != "safetensors") fail("shard format must be npy or safetensors, got '{}'", c.format);
   std::unique_ptr<LlamaModel> owned;
-  if (!model_in) owned = load_model(c.model_path, cpu_backend());
+  if (!model_in) owned = load_model(c.model_path, backend_named(c.device));
   const LlamaModel& model = model_in ? *model_in : *owned;
   model.check_hook(c.hook_name);
   if (c.context_size > model.config().max_seq_len)

@@ -24,6 +24,12 @@ Backend& backend_for(Device device) {
   );
 }
 
+Backend& backend_named(const std::string& name) {
+  if (name == "cpu") return cpu_backend();
+  if (name == "cuda") return backend_for(Device::CUDA);
+  fail("device must be cpu or cuda, got '{}'", name);
+}
+
 std::vector<Backend*> available_backends() {
   std::vector<Backend*> out{&cpu_backend()};
   if (Backend* be = cuda_backend_if_present()) out.push_back(be);

@@ -49,7 +49,7 @@ int64_t screen_shard(const ActivationManifest& m, size_t i, std::vector<float>& 
 }  // namespace
 
 ActivationLoader::ActivationLoader(ActivationManifest manifest, int64_t buffer_tokens, uint64_t seed, float scale,
-                                   bool drop_nonfinite)
+                                   bool drop_nonfinite, std::vector<size_t> shards)
     : manifest_(std::move(manifest)),
       buffer_tokens_(buffer_tokens),
       seed_(seed),
@@ -58,6 +58,13 @@ ActivationLoader::ActivationLoader(ActivationManifest manifest, int64_t buffer_t
       rng_(seed) {
   if (manifest_.shards.empty() || manifest_.n_tokens == 0)
     fail("activation directory '{}' holds no activations", manifest_.dir);
+  if (shards.empty()) {
+    shards_.resize(manifest_.shards.size());
+    std::iota(shards_.begin(), shards_.end(), size_t{0});
+  } else {
+    shards_ = std::move(shards);
+    for (size_t s : shards_) SAELAB_ASSERT(s < manifest_.shards.size(), "shard {} of {}", s, manifest_.shards.size());
+  }
   if (buffer_tokens_ < 1) fail("buffer size must be positive, got {}", buffer_tokens_);
 }
 
@@ -69,8 +76,7 @@ void ActivationLoader::refill() {
       if (epoch_ > 0 && rows_this_epoch_ == 0)
         fail("activation directory '{}' has no finite rows left to train on", manifest_.dir);
       rows_this_epoch_ = 0;
-      order_.resize(manifest_.shards.size());
-      std::iota(order_.begin(), order_.end(), size_t{0});
+      order_ = shards_;
       std::mt19937_64 order_rng(seed_ * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch_++));
       std::shuffle(order_.begin(), order_.end(), order_rng);
       next_shard_ = 0;

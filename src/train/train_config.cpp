@@ -60,7 +60,7 @@ T setting(const json& v, const char* key, const std::string& where) {
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
   X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty)    \
   X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
-  X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches)
+  X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches) X(grad_partitions) X(device)
 
 json train_config_to_json(const TrainConfig& c) {
   json j;
@@ -96,6 +96,13 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
   }
   sae_architecture_from_name(c.architecture);
   if (c.batch_size < 1) fail("{}: batch_size must be positive, got {}", where, c.batch_size);
+  if (c.device != "cpu" && c.device != "cuda") fail("{}: device must be cpu or cuda, got '{}'", where, c.device);
+  if (c.grad_partitions < 0) fail("{}: grad_partitions must be 0 (one per process) or positive, got {}", where, c.grad_partitions);
+  if (c.grad_partitions > 0 && c.batch_size % c.grad_partitions != 0)
+    fail("{}: batch_size {} must be a multiple of grad_partitions {}", where, c.batch_size, c.grad_partitions);
+  if (c.grad_partitions > 1 && c.resample_every_steps > 0)
+    fail("{}: resample_every_steps needs the whole batch in one process; it cannot be combined with grad_partitions {}",
+         where, c.grad_partitions);
   if (c.lr <= 0) fail("{}: lr must be positive, got {}", where, c.lr);
   if (c.b_dec_init != "geometric_median" && c.b_dec_init != "mean" && c.b_dec_init != "zeros")
     fail("{}: b_dec_init must be geometric_median, mean or zeros, got '{}'", where, c.b_dec_init);

@@ -9,9 +9,11 @@
 #include <sstream>
 
 #include "checkpoint.hpp"
+#include "data_parallel.hpp"
 #include "method_state.hpp"
 #include "saelab/activation_loader.hpp"
 #include "saelab/atomic_file.hpp"
+#include "saelab/comm.hpp"
 #include "saelab/progress.hpp"
 #include "saelab/safetensors.hpp"
 #include "saelab/sae_io.hpp"
@@ -243,38 +245,66 @@ std::string describe_fault(const json& j) {
   return "parameters, activations and reconstruction are finite: the penalty or a gradient is not";
 }
 
+// Non-finite rows left out so far by every loader of every process (a collective call).
+int64_t dropped_rows(Communicator& comm, const std::vector<ActivationLoader>& loaders) {
+  int64_t mine = 0;
+  for (const auto& l : loaders) mine += l.dropped_rows();
+  std::vector<int64_t> all(static_cast<size_t>(comm.size()));
+  comm.allgather(&mine, all.data(), sizeof mine);
+  int64_t n = 0;
+  for (int64_t v : all) n += v;
+  return n;
+}
+
 }  // namespace
 
-TrainResult train_sae(const TrainConfig& cfg) {
+TrainResult train_sae(const TrainConfig& user_cfg) {
   TrainResult result;
+  Communicator& comm = world();
+  const bool writer = comm.rank() == 0;  // one process writes every output; all compute the same state
+  TrainConfig cfg = user_cfg;
+  if (cfg.grad_partitions == 0) cfg.grad_partitions = comm.size();
   if (cfg.activations.empty()) fail("no activation directory given (set 'activations' in the config)");
   const ActivationManifest manifest = read_activation_manifest(cfg.activations);
   if (!manifest.complete)
     fail("activation directory '{}' is incomplete ({} tokens so far); finish it with `saelab harvest`", cfg.activations,
          manifest.n_tokens);
+  const int G = cfg.grad_partitions;
+  if (G % comm.size() != 0)
+    fail("grad_partitions = {} cannot be split over {} processes; use a multiple of the process count", G, comm.size());
+  if (cfg.batch_size % G != 0) fail("batch_size {} must be a multiple of grad_partitions {}", cfg.batch_size, G);
+  if (manifest.shards.size() < static_cast<size_t>(G))
+    fail("activation directory '{}' has {} shard(s); {} data-parallel parts need at least one each (harvest with a "
+         "smaller shard size)", cfg.activations, manifest.shards.size(), G);
+  if (G > 1 && cfg.resample_every_steps > 0)
+    fail("resample_every_steps needs the whole batch in one process; it cannot be combined with {} parts", G);
   const std::string out = cfg.out_dir;
-  fs::create_directories(out + "/checkpoints");
-  remove_stale_temps(out);
   // Settings that change nothing about a fault-free run may differ on resume (e.g. switching to
-  // on_nonfinite = "skip_batch" after a stop).
+  // on_nonfinite = "skip_batch" after a stop). Runs from before grad_partitions existed had one part.
   const auto comparable = [](json j) {
-    for (const char* k : {"out_dir", "on_nonfinite", "max_skipped_batches", "progress"}) j.erase(k);
+    for (const char* k : {"out_dir", "on_nonfinite", "max_skipped_batches", "progress", "device"}) j.erase(k);
+    if (j.value("grad_partitions", 1) == 1) j.erase("grad_partitions");
     return j;
   };
-  const json resolved = comparable(train_config_to_json(cfg));
-  if (file_exists(out + "/config.json")) {
-    const json old = comparable(json::parse(read_file(out + "/config.json")));
-    if (old != resolved)
-      fail("'{}' holds a run with another config; use another out_dir (stored: {})", out, old.dump());
+  if (writer) {
+    fs::create_directories(out + "/checkpoints");
+    remove_stale_temps(out);
+    const json resolved = comparable(train_config_to_json(cfg));
+    if (file_exists(out + "/config.json")) {
+      const json old = comparable(json::parse(read_file(out + "/config.json")));
+      if (old != resolved)
+        fail("'{}' holds a run with another config; use another out_dir (stored: {})", out, old.dump());
+    }
+    write_file_atomic(out + "/config.json", train_config_to_json(cfg).dump(2) + "\n");
   }
-  write_file_atomic(out + "/config.json", train_config_to_json(cfg).dump(2) + "\n");
+  comm.barrier();  // the other processes read the run directory only once it is set up
   if (file_exists(out + "/training_summary.json") && dir_exists(out + "/sae")) {
     result.already_complete = true;
     result.summary = json::parse(read_file(out + "/training_summary.json"));
     return result;
   }
 
-  Backend& be = cpu_backend();
+  Backend& be = backend_named(cfg.device);
   SaeConfig sc;
   sc.architecture = sae_architecture_from_name(cfg.architecture);
   sc.d_in = manifest.d_in;
@@ -335,24 +365,35 @@ TrainResult train_sae(const TrainConfig& cfg) {
     }
     sae.init(cfg.seed, sc.unit_norm_decoder ? 1.0f : cfg.decoder_init_norm, b_dec);
   }
-  truncate_log(out + "/train_log.csv", step, kLogHeader);
-  if (method.dual()) truncate_log(out + "/alpha_log.csv", step, kAlphaHeader);
+  if (writer) {
+    truncate_log(out + "/train_log.csv", step, kLogHeader);
+    if (method.dual()) truncate_log(out + "/alpha_log.csv", step, kAlphaHeader);
+  }
 
   const bool skip_nonfinite = cfg.on_nonfinite == "skip_batch";
-  ActivationLoader loader(manifest, cfg.buffer_tokens, cfg.seed, sae.config().act_scale, skip_nonfinite);
-  loader.skip(step, N);  // replay: the batch sequence is a function of the seed only
-  SaeWorkspace ws(sae.config(), N, be.device());
+  DataParallelStep dp(sae, comm, G, N);
+  const int64_t Np = dp.part_rows(), Nl = dp.local_rows();  // rows per part, rows in this process
+  // One loader per part of this process; replay: the batch sequence is a function of the seed only.
+  std::vector<ActivationLoader> loaders;
+  for (int p = dp.first_part(); p < dp.first_part() + dp.local_parts(); ++p) {
+    loaders.emplace_back(manifest, G == 1 ? cfg.buffer_tokens : std::max(cfg.buffer_tokens / G, Np),
+                         cfg.seed + static_cast<uint64_t>(p), sae.config().act_scale, skip_nonfinite,
+                         part_shards(manifest.shards.size(), p, G));
+    loaders.back().skip(step, Np);
+  }
+  SaeWorkspace ws(sae.config(), Np, be.device());
   SaeParams grads(sae.config(), be.device());
-  Tensor X({N, d}, DType::F32, be.device());
-  std::vector<float> xh(static_cast<size_t>(N * d));
+  Tensor X({Nl, d}, DType::F32, be.device());
+  std::vector<float> xh(static_cast<size_t>(Nl * d));
   std::vector<int64_t> ck_steps;
   for (double f : cfg.checkpoint_fractions) ck_steps.push_back(round_step(f, S));
   const int64_t density_from = S - std::max<int64_t>(1, S / 5);  // firing density over the last 20%
 
+  const bool progress = cfg.progress && writer;
   Progress bar(fmt::format("train {} F={}", cfg.architecture, F), S * N);
-  std::ofstream log(out + "/train_log.csv", std::ios::app);
-  std::ofstream alpha_log;
-  if (method.dual()) alpha_log.open(out + "/alpha_log.csv", std::ios::app);
+  std::ofstream log, alpha_log;
+  if (writer) log.open(out + "/train_log.csv", std::ios::app);
+  if (writer && method.dual()) alpha_log.open(out + "/alpha_log.csv", std::ios::app);
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens_this_run = 0;
   double ema_loss = 0, ema_mse = 0, ema_l0 = 0, ema_ev = 0;
@@ -369,7 +410,7 @@ TrainResult train_sae(const TrainConfig& cfg) {
     }
   }
   for (; step < S; ++step) {
-    loader.next(N, xh.data());
+    for (size_t p = 0; p < loaders.size(); ++p) loaders[p].next(Np, xh.data() + p * Np * d);
     be.upload(X.view(), xh.data());
     if (sc.architecture == SaeArchitecture::Hierarchical) {
       const int64_t start = static_cast<int64_t>(std::ceil(cfg.children_start_fraction * static_cast<double>(S)));
@@ -384,24 +425,25 @@ TrainResult train_sae(const TrainConfig& cfg) {
         terms.dead[i] = st.tokens_since_fired[i] >= static_cast<float>(cfg.dead_window_tokens) ? 1.f : 0.f;
     }
     SaeHyperRequest* hyper = method.hyper_request();
-    const SaeBatchStats bs = sae.forward_backward(X, terms, grads, ws, hyper);
+    BatchMoments moments;
+    const SaeBatchStats bs = dp.forward_backward(X, xh.data(), terms, grads, ws, hyper, moments);
     const double grad_sq = be.sum_squares(grads.flat);
     if (!std::isfinite(bs.loss()) || !std::isfinite(grad_sq)) {
       bool params_bad = false;
-      json fault = diagnose_nonfinite(sae, ws, xh.data(), N, params_bad);
+      json fault = diagnose_nonfinite(sae, ws, xh.data() + (Nl - Np) * d, Np, params_bad);  // ws: last part
       fault["step"] = step + 1;
       fault["loss"] = fmt::format("{}", bs.loss());
       fault["gradient_squared_norm"] = fmt::format("{}", grad_sq);
       const std::string what = fmt::format("step {}: loss {}, gradient ‖g‖² {}; {}", step + 1, bs.loss(), grad_sq,
                                            describe_fault(fault));
       if (skip_nonfinite && !params_bad && skipped < cfg.max_skipped_batches) {
-        if (++skipped <= 10) std::fprintf(stderr, "\nskipping the batch of %s\n", what.c_str());
+        if (++skipped <= 10 && writer) std::fprintf(stderr, "\nskipping the batch of %s\n", what.c_str());
         result.steps = step + 1;
         continue;
       }
       fault["last_checkpoint"] = last_checkpoint;
       fault["skipped_batches"] = skipped;
-      write_file_atomic(out + "/fault.json", fault.dump(2) + "\n");
+      if (writer) write_file_atomic(out + "/fault.json", fault.dump(2) + "\n");
       fail("training stopped at {}{}. Nothing after the last checkpoint ({}) was written; details in '{}/fault.json'. "
            "Fix the cause and rerun to resume from that checkpoint{}",
            what, skipped >= cfg.max_skipped_batches && skip_nonfinite ? " (max_skipped_batches reached)" : "",
@@ -418,7 +460,7 @@ TrainResult train_sae(const TrainConfig& cfg) {
     if (sc.unit_norm_decoder) sae.normalize_decoder_rows();
     if (sc.architecture == SaeArchitecture::Hierarchical && cfg.orthogonal_children) sae.orthogonalize_children();
     method.after_step(bs);
-    if (method.dual()) {
+    if (writer && method.dual()) {
       const auto alphas = method.alphas();
       for (size_t l = 0; l < alphas.size(); ++l)
         alpha_log << fmt::format("{},{},{:.8g},{:.8g},{:.6g},{:.6g}\n", step + 1, l, alphas[l], method.alpha().theta[l],
@@ -426,9 +468,7 @@ TrainResult train_sae(const TrainConfig& cfg) {
     }
 
     // Latent health from this batch's firing counts.
-    Tensor fires({F}, DType::F32, be.device()), mass({F}, DType::F32, be.device());
-    be.latent_stats(fires, mass, ws.f.view().rows(0, N));
-    const std::vector<float> nf = to_host_f32(be, fires);
+    const std::vector<float>& nf = bs.fires;
     int64_t dead = 0, dense = 0;
     for (int64_t i = 0; i < F; ++i) {
       st.tokens_since_fired[i] = nf[i] > 0 ? 0.f : st.tokens_since_fired[i] + static_cast<float>(N);
@@ -447,16 +487,9 @@ TrainResult train_sae(const TrainConfig& cfg) {
     }
 
     // Explained variance of this batch: 1 − SSE / Σ‖x − x̄‖².
-    double sq = 0;
-    std::vector<double> mean(static_cast<size_t>(d), 0.0);
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t j = 0; j < d; ++j) {
-        sq += double(xh[n * d + j]) * xh[n * d + j];
-        mean[j] += xh[n * d + j];
-      }
     double msq = 0;
-    for (double m : mean) msq += m * m;
-    const double var = sq - msq / static_cast<double>(N);
+    for (double m : moments.sum) msq += m * m;
+    const double var = moments.sq - msq / static_cast<double>(N);
     const double ev = var > 0 ? 1.0 - bs.sse / var : 0.0;
     const double a = step == 0 ? 1.0 : 0.05;
     ema_loss += a * (bs.loss() - ema_loss);
@@ -465,13 +498,13 @@ TrainResult train_sae(const TrainConfig& cfg) {
     ema_ev += a * (ev - ema_ev);
     tokens_this_run += N;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if ((step + 1) % cfg.log_every == 0 || step + 1 == S) {
+    if (writer && ((step + 1) % cfg.log_every == 0 || step + 1 == S)) {
       log << fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.4g},{:.5f},{:.4g},{:.4g},{:.4f},{:.4f},{:.0f}\n",
                          step + 1, (step + 1) * N, bs.loss(), bs.sse / N, bs.penalty / N, bs.aux / N, bs.l0 / N, ev,
                          lr, terms.l1_coefficient, double(dead) / F, double(dense) / F, tokens_this_run / secs);
       log.flush();
     }
-    if (cfg.progress) {
+    if (progress) {
       std::string extra = fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f} dead {:.1f}%", ema_loss, ema_l0, ema_ev,
                                       100.0 * dead / F);
       if (method.dual()) {
@@ -481,7 +514,8 @@ TrainResult train_sae(const TrainConfig& cfg) {
       bar.update((step + 1) * N, extra);
     }
     result.steps = step + 1;
-    if (step + 1 == S) {  // export before the final checkpoint: a final checkpoint implies a finished export
+    const int64_t dropped = step + 1 == S ? dropped_rows(comm, loaders) : 0;
+    if (step + 1 == S && writer) {  // export before the final checkpoint: a final checkpoint implies a finished export
       std::vector<float> density(static_cast<size_t>(F));
       for (int64_t i = 0; i < F; ++i) density[i] = static_cast<float>(st.density_fires[i] / std::max(1.0, st.density_tokens));
       result.summary = {{"architecture", cfg.architecture},
@@ -498,7 +532,9 @@ TrainResult train_sae(const TrainConfig& cfg) {
                         {"dense_fraction", double(dense) / F},
                         {"tokens_per_s_this_run", tokens_this_run / secs},
                         {"skipped_batches", skipped},
-                        {"dropped_nonfinite_rows", loader.dropped_rows()},
+                        {"dropped_nonfinite_rows", dropped},
+                        {"processes", comm.size()},
+                        {"grad_partitions", G},
                         {"resumed_from_step", result.resumed_from_step}};
       json extra = {{"training", result.summary}, {"config", train_config_to_json(cfg)}};
       if (method.dual()) {
@@ -514,7 +550,7 @@ TrainResult train_sae(const TrainConfig& cfg) {
       export_saelens(sae, out + "/sae", density, extra);
       write_file_atomic(out + "/training_summary.json", result.summary.dump(2) + "\n");
     }
-    if (std::find(ck_steps.begin(), ck_steps.end(), step + 1) != ck_steps.end()) {
+    if (writer && std::find(ck_steps.begin(), ck_steps.end(), step + 1) != ck_steps.end()) {
       json meta = {{"act_scale", sae.config().act_scale},
                    {"tokens", (step + 1) * N},
                    {"fraction", double(step + 1) / S},
@@ -526,7 +562,10 @@ TrainResult train_sae(const TrainConfig& cfg) {
       last_checkpoint = save_checkpoint(out + "/checkpoints", step + 1, sae, st, meta, extra);
     }
   }
-  if (cfg.progress) bar.finish(fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f}", ema_loss, ema_l0, ema_ev));
+  comm.barrier();  // every output is written before any process returns
+  if (!writer && result.steps == S && file_exists(out + "/training_summary.json"))
+    result.summary = json::parse(read_file(out + "/training_summary.json"));
+  if (progress) bar.finish(fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f}", ema_loss, ema_l0, ema_ev));
   return result;
 }
 

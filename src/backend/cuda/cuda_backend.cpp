@@ -1,0 +1,320 @@
+// The CUDA backend: cuBLAS for GEMMs, the kernels of cuda_kernels.cu for the rest, one stream.
+// Parameters and optimizer state stay f32 (the master weights); SAELAB_CUDA_GEMM = fp32 (default),
+// tf32 or bf16 picks cuBLAS' compute type for the GEMMs only (f32 in and out, tensor cores inside).
+// Built only with -DSAELAB_CUDA=ON; registered through cuda_backend_if_present().
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda_kernels.cuh"
+#include "saelab/backend.hpp"
+
+namespace saelab {
+namespace {
+
+#define SAELAB_CUDA_CHECK(expr)                                                                \
+  do {                                                                                        \
+    const cudaError_t err_ = (expr);                                                          \
+    SAELAB_ASSERT(err_ == cudaSuccess, "{} failed: {}", #expr, cudaGetErrorString(err_)); \
+  } while (0)
+#define SAELAB_CUBLAS_CHECK(expr)                                                                 \
+  do {                                                                                            \
+    const cublasStatus_t st_ = (expr);                                                            \
+    SAELAB_ASSERT(st_ == CUBLAS_STATUS_SUCCESS, "{} failed: {}", #expr, cublasGetStatusString(st_)); \
+  } while (0)
+
+void check_f32(const TensorView& v, const char* op, const char* arg) {
+  SAELAB_ASSERT(v.dtype == DType::F32 && v.device == Device::CUDA && v.is_contiguous(),
+                "{}: {} must be a contiguous f32 CUDA tensor (have {} on {})", op, arg, dtype_name(v.dtype),
+                device_name(v.device));
+}
+
+cublasComputeType_t gemm_compute_type() {
+  const char* env = std::getenv("SAELAB_CUDA_GEMM");
+  const std::string mode = env ? env : "fp32";
+  if (mode == "tf32") return CUBLAS_COMPUTE_32F_FAST_TF32;
+  if (mode == "bf16") return CUBLAS_COMPUTE_32F_FAST_16BF;
+  if (mode != "fp32") fail("SAELAB_CUDA_GEMM must be fp32, tf32 or bf16, got '{}'", mode);
+  return CUBLAS_COMPUTE_32F;
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend() {
+    SAELAB_CUDA_CHECK(cudaStreamCreate(&stream_));
+    SAELAB_CUBLAS_CHECK(cublasCreate(&blas_));
+    SAELAB_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
+    compute_ = gemm_compute_type();
+    SAELAB_CUDA_CHECK(cudaMalloc(&partials_, cuda::kReducePartials * sizeof(double)));
+  }
+  ~CudaBackend() override {
+    cudaFree(partials_);
+    cublasDestroy(blas_);
+    cudaStreamDestroy(stream_);
+  }
+  Device device() const override { return Device::CUDA; }
+  const char* name() const override { return "cuda"; }
+
+  void* alloc(size_t bytes) override {
+    void* p = nullptr;
+    SAELAB_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 1)));
+    SAELAB_CUDA_CHECK(cudaMemsetAsync(p, 0, std::max<size_t>(bytes, 1), stream_));
+    SAELAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return p;
+  }
+  void free(void* p) override {
+    cudaStreamSynchronize(stream_);
+    cudaFree(p);
+  }
+  void upload(TensorView dst, const void* src) override {
+    SAELAB_CUDA_CHECK(cudaMemcpyAsync(dst.data, src, dst.nbytes(), cudaMemcpyHostToDevice, stream_));
+    SAELAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void download(void* dst, TensorView src) override {
+    SAELAB_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, src.nbytes(), cudaMemcpyDeviceToHost, stream_));
+    SAELAB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy(TensorView dst, TensorView src) override {
+    SAELAB_ASSERT(dst.nbytes() == src.nbytes() && dst.is_contiguous() && src.is_contiguous(), "copy {} <- {}",
+                  dst.shape_str(), src.shape_str());
+    SAELAB_CUDA_CHECK(cudaMemcpyAsync(dst.data, src.data, src.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+  }
+  void synchronize() override { SAELAB_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands.
+  void gemm(TensorView c, TensorView a, bool trans_a, TensorView b, bool trans_b, float alpha, float beta) override {
+    check_f32(c, "gemm", "c"), check_f32(a, "gemm", "a"), check_f32(b, "gemm", "b");
+    SAELAB_ASSERT(a.ndim == 2 && b.ndim == 2 && c.ndim == 2, "gemm takes 2-d views");
+    const int64_t M = trans_a ? a.shape[1] : a.shape[0], K = trans_a ? a.shape[0] : a.shape[1];
+    const int64_t Kb = trans_b ? b.shape[1] : b.shape[0], N = trans_b ? b.shape[0] : b.shape[1];
+    SAELAB_ASSERT(K == Kb && c.shape[0] == M && c.shape[1] == N, "gemm shapes: c {} a {} b {}", c.shape_str(),
+                  a.shape_str(), b.shape_str());
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // cuBLAS leaves C untouched for K = 0; the contract is C = β C
+      scale(c, beta);
+      return;
+    }
+    SAELAB_CUBLAS_CHECK(cublasGemmEx(blas_, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                     static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, b.data,
+                                     CUDA_R_32F, static_cast<int>(b.shape[1]), a.data, CUDA_R_32F,
+                                     static_cast<int>(a.shape[1]), &beta, c.data, CUDA_R_32F,
+                                     static_cast<int>(c.shape[1]), compute_, CUBLAS_GEMM_DEFAULT));
+  }
+  void rmsnorm(TensorView y, TensorView x, TensorView w, float eps) override {
+    check_f32(y, "rmsnorm", "y"), check_f32(x, "rmsnorm", "x"), check_f32(w, "rmsnorm", "w");
+    const int64_t d = x.dim(-1), N = x.numel() / d;
+    SAELAB_ASSERT(y.numel() == x.numel() && w.numel() == d, "rmsnorm shapes");
+    cuda::rmsnorm(stream_, y.f32(), x.f32(), w.f32(), N, d, eps);
+  }
+  void rope(TensorView x, int T, int H, float theta, RopeStyle style) override {
+    check_f32(x, "rope", "x");
+    const int64_t rows = x.dim(0), width = x.dim(-1);
+    SAELAB_ASSERT(width % H == 0 && (width / H) % 2 == 0 && rows % T == 0, "rope shapes {} T={} H={}",
+                  x.shape_str(), T, H);
+    cuda::rope(stream_, x.f32(), rows, T, H, static_cast<int>(width / H), theta, style == RopeStyle::Interleaved);
+  }
+  void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H, int Hkv) override {
+    check_f32(out, "attention", "out"), check_f32(q, "attention", "q"), check_f32(k, "attention", "k");
+    check_f32(v, "attention", "v");
+    const int64_t rows = q.dim(0), qw = q.dim(-1), kw = k.dim(-1);
+    SAELAB_ASSERT(rows % T == 0 && qw % H == 0 && H % Hkv == 0 && kw == qw / H * Hkv && v.dim(-1) == kw &&
+                      out.numel() == q.numel(),
+                  "attention shapes q {} k {} T={} H={} Hkv={}", q.shape_str(), k.shape_str(), T, H, Hkv);
+    cuda::causal_attention(stream_, out.f32(), q.f32(), k.f32(), v.f32(), rows / T, T, H, Hkv,
+                           static_cast<int>(qw / H));
+  }
+  void swiglu(TensorView out, TensorView gate, TensorView up) override {
+    check_f32(out, "swiglu", "out"), check_f32(gate, "swiglu", "gate"), check_f32(up, "swiglu", "up");
+    SAELAB_ASSERT(out.numel() == gate.numel() && gate.numel() == up.numel(), "swiglu shapes");
+    cuda::swiglu(stream_, out.f32(), gate.f32(), up.f32(), out.numel());
+  }
+  void add_inplace(TensorView y, TensorView x) override {
+    check_f32(y, "add_inplace", "y"), check_f32(x, "add_inplace", "x");
+    SAELAB_ASSERT(y.numel() == x.numel(), "add_inplace shapes");
+    cuda::add_inplace(stream_, y.f32(), x.f32(), y.numel());
+  }
+  void embedding(TensorView out, TensorView table, TensorView ids) override {
+    check_f32(out, "embedding", "out"), check_f32(table, "embedding", "table");
+    const int64_t N = ids.numel(), d = table.dim(1), V = table.dim(0);
+    SAELAB_ASSERT(out.numel() == N * d && ids.dtype == DType::I32, "embedding shapes");
+    // Ids are checked on the host (an out-of-range id is an internal error, as on the CPU).
+    std::vector<int32_t> host(static_cast<size_t>(N));
+    download(host.data(), ids);
+    for (int32_t id : host) SAELAB_ASSERT(id >= 0 && id < V, "token id {} outside vocabulary of {}", id, V);
+    cuda::embedding(stream_, out.f32(), table.f32(), ids.i32(), N, d);
+  }
+  void cross_entropy(TensorView out, TensorView logits, TensorView targets) override {
+    check_f32(out, "cross_entropy", "out"), check_f32(logits, "cross_entropy", "logits");
+    const int64_t N = logits.dim(0), V = logits.dim(1);
+    SAELAB_ASSERT(out.numel() == N && targets.numel() == N, "cross_entropy shapes");
+    std::vector<int32_t> host(static_cast<size_t>(N));
+    download(host.data(), targets);
+    for (int32_t t : host) SAELAB_ASSERT(t >= 0 && t < V, "target {} outside vocabulary of {}", t, V);
+    cuda::cross_entropy(stream_, out.f32(), logits.f32(), targets.i32(), N, V);
+  }
+
+  void sub_row(TensorView y, TensorView x, TensorView b) override {
+    check_f32(y, "sub_row", "y"), check_f32(x, "sub_row", "x"), check_f32(b, "sub_row", "b");
+    const int64_t d = b.numel();
+    SAELAB_ASSERT(y.numel() == x.numel() && x.numel() % d == 0, "sub_row shapes");
+    cuda::sub_row(stream_, y.f32(), x.f32(), b.f32(), x.numel() / d, d);
+  }
+  void add_row(TensorView y, TensorView b) override {
+    check_f32(y, "add_row", "y"), check_f32(b, "add_row", "b");
+    const int64_t d = b.numel();
+    SAELAB_ASSERT(y.numel() % d == 0, "add_row shapes");
+    cuda::add_row(stream_, y.f32(), b.f32(), y.numel() / d, d);
+  }
+  void bias_relu(TensorView f, TensorView pre, TensorView b) override {
+    check_f32(f, "bias_relu", "f"), check_f32(pre, "bias_relu", "pre"), check_f32(b, "bias_relu", "b");
+    const int64_t F = b.numel();
+    SAELAB_ASSERT(f.numel() == pre.numel() && pre.numel() % F == 0, "bias_relu shapes");
+    cuda::bias_relu(stream_, f.f32(), pre.f32(), b.f32(), pre.numel() / F, F);
+  }
+  void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) override {
+    check_f32(f, "topk_rows", "f"), check_f32(pre, "topk_rows", "pre");
+    const int64_t F = pre.dim(-1), N = pre.numel() / F;
+    SAELAB_ASSERT(f.numel() == pre.numel() && k >= 0, "topk_rows shapes");
+    if (allowed.data) {
+      check_f32(allowed, "topk_rows", "allowed");
+    } else {
+      check_f32(b, "topk_rows", "b");
+      SAELAB_ASSERT(b.numel() == F, "topk_rows needs b[F] when no mask is given");
+    }
+    cuda::topk_rows(stream_, f.f32(), pre.f32(), allowed.data ? nullptr : b.f32(),
+                    allowed.data ? allowed.f32() : nullptr, N, F, k);
+  }
+  void col_sum(TensorView out, TensorView x, float alpha, float beta) override {
+    check_f32(out, "col_sum", "out"), check_f32(x, "col_sum", "x");
+    const int64_t F = out.numel();
+    SAELAB_ASSERT(x.numel() % F == 0, "col_sum shapes {} -> {}", x.shape_str(), out.shape_str());
+    cuda::col_sum(stream_, out.f32(), x.f32(), x.numel() / F, F, alpha, beta);
+  }
+  void latent_stats(TensorView fires, TensorView mass, TensorView f) override {
+    check_f32(fires, "latent_stats", "fires"), check_f32(mass, "latent_stats", "mass"), check_f32(f, "latent_stats", "f");
+    const int64_t F = fires.numel();
+    SAELAB_ASSERT(mass.numel() == F && f.numel() % F == 0, "latent_stats shapes");
+    cuda::latent_stats(stream_, fires.f32(), mass.f32(), f.f32(), f.numel() / F, F);
+  }
+  void row_norms(TensorView out, TensorView W) override {
+    check_f32(out, "row_norms", "out"), check_f32(W, "row_norms", "W");
+    const int64_t F = out.numel();
+    SAELAB_ASSERT(W.numel() % F == 0, "row_norms shapes");
+    cuda::row_norms(stream_, out.f32(), W.f32(), F, W.numel() / F);
+  }
+  void scale_rows(TensorView W, TensorView s) override {
+    check_f32(W, "scale_rows", "W"), check_f32(s, "scale_rows", "s");
+    const int64_t F = s.numel();
+    SAELAB_ASSERT(W.numel() % F == 0, "scale_rows shapes");
+    cuda::scale_rows(stream_, W.f32(), s.f32(), F, W.numel() / F);
+  }
+  void project_out_rows(TensorView g, TensorView W) override {
+    check_f32(g, "project_out_rows", "g"), check_f32(W, "project_out_rows", "W");
+    SAELAB_ASSERT(g.numel() == W.numel() && W.ndim == 2, "project_out_rows shapes");
+    cuda::project_out_rows(stream_, g.f32(), W.f32(), W.dim(0), W.dim(1));
+  }
+  void relu_backward(TensorView g, TensorView f, TensorView pen) override {
+    check_f32(g, "relu_backward", "g"), check_f32(f, "relu_backward", "f"), check_f32(pen, "relu_backward", "pen");
+    const int64_t F = pen.numel();
+    SAELAB_ASSERT(f.numel() == g.numel() && g.numel() % F == 0, "relu_backward shapes");
+    cuda::relu_backward(stream_, g.f32(), f.f32(), pen.f32(), g.numel() / F, F);
+  }
+  void scaled_diff(TensorView y, TensorView a, TensorView b, float alpha) override {
+    check_f32(y, "scaled_diff", "y"), check_f32(a, "scaled_diff", "a"), check_f32(b, "scaled_diff", "b");
+    SAELAB_ASSERT(y.numel() == a.numel() && a.numel() == b.numel(), "scaled_diff shapes");
+    cuda::scaled_diff(stream_, y.f32(), a.f32(), b.f32(), alpha, y.numel());
+  }
+  double sum_squares(TensorView x) override {
+    check_f32(x, "sum_squares", "x");
+    return cuda::sum_squares(stream_, x.f32(), x.numel(), partials_);
+  }
+  void axpy(TensorView y, TensorView x, float alpha) override {
+    check_f32(y, "axpy", "y"), check_f32(x, "axpy", "x");
+    SAELAB_ASSERT(y.numel() == x.numel(), "axpy shapes");
+    cuda::axpy(stream_, y.f32(), x.f32(), alpha, y.numel());
+  }
+  void scale(TensorView y, float alpha) override {
+    check_f32(y, "scale", "y");
+    cuda::scale(stream_, y.f32(), alpha, y.numel());
+  }
+  void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on) override {
+    check_f32(f, "hierarchy_gate", "f");
+    const int64_t F = f.dim(-1), P = n_parents, m = children_per_parent;
+    SAELAB_ASSERT(P + P * m == F, "hierarchy_gate: {} parents x {} children do not make F = {}", P, m, F);
+    cuda::hierarchy_gate(stream_, f.f32(), f.numel() / F, P, m, children_on);
+  }
+  void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
+                          int children_per_parent, float width) override {
+    check_f32(df, "hierarchy_backward", "df"), check_f32(f, "hierarchy_backward", "f");
+    check_f32(pre, "hierarchy_backward", "pre"), check_f32(pen, "hierarchy_backward", "pen");
+    const int64_t F = pen.numel(), P = n_parents, m = children_per_parent;
+    SAELAB_ASSERT(P + P * m == F && df.numel() == f.numel() && pre.numel() == f.numel() && f.numel() % F == 0,
+                  "hierarchy_backward shapes");
+    cuda::hierarchy_backward(stream_, df.f32(), f.f32(), pre.f32(), pen.f32(), f.numel() / F, P, m, width);
+  }
+  void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) override {
+    check_f32(out, "smooth_l0_grad", "out"), check_f32(dpre, "smooth_l0_grad", "dpre");
+    check_f32(f, "smooth_l0_grad", "f"), check_f32(pen, "smooth_l0_grad", "pen");
+    const int64_t F = pen.numel();
+    SAELAB_ASSERT(out.numel() == f.numel() && dpre.numel() == f.numel() && f.numel() % F == 0, "smooth_l0_grad shapes");
+    cuda::smooth_l0_grad(stream_, out.f32(), dpre.f32(), f.f32(), pen.f32(), f.numel() / F, F, c, eps);
+  }
+  double sum_tanh(TensorView f, float eps) override {
+    check_f32(f, "sum_tanh", "f");
+    return cuda::sum_tanh(stream_, f.f32(), f.numel(), eps, partials_);
+  }
+  void col_dot(TensorView out, TensorView A, TensorView B) override {
+    check_f32(out, "col_dot", "out"), check_f32(A, "col_dot", "A"), check_f32(B, "col_dot", "B");
+    const int64_t F = out.numel();
+    SAELAB_ASSERT(A.numel() == B.numel() && A.numel() % F == 0, "col_dot shapes");
+    cuda::col_dot(stream_, out.f32(), A.f32(), B.f32(), A.numel() / F, F);
+  }
+  void row_dot(TensorView out, TensorView A, TensorView B) override {
+    check_f32(out, "row_dot", "out"), check_f32(A, "row_dot", "A"), check_f32(B, "row_dot", "B");
+    const int64_t F = out.numel();
+    SAELAB_ASSERT(A.numel() == B.numel() && A.numel() % F == 0, "row_dot shapes");
+    cuda::row_dot(stream_, out.f32(), A.f32(), B.f32(), F, A.numel() / F);
+  }
+  void adam_tangent(TensorView u, TensorView g, TensorView g_alpha, TensorView m, TensorView v, float lr, float beta1,
+                    float beta2, float eps, int64_t t) override {
+    check_f32(u, "adam_tangent", "u"), check_f32(g, "adam_tangent", "g"), check_f32(g_alpha, "adam_tangent", "g_alpha");
+    check_f32(m, "adam_tangent", "m"), check_f32(v, "adam_tangent", "v");
+    SAELAB_ASSERT(u.numel() == g.numel() && g.numel() == g_alpha.numel() && g.numel() == m.numel() &&
+                      m.numel() == v.numel() && t >= 1,
+                  "adam_tangent shapes");
+    cuda::adam_tangent(stream_, u.f32(), g.f32(), g_alpha.f32(), m.f32(), v.f32(), u.numel(), lr, beta1, beta2, eps, t);
+  }
+  void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
+            int64_t t) override {
+    check_f32(p, "adam", "p"), check_f32(g, "adam", "g"), check_f32(m, "adam", "m"), check_f32(v, "adam", "v");
+    SAELAB_ASSERT(p.numel() == g.numel() && g.numel() == m.numel() && m.numel() == v.numel() && t >= 1, "adam shapes");
+    cuda::adam(stream_, p.f32(), g.f32(), m.f32(), v.f32(), p.numel(), lr, beta1, beta2, eps, t);
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  cublasComputeType_t compute_ = CUBLAS_COMPUTE_32F;
+  double* partials_ = nullptr;  // [kReducePartials] scratch of the deterministic reductions
+};
+
+}  // namespace
+
+// nullptr when no GPU is usable: the build has the backend but this machine cannot run it.
+Backend* cuda_backend_if_present() {
+  static Backend* be = [] () -> Backend* {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+      cudaGetLastError();  // clear the sticky "no device" error
+      return nullptr;
+    }
+    return new CudaBackend();  // lives until exit: tensors may be freed during static destruction
+  }();
+  return be;
+}
+
+}  // namespace saelab

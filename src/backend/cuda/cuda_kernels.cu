@@ -1,0 +1,461 @@
+// CUDA kernels behind the Backend interface; the CPU loops in src/backend/cpu are the reference
+// each one is compared with (tests/test_backend_equivalence.cpp). Plain kernels: one thread per
+// element, a warp per row for row reductions, a block per row where a row needs a softmax or a
+// selection. Column reductions loop over rows inside one thread per column, so they sum in row
+// order like the CPU and coalesce across the warp.
+#include <cfloat>
+#include <cmath>
+
+#include "cuda_kernels.cuh"
+
+namespace saelab::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t n, int threads = kThreads) {
+  const int64_t b = (n + threads - 1) / threads;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > 65535LL * 16 ? 65535LL * 16 : b));
+}
+
+// Grid-stride loop over [0, n).
+#define SAELAB_FOR(i, n) \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+template <typename T>
+__device__ T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, ≤ 1024); the result is valid in every thread.
+template <typename T>
+__device__ T block_sum(T v, T* shared /* [32] */) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  v = warp_sum(v);
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  T total = 0;
+  for (int w = 0; w < warps; ++w) total += shared[w];  // fixed order
+  __syncthreads();
+  return total;
+}
+
+__device__ float block_max(float v, float* shared) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  float m = -FLT_MAX;
+  for (int w = 0; w < warps; ++w) m = fmaxf(m, shared[w]);
+  __syncthreads();
+  return m;
+}
+
+// ---- LM ops
+
+__global__ void rmsnorm_k(float* y, const float* x, const float* w, int64_t d, float eps) {
+  __shared__ float sh[32];
+  const float* xr = x + blockIdx.x * d;
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
+  ss = block_sum(ss, sh);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(d) + eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) y[blockIdx.x * d + i] = xr[i] * inv * w[i];
+}
+
+__global__ void rope_k(float* x, int64_t rows, int T, int H, int hd, float theta, bool interleaved) {
+  const int half = hd / 2;
+  const int step = interleaved ? 2 : 1, partner = interleaved ? 1 : half;
+  SAELAB_FOR(e, rows * H * half) {
+    const int i = static_cast<int>(e % half);
+    const int h = static_cast<int>((e / half) % H);
+    const int64_t r = e / (static_cast<int64_t>(half) * H);
+    const double ang = static_cast<double>(r % T) * pow(static_cast<double>(theta), -2.0 * i / hd);
+    const float c = static_cast<float>(cos(ang)), sn = static_cast<float>(sin(ang));
+    float* v = x + r * static_cast<int64_t>(H) * hd + static_cast<int64_t>(h) * hd;
+    const float a = v[i * step], b = v[i * step + partner];
+    v[i * step] = a * c - b * sn;
+    v[i * step + partner] = a * sn + b * c;
+  }
+}
+
+// One block per (sequence, head, query position); scores for keys [0, t] in dynamic shared memory.
+__global__ void attention_k(float* out, const float* q, const float* k, const float* v, int T, int H, int Hkv,
+                            int hd) {
+  extern __shared__ float att[];  // [T]
+  __shared__ float sh[32];
+  const int t = blockIdx.x % T, h = (blockIdx.x / T) % H;
+  const int64_t b = blockIdx.x / (static_cast<int64_t>(T) * H);
+  const int kvh = h / (H / Hkv);
+  const int64_t qw = static_cast<int64_t>(H) * hd, kw = static_cast<int64_t>(Hkv) * hd;
+  const float scale = 1.0f / sqrtf(static_cast<float>(hd));
+  const float* qr = q + (b * T + t) * qw + static_cast<int64_t>(h) * hd;
+  float mx = -FLT_MAX;
+  for (int s = threadIdx.x; s <= t; s += blockDim.x) {
+    const float* kr = k + (b * T + s) * kw + static_cast<int64_t>(kvh) * hd;
+    float a = 0.f;
+    for (int i = 0; i < hd; ++i) a += qr[i] * scale * kr[i];
+    att[s] = a;
+    mx = fmaxf(mx, a);
+  }
+  mx = block_max(mx, sh);
+  float sum = 0.f;
+  for (int s = threadIdx.x; s <= t; s += blockDim.x) {
+    att[s] = expf(att[s] - mx);
+    sum += att[s];
+  }
+  sum = block_sum(sum, sh);  // also orders the writes to att before the reads below
+  const float inv = 1.0f / sum;
+  float* orow = out + (b * T + t) * qw + static_cast<int64_t>(h) * hd;
+  for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+    float acc = 0.f;
+    for (int s = 0; s <= t; ++s) acc += att[s] * inv * v[(b * T + s) * kw + static_cast<int64_t>(kvh) * hd + i];
+    orow[i] = acc;
+  }
+}
+
+__global__ void swiglu_k(float* o, const float* g, const float* u, int64_t n) {
+  SAELAB_FOR(i, n) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+__global__ void add_k(float* y, const float* x, int64_t n) {
+  SAELAB_FOR(i, n) y[i] += x[i];
+}
+__global__ void embedding_k(float* out, const float* table, const int32_t* ids, int64_t N, int64_t d) {
+  SAELAB_FOR(e, N * d) out[e] = table[static_cast<int64_t>(ids[e / d]) * d + e % d];
+}
+__global__ void cross_entropy_k(float* out, const float* logits, const int32_t* targets, int64_t V) {
+  __shared__ float shf[32];
+  __shared__ double shd[32];
+  const float* row = logits + blockIdx.x * V;
+  float mx = -FLT_MAX;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, row[i]);
+  mx = block_max(mx, shf);
+  double sum = 0.0;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) sum += exp(static_cast<double>(row[i] - mx));
+  sum = block_sum(sum, shd);
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(log(sum) + mx - row[targets[blockIdx.x]]);
+}
+
+// ---- SAE ops
+
+__global__ void sub_row_k(float* y, const float* x, const float* b, int64_t n, int64_t d) {
+  SAELAB_FOR(i, n) y[i] = x[i] - b[i % d];
+}
+__global__ void add_row_k(float* y, const float* b, int64_t n, int64_t d) {
+  SAELAB_FOR(i, n) y[i] += b[i % d];
+}
+__global__ void bias_relu_k(float* f, float* pre, const float* b, int64_t n, int64_t F) {
+  SAELAB_FOR(i, n) {
+    const float v = pre[i] + b[i % F];
+    pre[i] = v;
+    f[i] = v > 0.f ? v : 0.f;
+  }
+}
+
+// (value, index) order of the CPU's heap: larger value first, then lower index.
+__device__ bool better(float va, int64_t ia, float vb, int64_t ib) { return va > vb || (va == vb && ia < ib); }
+
+// One block per row: k rounds, each picking the best entry ordered after the previous pick, so no
+// per-entry flags are needed. Biases are added first (unless a mask is given, as on the CPU).
+__global__ void topk_k(float* f, float* pre, const float* b, const float* allowed, int64_t F, int k) {
+  __shared__ float sv[kThreads];
+  __shared__ int64_t si[kThreads];
+  float* row = pre + blockIdx.x * F;
+  float* out = f + blockIdx.x * F;
+  for (int64_t i = threadIdx.x; i < F; i += blockDim.x) {
+    if (!allowed) row[i] += b[i];
+    out[i] = 0.f;
+  }
+  __syncthreads();
+  float prev_v = FLT_MAX;
+  int64_t prev_i = -1;  // "before everything"
+  for (int r = 0; r < k; ++r) {
+    float bv = -FLT_MAX;
+    int64_t bi = -1;
+    for (int64_t i = threadIdx.x; i < F; i += blockDim.x) {
+      if (allowed && allowed[i] == 0.f) continue;
+      const float v = row[i];
+      if (prev_i >= 0 && !better(prev_v, prev_i, v, i)) continue;  // already taken
+      if (bi < 0 || better(v, i, bv, bi)) bv = v, bi = i;
+    }
+    sv[threadIdx.x] = bv;
+    si[threadIdx.x] = bi;
+    __syncthreads();
+    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+      if (threadIdx.x < o) {
+        const int64_t oi = si[threadIdx.x + o];
+        if (oi >= 0 && (si[threadIdx.x] < 0 || better(sv[threadIdx.x + o], oi, sv[threadIdx.x], si[threadIdx.x])))
+          sv[threadIdx.x] = sv[threadIdx.x + o], si[threadIdx.x] = oi;
+      }
+      __syncthreads();
+    }
+    prev_v = sv[0];
+    prev_i = si[0];
+    __syncthreads();
+    if (prev_i < 0) break;  // fewer than k candidates
+    if (threadIdx.x == 0) out[prev_i] = prev_v > 0.f ? prev_v : 0.f;
+  }
+}
+
+__global__ void col_sum_k(float* out, const float* x, int64_t N, int64_t F, float alpha, float beta) {
+  SAELAB_FOR(i, F) {
+    float acc = 0.f;
+    for (int64_t n = 0; n < N; ++n) acc += x[n * F + i];
+    out[i] = alpha * acc + (beta == 0.f ? 0.f : beta * out[i]);
+  }
+}
+__global__ void latent_stats_k(float* fires, float* mass, const float* f, int64_t N, int64_t F) {
+  SAELAB_FOR(i, F) {
+    float c = 0.f, s = 0.f;
+    for (int64_t n = 0; n < N; ++n) {
+      const float v = f[n * F + i];
+      c += v > 0.f ? 1.f : 0.f;
+      s += v;
+    }
+    fires[i] = c;
+    mass[i] = s;
+  }
+}
+__global__ void col_dot_k(float* out, const float* A, const float* B, int64_t R, int64_t F) {
+  SAELAB_FOR(i, F) {
+    double acc = 0.0;
+    for (int64_t r = 0; r < R; ++r) acc += static_cast<double>(A[r * F + i]) * B[r * F + i];
+    out[i] = static_cast<float>(acc);
+  }
+}
+
+// A warp per row.
+__global__ void row_norms_k(float* out, const float* W, int64_t F, int64_t d) {
+  const int64_t row = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= F) return;
+  double ss = 0.0;
+  for (int64_t j = lane; j < d; j += 32) ss += static_cast<double>(W[row * d + j]) * W[row * d + j];
+  ss = warp_sum(ss);
+  if (lane == 0) out[row] = static_cast<float>(sqrt(ss));
+}
+__global__ void row_dot_k(float* out, const float* A, const float* B, int64_t F, int64_t d) {
+  const int64_t row = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= F) return;
+  double s = 0.0;
+  for (int64_t j = lane; j < d; j += 32) s += static_cast<double>(A[row * d + j]) * B[row * d + j];
+  s = warp_sum(s);
+  if (lane == 0) out[row] = static_cast<float>(s);
+}
+__global__ void project_out_rows_k(float* g, const float* W, int64_t F, int64_t d) {
+  const int64_t row = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= F) return;
+  float dot = 0.f;
+  for (int64_t j = lane; j < d; j += 32) dot += g[row * d + j] * W[row * d + j];
+  dot = __shfl_sync(0xffffffffu, warp_sum(dot), 0);
+  for (int64_t j = lane; j < d; j += 32) g[row * d + j] -= dot * W[row * d + j];
+}
+__global__ void scale_rows_k(float* W, const float* sc, int64_t n, int64_t d) {
+  SAELAB_FOR(i, n) W[i] *= sc[i / d];
+}
+
+__global__ void relu_backward_k(float* g, const float* f, const float* pen, int64_t n, int64_t F) {
+  SAELAB_FOR(i, n) g[i] = f[i] > 0.f ? g[i] + pen[i % F] : 0.f;
+}
+__global__ void scaled_diff_k(float* y, const float* a, const float* b, float alpha, int64_t n) {
+  SAELAB_FOR(i, n) y[i] = alpha * (a[i] - b[i]);
+}
+__global__ void axpy_k(float* y, const float* x, float alpha, int64_t n) {
+  SAELAB_FOR(i, n) y[i] += alpha * x[i];
+}
+__global__ void scale_k(float* y, float alpha, int64_t n) {
+  SAELAB_FOR(i, n) y[i] *= alpha;
+}
+
+__global__ void hierarchy_gate_k(float* f, int64_t N, int64_t P, int64_t m, bool children_on) {
+  const int64_t F = P + P * m;
+  SAELAB_FOR(e, N * P * m) {
+    const int64_t n = e / (P * m), j = e % (P * m);
+    float* row = f + n * F;
+    if (!children_on || !(row[j / m] > 0.f)) row[P + j] = 0.f;
+  }
+}
+
+// A thread per (row, parent): it owns the parent's and its children's entries, so it can read the
+// children's raw gradients for the gate term before turning them into pre-activation gradients.
+__global__ void hierarchy_backward_k(float* df, const float* f, const float* pre, const float* pen, int64_t N,
+                                     int64_t P, int64_t m, float width) {
+  const int64_t F = P + P * m;
+  SAELAB_FOR(e, N * P) {
+    const int64_t n = e / P, p = e % P;
+    float* d = df + n * F;
+    const float* fr = f + n * F;
+    const float* pr = pre + n * F;
+    float G = 0.f;
+    for (int64_t c = 0; c < m; ++c) {
+      const int64_t j = P + p * m + c;
+      if (width > 0.f && pr[j] > 0.f) G += (d[j] + pen[j]) * pr[j];
+      d[j] = fr[j] > 0.f ? d[j] + pen[j] : 0.f;
+    }
+    d[p] = fr[p] > 0.f ? d[p] + pen[p] : 0.f;
+    if (width > 0.f && fabsf(pr[p]) < 0.5f * width) d[p] += G / width;
+  }
+}
+
+__global__ void smooth_l0_grad_k(float* out, const float* dpre, const float* f, const float* pen, int64_t n, int64_t F,
+                                 float c, float inv_eps) {
+  SAELAB_FOR(i, n) {
+    if (f[i] > 0.f) {
+      const float th = tanhf(f[i] * inv_eps);
+      out[i] = dpre[i] + c * (1.0f - th * th) - pen[i % F];
+    } else {
+      out[i] = dpre[i];
+    }
+  }
+}
+
+__global__ void adam_tangent_k(float* u, const float* g, const float* ga, const float* m, const float* v, int64_t n,
+                               double step, double beta1, double beta2, double bc2, double eps) {
+  SAELAB_FOR(i, n) {
+    const double s = sqrt(static_cast<double>(v[i]) / bc2);
+    const double D = s + eps;
+    const double dv = s > 0 ? static_cast<double>(m[i]) * (1.0 - beta2) * g[i] * ga[i] / (bc2 * s * D * D) : 0.0;
+    u[i] = static_cast<float>(-step * ((1.0 - beta1) * ga[i] / D - dv));
+  }
+}
+
+__global__ void adam_k(float* p, const float* g, float* m, float* v, int64_t n, float step, float inv_sqrt_bc2,
+                       float beta1, float beta2, float eps) {
+  SAELAB_FOR(i, n) {
+    const float gi = g[i];
+    const float mi = beta1 * m[i] + (1.f - beta1) * gi;
+    const float vi = beta2 * v[i] + (1.f - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+  }
+}
+
+template <bool kTanh>
+__global__ void reduce_partials_k(double* partials, const float* x, int64_t n, float inv_eps) {
+  __shared__ double sh[32];
+  double s = 0.0;
+  SAELAB_FOR(i, n) {
+    const double v = x[i];
+    if (kTanh) s += v != 0.0 ? tanh(v * inv_eps) : 0.0;
+    else s += v * v;
+  }
+  s = block_sum(s, sh);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+template <bool kTanh>
+double reduce(cudaStream_t st, const float* x, int64_t n, float eps, double* partials) {
+  reduce_partials_k<kTanh><<<kReducePartials, kThreads, 0, st>>>(partials, x, n, 1.0f / eps);
+  double host[kReducePartials];
+  cudaMemcpyAsync(host, partials, sizeof host, cudaMemcpyDeviceToHost, st);
+  cudaStreamSynchronize(st);
+  double total = 0.0;
+  for (double v : host) total += v;
+  return total;
+}
+
+}  // namespace
+
+void rmsnorm(cudaStream_t s, float* y, const float* x, const float* w, int64_t N, int64_t d, float eps) {
+  if (N > 0) rmsnorm_k<<<static_cast<unsigned>(N), kThreads, 0, s>>>(y, x, w, d, eps);
+}
+void rope(cudaStream_t s, float* x, int64_t rows, int T, int H, int hd, float theta, bool interleaved) {
+  rope_k<<<blocks_for(rows * H * (hd / 2)), kThreads, 0, s>>>(x, rows, T, H, hd, theta, interleaved);
+}
+void causal_attention(cudaStream_t s, float* out, const float* q, const float* k, const float* v, int64_t B, int T,
+                      int H, int Hkv, int hd) {
+  const int64_t blocks = B * T * H;
+  if (blocks > 0)
+    attention_k<<<static_cast<unsigned>(blocks), 128, static_cast<size_t>(T) * sizeof(float), s>>>(out, q, k, v, T, H,
+                                                                                                     Hkv, hd);
+}
+void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n) {
+  swiglu_k<<<blocks_for(n), kThreads, 0, s>>>(out, gate, up, n);
+}
+void add_inplace(cudaStream_t s, float* y, const float* x, int64_t n) { add_k<<<blocks_for(n), kThreads, 0, s>>>(y, x, n); }
+void embedding(cudaStream_t s, float* out, const float* table, const int32_t* ids, int64_t N, int64_t d) {
+  embedding_k<<<blocks_for(N * d), kThreads, 0, s>>>(out, table, ids, N, d);
+}
+void cross_entropy(cudaStream_t s, float* out, const float* logits, const int32_t* targets, int64_t N, int64_t V) {
+  if (N > 0) cross_entropy_k<<<static_cast<unsigned>(N), kThreads, 0, s>>>(out, logits, targets, V);
+}
+void sub_row(cudaStream_t s, float* y, const float* x, const float* b, int64_t N, int64_t d) {
+  sub_row_k<<<blocks_for(N * d), kThreads, 0, s>>>(y, x, b, N * d, d);
+}
+void add_row(cudaStream_t s, float* y, const float* b, int64_t N, int64_t d) {
+  add_row_k<<<blocks_for(N * d), kThreads, 0, s>>>(y, b, N * d, d);
+}
+void bias_relu(cudaStream_t s, float* f, float* pre, const float* b, int64_t N, int64_t F) {
+  bias_relu_k<<<blocks_for(N * F), kThreads, 0, s>>>(f, pre, b, N * F, F);
+}
+void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
+               int k) {
+  if (N > 0) topk_k<<<static_cast<unsigned>(N), kThreads, 0, s>>>(f, pre, b, allowed, F, k);
+}
+void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta) {
+  col_sum_k<<<blocks_for(F), kThreads, 0, s>>>(out, x, N, F, alpha, beta);
+}
+void latent_stats(cudaStream_t s, float* fires, float* mass, const float* f, int64_t N, int64_t F) {
+  latent_stats_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, f, N, F);
+}
+void row_norms(cudaStream_t s, float* out, const float* W, int64_t F, int64_t d) {
+  row_norms_k<<<blocks_for(F * 32), kThreads, 0, s>>>(out, W, F, d);
+}
+void scale_rows(cudaStream_t s, float* W, const float* sc, int64_t F, int64_t d) {
+  scale_rows_k<<<blocks_for(F * d), kThreads, 0, s>>>(W, sc, F * d, d);
+}
+void project_out_rows(cudaStream_t s, float* g, const float* W, int64_t F, int64_t d) {
+  project_out_rows_k<<<blocks_for(F * 32), kThreads, 0, s>>>(g, W, F, d);
+}
+void relu_backward(cudaStream_t s, float* g, const float* f, const float* pen, int64_t N, int64_t F) {
+  relu_backward_k<<<blocks_for(N * F), kThreads, 0, s>>>(g, f, pen, N * F, F);
+}
+void scaled_diff(cudaStream_t s, float* y, const float* a, const float* b, float alpha, int64_t n) {
+  scaled_diff_k<<<blocks_for(n), kThreads, 0, s>>>(y, a, b, alpha, n);
+}
+void axpy(cudaStream_t s, float* y, const float* x, float alpha, int64_t n) {
+  axpy_k<<<blocks_for(n), kThreads, 0, s>>>(y, x, alpha, n);
+}
+void scale(cudaStream_t s, float* y, float alpha, int64_t n) { scale_k<<<blocks_for(n), kThreads, 0, s>>>(y, alpha, n); }
+void hierarchy_gate(cudaStream_t s, float* f, int64_t N, int64_t P, int64_t m, bool children_on) {
+  hierarchy_gate_k<<<blocks_for(N * P * m), kThreads, 0, s>>>(f, N, P, m, children_on);
+}
+void hierarchy_backward(cudaStream_t s, float* df, const float* f, const float* pre, const float* pen, int64_t N,
+                        int64_t P, int64_t m, float width) {
+  hierarchy_backward_k<<<blocks_for(N * P), kThreads, 0, s>>>(df, f, pre, pen, N, P, m, width);
+}
+void smooth_l0_grad(cudaStream_t s, float* out, const float* dpre, const float* f, const float* pen, int64_t N,
+                    int64_t F, float c, float eps) {
+  smooth_l0_grad_k<<<blocks_for(N * F), kThreads, 0, s>>>(out, dpre, f, pen, N * F, F, c, 1.0f / eps);
+}
+void col_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t R, int64_t F) {
+  col_dot_k<<<blocks_for(F), kThreads, 0, s>>>(out, A, B, R, F);
+}
+void row_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t F, int64_t d) {
+  row_dot_k<<<blocks_for(F * 32), kThreads, 0, s>>>(out, A, B, F, d);
+}
+void adam_tangent(cudaStream_t s, float* u, const float* g, const float* ga, const float* m, const float* v, int64_t n,
+                  float lr, float beta1, float beta2, float eps, int64_t t) {
+  const double bc1 = 1.0 - pow(static_cast<double>(beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - pow(static_cast<double>(beta2), static_cast<double>(t));
+  adam_tangent_k<<<blocks_for(n), kThreads, 0, s>>>(u, g, ga, m, v, n, lr / bc1, beta1, beta2, bc2, eps);
+}
+void adam(cudaStream_t s, float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+          float eps, int64_t t) {
+  const float bc1 = 1.0f - static_cast<float>(pow(beta1, static_cast<double>(t)));
+  const float bc2 = 1.0f - static_cast<float>(pow(beta2, static_cast<double>(t)));
+  adam_k<<<blocks_for(n), kThreads, 0, s>>>(p, g, m, v, n, lr / bc1, 1.0f / sqrtf(bc2), beta1, beta2, eps);
+}
+double sum_squares(cudaStream_t s, const float* x, int64_t n, double* partials) {
+  return reduce<false>(s, x, n, 1.0f, partials);
+}
+double sum_tanh(cudaStream_t s, const float* x, int64_t n, float eps, double* partials) {
+  return reduce<true>(s, x, n, eps, partials);
+}
+
+}  // namespace saelab::cuda

@@ -1,0 +1,52 @@
+// Kernels of the CUDA backend, launched on the backend's stream. Same contracts as the Backend
+// interface (include/saelab/backend.hpp); every reduction runs in a fixed order for a given shape,
+// so results do not depend on scheduling. Dimension letters: N rows (tokens), d width, F latents.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace saelab::cuda {
+
+void rmsnorm(cudaStream_t s, float* y, const float* x, const float* w, int64_t N, int64_t d, float eps);
+void rope(cudaStream_t s, float* x, int64_t rows, int T, int H, int hd, float theta, bool interleaved);
+void causal_attention(cudaStream_t s, float* out, const float* q, const float* k, const float* v, int64_t B, int T,
+                      int H, int Hkv, int hd);
+void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
+void add_inplace(cudaStream_t s, float* y, const float* x, int64_t n);
+void embedding(cudaStream_t s, float* out, const float* table, const int32_t* ids, int64_t N, int64_t d);
+void cross_entropy(cudaStream_t s, float* out, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+
+void sub_row(cudaStream_t s, float* y, const float* x, const float* b, int64_t N, int64_t d);
+void add_row(cudaStream_t s, float* y, const float* b, int64_t N, int64_t d);
+void bias_relu(cudaStream_t s, float* f, float* pre, const float* b, int64_t N, int64_t F);
+void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
+               int k);
+void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta);
+void latent_stats(cudaStream_t s, float* fires, float* mass, const float* f, int64_t N, int64_t F);
+void row_norms(cudaStream_t s, float* out, const float* W, int64_t F, int64_t d);
+void scale_rows(cudaStream_t s, float* W, const float* sc, int64_t F, int64_t d);
+void project_out_rows(cudaStream_t s, float* g, const float* W, int64_t F, int64_t d);
+void relu_backward(cudaStream_t s, float* g, const float* f, const float* pen, int64_t N, int64_t F);
+void scaled_diff(cudaStream_t s, float* y, const float* a, const float* b, float alpha, int64_t n);
+void axpy(cudaStream_t s, float* y, const float* x, float alpha, int64_t n);
+void scale(cudaStream_t s, float* y, float alpha, int64_t n);
+void hierarchy_gate(cudaStream_t s, float* f, int64_t N, int64_t P, int64_t m, bool children_on);
+void hierarchy_backward(cudaStream_t s, float* df, const float* f, const float* pre, const float* pen, int64_t N,
+                        int64_t P, int64_t m, float width);
+void smooth_l0_grad(cudaStream_t s, float* out, const float* dpre, const float* f, const float* pen, int64_t N,
+                    int64_t F, float c, float eps);
+void col_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t R, int64_t F);
+void row_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t F, int64_t d);
+void adam_tangent(cudaStream_t s, float* u, const float* g, const float* ga, const float* m, const float* v, int64_t n,
+                  float lr, float beta1, float beta2, float eps, int64_t t);
+void adam(cudaStream_t s, float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+          float eps, int64_t t);
+
+// Deterministic Σ x² and Σ tanh(x/eps) (x ≠ 0) in double: fixed grid partials, summed in order.
+// `partials` is device scratch of kReducePartials doubles.
+constexpr int kReducePartials = 256;
+double sum_squares(cudaStream_t s, const float* x, int64_t n, double* partials);
+double sum_tanh(cudaStream_t s, const float* x, int64_t n, float eps, double* partials);
+
+}  // namespace saelab::cuda

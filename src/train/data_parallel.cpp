@@ -1,0 +1,136 @@
+#include "data_parallel.hpp"
+
+#include <cstring>
+
+#include "saelab/error.hpp"
+
+namespace saelab {
+
+void BatchMoments::add_rows(const float* x, int64_t n, int d) {
+  sum.resize(static_cast<size_t>(d), 0.0);
+  for (int64_t r = 0; r < n; ++r)
+    for (int j = 0; j < d; ++j) {
+      sq += double(x[r * d + j]) * x[r * d + j];
+      sum[j] += x[r * d + j];
+    }
+}
+
+std::vector<size_t> part_shards(size_t n_shards, int part, int parts) {
+  std::vector<size_t> out;
+  for (size_t s = static_cast<size_t>(part); s < n_shards; s += static_cast<size_t>(parts)) out.push_back(s);
+  return out;
+}
+
+DataParallelStep::DataParallelStep(const Sae& sae, Communicator& comm, int parts, int64_t N)
+    : sae_(sae), comm_(comm), parts_(parts) {
+  SAELAB_ASSERT(parts >= 1 && parts % comm.size() == 0 && N % parts == 0, "{} parts, {} processes, batch {}", parts,
+                comm.size(), N);
+  local_ = parts / comm.size();
+  first_ = comm.rank() * local_;
+  part_rows_ = N / parts;
+  if (parts_ > 1) {
+    part_grads_ = SaeParams(sae.config(), sae.backend().device());
+    part_grad_J_ = SaeParams(sae.config(), sae.backend().device());
+    part_g_alpha_ = SaeParams(sae.config(), sae.backend().device());
+  }
+}
+
+namespace {
+
+// One part's contribution, flattened: doubles {sse, penalty, aux, l0, J, Σ‖x‖², Σx [d]}, then
+// floats {∇L [Pn], fires [F], Σf [F], and with a hyper request ∇J [Pn], g_α [Pn], g_α b_dec [levels·d]}.
+struct Record {
+  size_t n_double, n_float;
+  size_t bytes() const { return n_double * sizeof(double) + n_float * sizeof(float); }
+};
+
+}  // namespace
+
+SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_host, const SaeLossTerms& terms,
+                                                 SaeParams& grads, SaeWorkspace& ws, SaeHyperRequest* hyper,
+                                                 BatchMoments& moments) {
+  const SaeConfig& c = sae_.config();
+  const int d = c.d_in;
+  const int64_t F = c.d_sae;
+  moments = BatchMoments{};
+  if (parts_ == 1) {
+    moments.add_rows(x_host, x.dim(0), d);
+    return sae_.forward_backward(x, terms, grads, ws, hyper);
+  }
+  Backend& be = sae_.backend();
+  const size_t Pn = static_cast<size_t>(grads.flat.numel());
+  const size_t levels = hyper ? hyper->levels.size() : 0;
+  const Record rec{6 + static_cast<size_t>(d),
+                   Pn + 2 * static_cast<size_t>(F) + (hyper ? 2 * Pn + levels * static_cast<size_t>(d) : 0)};
+  std::vector<char> local(rec.bytes() * static_cast<size_t>(local_));
+  SaeBatchStats first;
+  for (int p = 0; p < local_; ++p) {
+    SaeHyperRequest part_hyper;
+    if (hyper) {
+      part_hyper = *hyper;
+      part_hyper.grad_J = &part_grad_J_;
+      part_hyper.g_alpha = &part_g_alpha_;
+    }
+    const int64_t r0 = p * part_rows_;
+    SaeBatchStats st =
+        sae_.forward_backward(x.rows(r0, r0 + part_rows_), terms, part_grads_, ws, hyper ? &part_hyper : nullptr);
+    BatchMoments m;
+    m.add_rows(x_host + r0 * d, part_rows_, d);
+    double* dbl = reinterpret_cast<double*>(local.data() + static_cast<size_t>(p) * rec.bytes());
+    dbl[0] = st.sse, dbl[1] = st.penalty, dbl[2] = st.aux, dbl[3] = st.l0, dbl[4] = hyper ? part_hyper.J : 0.0;
+    dbl[5] = m.sq;
+    std::memcpy(dbl + 6, m.sum.data(), static_cast<size_t>(d) * sizeof(double));
+    float* flt = reinterpret_cast<float*>(dbl + rec.n_double);
+    be.download(flt, part_grads_.flat);
+    std::memcpy(flt + Pn, st.fires.data(), static_cast<size_t>(F) * sizeof(float));
+    std::memcpy(flt + Pn + F, st.fsum.data(), static_cast<size_t>(F) * sizeof(float));
+    if (hyper) {
+      float* h = flt + Pn + 2 * F;
+      be.download(h, part_grad_J_.flat);
+      be.download(h + Pn, part_g_alpha_.flat);
+      for (size_t l = 0; l < levels; ++l)
+        std::memcpy(h + 2 * Pn + l * d, part_hyper.g_alpha_bdec[l].data(), static_cast<size_t>(d) * sizeof(float));
+    }
+    if (p == 0) first = std::move(st);
+  }
+
+  // Every part of the job, in part order (process r holds parts [r·local, (r+1)·local)).
+  std::vector<char> all(local.size() * static_cast<size_t>(comm_.size()));
+  comm_.allgather(local.data(), all.data(), local.size());
+  std::vector<double> dsum(rec.n_double);
+  std::vector<float> fsum(rec.n_float);
+  for (int p = 0; p < parts_; ++p) {
+    const double* dbl = reinterpret_cast<const double*>(all.data() + static_cast<size_t>(p) * rec.bytes());
+    const float* flt = reinterpret_cast<const float*>(dbl + rec.n_double);
+    for (size_t i = 0; i < rec.n_double; ++i) dsum[i] = p == 0 ? dbl[i] : dsum[i] + dbl[i];
+    for (size_t i = 0; i < rec.n_float; ++i) fsum[i] = p == 0 ? flt[i] : fsum[i] + flt[i];
+  }
+  // Gradients (and J) are of each part's mean loss: their mean over parts is the batch's. Firing
+  // counts and the sums behind the statistics stay sums.
+  const float inv = 1.0f / static_cast<float>(parts_);
+  for (size_t i = 0; i < Pn; ++i) fsum[i] *= inv;
+  be.upload(grads.flat.view(), fsum.data());
+
+  SaeBatchStats st;
+  st.n = part_rows_ * parts_;
+  st.sse = dsum[0], st.penalty = dsum[1], st.aux = dsum[2], st.l0 = dsum[3];
+  st.fires.assign(fsum.begin() + static_cast<std::ptrdiff_t>(Pn), fsum.begin() + static_cast<std::ptrdiff_t>(Pn + F));
+  st.fsum.assign(fsum.begin() + static_cast<std::ptrdiff_t>(Pn + F),
+                 fsum.begin() + static_cast<std::ptrdiff_t>(Pn + 2 * F));
+  st.dec_norms = first.dec_norms;  // the parameters, not the data: the same in every part
+  moments.sq = dsum[5];
+  moments.sum.assign(dsum.begin() + 6, dsum.end());
+  if (hyper) {
+    float* h = fsum.data() + Pn + 2 * F;
+    for (size_t i = 0; i < 2 * Pn + levels * static_cast<size_t>(d); ++i) h[i] *= inv;
+    be.upload(hyper->grad_J->flat.view(), h);
+    be.upload(hyper->g_alpha->flat.view(), h + Pn);
+    hyper->g_alpha_bdec.assign(levels, std::vector<float>(static_cast<size_t>(d)));
+    for (size_t l = 0; l < levels; ++l)
+      std::memcpy(hyper->g_alpha_bdec[l].data(), h + 2 * Pn + l * d, static_cast<size_t>(d) * sizeof(float));
+    hyper->J = dsum[4] / static_cast<double>(parts_);
+  }
+  return st;
+}
+
+}  // namespace saelab
