@@ -435,6 +435,46 @@ TEST_P(BackendEquivalence, AdamTangent) {
   EXPECT_LE(rel_error(to_host_f32(be, U), want), 1e-4);
 }
 
+// The forward-mode tangent through the moments' history: with m', v' and g all moving with α
+// (m'(α) = m0 + α zm0, v'(α) = v0 + α zv0, g(α) = g + α dg), central differences of one float64
+// Adam step give ∂m/∂α, ∂v/∂α and ∂Δp/∂α; the op must match all three (odd length, a zero moment).
+TEST_P(BackendEquivalence, AdamForwardTangent) {
+  Backend& be = *GetParam();
+  const int n = 67;
+  auto g = randn(n, 54), dg = randn(n, 55), m0 = randn(n, 56, 0.1f), v0 = randn(n, 57, 0.1f);
+  auto zm0 = randn(n, 58, 0.05f), zv0 = randn(n, 59, 0.01f), z0 = randn(n, 60, 0.01f);
+  for (auto& x : v0) x = std::abs(x) + 0.02f;  // v'(α) stays positive over the differences
+  v0[0] = 0.f, zv0[0] = 0.f, g[0] = 0.f;       // a fresh moment: s = 0
+  const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const int64_t t = 7;
+  const double bc1 = 1 - std::pow(b1, t), bc2 = 1 - std::pow(b2, t);
+  struct Out { double m, v, dp; };
+  auto step = [&](int i, double a) {
+    const double gi = g[i] + a * dg[i];
+    const double m = b1 * (m0[i] + a * zm0[i]) + (1 - b1) * gi;
+    const double v = b2 * (v0[i] + a * zv0[i]) + (1 - b2) * gi * gi;
+    return Out{m, v, -lr * (m / bc1) / (std::sqrt(std::max(v, 0.0) / bc2) + eps)};
+  };
+  std::vector<double> want_z(n), want_zm(n), want_zv(n);
+  std::vector<float> m(n), v(n);
+  for (int i = 0; i < n; ++i) {
+    const double h = 1e-5;
+    const Out p = step(i, h), q = step(i, -h), o = step(i, 0);
+    want_zm[i] = (p.m - q.m) / (2 * h);
+    want_zv[i] = (p.v - q.v) / (2 * h);
+    want_z[i] = z0[i] + (i == 0 ? -lr / bc1 * want_zm[i] / eps : (p.dp - q.dp) / (2 * h));
+    m[i] = static_cast<float>(o.m);
+    v[i] = static_cast<float>(o.v);
+  }
+  Tensor Z = dev(be, z0, {n}), ZM = dev(be, zm0, {n}), ZV = dev(be, zv0, {n});
+  Tensor G = dev(be, g, {n}), DG = dev(be, dg, {n}), M = dev(be, m, {n}), V = dev(be, v, {n});
+  be.adam_forward_tangent(Z, ZM, ZV, G, DG, M, V, static_cast<float>(lr), static_cast<float>(b1),
+                          static_cast<float>(b2), static_cast<float>(eps), t);
+  EXPECT_LE(rel_error(to_host_f32(be, ZM), want_zm), 1e-4);
+  EXPECT_LE(rel_error(to_host_f32(be, ZV), want_zv), 1e-4);
+  EXPECT_LE(rel_error(to_host_f32(be, Z), want_z), 1e-4);
+}
+
 std::string backend_name(const ::testing::TestParamInfo<Backend*>& info) { return info.param->name(); }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, BackendEquivalence, ::testing::ValuesIn(available_backends()), backend_name);

@@ -17,7 +17,10 @@ const char* alpha_mode_name(AlphaMode m);
 class AlphaController {
  public:
   AlphaController() = default;
-  AlphaController(AlphaMode mode, int levels, double alpha0, double lr);
+  // adam_theta (learned): θ takes Adam steps of size lr on dJ/dθ = h·α(1 − α) instead of
+  // θ ← θ − lr·h·α(1 − α); the step no longer scales with h's heavy-tailed magnitude or vanishes
+  // where the sigmoid saturates.
+  AlphaController(AlphaMode mode, int levels, double alpha0, double lr, bool adam_theta = false);
   AlphaMode mode() const { return mode_; }
   std::vector<double> alphas() const;
   double alpha(int level) const;
@@ -34,6 +37,8 @@ class AlphaController {
  private:
   AlphaMode mode_ = AlphaMode::Fixed;
   double lr_ = 0;
+  bool adam_theta_ = false;
+  void adam_update(size_t level, double grad, bool clamp01);
 };
 
 // alpha_log.csv (step,level,alpha,...) as per-level trajectories: level -> (steps, alphas).

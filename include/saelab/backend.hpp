@@ -103,6 +103,13 @@ class Backend {
   // its derivative g_alpha = ∂g/∂α, and the moments m, v after the step (same t, lr as adam()).
   virtual void adam_tangent(TensorView u, TensorView g, TensorView g_alpha, TensorView m, TensorView v, float lr,
                             float beta1, float beta2, float eps, int64_t t) = 0;
+  // Forward-mode tangent of one Adam step along a scalar α, through the moments' history:
+  //   zm ← β1 zm + (1−β1) dg,  zv ← β2 zv + 2(1−β2) g dg,  z += ∂Δp/∂α
+  //   ∂Δp/∂α = −(lr/bc1) [zm / D − m zv / (2 bc2 s D²)],  s = sqrt(v / bc2), D = s + eps
+  // where dg = dg/dα (total: Hessian term included), m, v the moments after the step (same t, lr).
+  virtual void adam_forward_tangent(TensorView z, TensorView zm, TensorView zv, TensorView g, TensorView dg,
+                                    TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
+                                    int64_t t) = 0;
   // Adam with bias correction at step t (1-based), elementwise over flat buffers.
   virtual void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2,
                     float eps, int64_t t) = 0;

@@ -40,8 +40,15 @@ struct TrainConfig {
   std::string alpha_mode = "fixed";  // fixed | learned | naive
   double alpha = 0.5;                // the fixed α, or the starting α of learned / naive
   double alpha_lr = 1.0;             // η_θ (learned) or the Adam rate on α (naive)
+  std::string alpha_optimizer = "sgd";  // learned: sgd (θ −= η_θ·h·α(1−α), method.md §2) | adam (on θ)
   std::string meta_objective = "mse_smooth_l0";  // J for learned α: mse_smooth_l0 | mse
-  double hyper_horizon_decay = 0.0;  // learned α: 0 = one-step hypergradient; e.g. 0.99 ≈ 100-step horizon
+  // Learned α's hypergradient: one_step (Baydin: through the last update only) or forward (the
+  // total derivative dW/dα along the whole trajectory, with Hessian–vector products; one extra
+  // forward/backward per level and step; see src/train/hypergradient.hpp).
+  std::string hypergradient = "one_step";
+  // one_step: 0 = Baydin's one-step hypergradient; e.g. 0.99 ≈ 100-step horizon (Hessian term
+  // dropped). forward: 0 = no truncation; else the tangents fade by this factor per step.
+  double hyper_horizon_decay = 0.0;
   double smooth_l0_eps_factor = 0.1;             // ε = this · mean active magnitude
   double target_l0 = 0;                          // > 0: multiplicative controller on λ toward this L0
   double l0_controller_rate = 0.01;

@@ -35,13 +35,14 @@ const char* alpha_mode_name(AlphaMode m) {
   SAELAB_ASSERT(false, "bad alpha mode");
 }
 
-AlphaController::AlphaController(AlphaMode mode, int levels, double alpha0, double lr)
+AlphaController::AlphaController(AlphaMode mode, int levels, double alpha0, double lr, bool adam_theta)
     : theta(static_cast<size_t>(levels), mode == AlphaMode::Learned ? logit(alpha0) : std::clamp(alpha0, 0.0, 1.0)),
       adam_m(static_cast<size_t>(levels), 0.0),
       adam_v(static_cast<size_t>(levels), 0.0),
       last_signal(static_cast<size_t>(levels), 0.0),
       mode_(mode),
-      lr_(lr) {
+      lr_(lr),
+      adam_theta_(adam_theta) {
   if (alpha0 < 0 || alpha0 > 1) fail("alpha must be in [0, 1], got {}", alpha0);
 }
 
@@ -55,11 +56,23 @@ std::vector<double> AlphaController::alphas() const {
   return out;
 }
 
+void AlphaController::adam_update(size_t l, double grad, bool clamp01) {
+  const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  adam_m[l] = b1 * adam_m[l] + (1 - b1) * grad;
+  adam_v[l] = b2 * adam_v[l] + (1 - b2) * grad * grad;
+  const double mh = adam_m[l] / (1 - std::pow(b1, static_cast<double>(naive_t)));
+  const double vh = adam_v[l] / (1 - std::pow(b2, static_cast<double>(naive_t)));
+  theta[l] = theta[l] - lr_ * mh / (std::sqrt(vh) + eps);
+  if (clamp01) theta[l] = std::clamp(theta[l], 0.0, 1.0);
+}
+
 void AlphaController::hyper_step(const std::vector<double>& h) {
   SAELAB_ASSERT(mode_ == AlphaMode::Learned && h.size() == theta.size(), "hyper_step");
+  if (adam_theta_) ++naive_t;
   for (size_t l = 0; l < theta.size(); ++l) {
     const double a = sigmoid(theta[l]);
-    theta[l] -= lr_ * h[l] * a * (1.0 - a);
+    if (adam_theta_) adam_update(l, h[l] * a * (1.0 - a), false);
+    else theta[l] -= lr_ * h[l] * a * (1.0 - a);
     last_signal[l] = h[l];
   }
 }
@@ -67,13 +80,8 @@ void AlphaController::hyper_step(const std::vector<double>& h) {
 void AlphaController::naive_step(const std::vector<double>& g) {
   SAELAB_ASSERT(mode_ == AlphaMode::Naive && g.size() == theta.size(), "naive_step");
   ++naive_t;
-  const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
   for (size_t l = 0; l < theta.size(); ++l) {
-    adam_m[l] = b1 * adam_m[l] + (1 - b1) * g[l];
-    adam_v[l] = b2 * adam_v[l] + (1 - b2) * g[l] * g[l];
-    const double mh = adam_m[l] / (1 - std::pow(b1, static_cast<double>(naive_t)));
-    const double vh = adam_v[l] / (1 - std::pow(b2, static_cast<double>(naive_t)));
-    theta[l] = std::clamp(theta[l] - lr_ * mh / (std::sqrt(vh) + eps), 0.0, 1.0);
+    adam_update(l, g[l], true);
     last_signal[l] = g[l];
   }
 }

@@ -12,10 +12,11 @@ MethodState::MethodState(const TrainConfig& cfg, const Sae& sae)
       sae_(sae),
       levels_(sae.levels()),
       dual_(cfg.penalty == "dual_adaptive"),
-      alpha_(alpha_mode_from_name(cfg.alpha_mode), static_cast<int>(levels_.size()), cfg.alpha, cfg.alpha_lr) {
+      alpha_(alpha_mode_from_name(cfg.alpha_mode), static_cast<int>(levels_.size()), cfg.alpha, cfg.alpha_lr,
+             cfg.alpha_optimizer == "adam") {
   if (dual_) weights_ = DualAdaptiveWeights(levels_, sae.config().d_sae, cfg.gamma, cfg.stats_decay, cfg.p_target);
   if (alpha_.mode() == AlphaMode::Learned) {
-    hyper_.init(sae.config(), sae.backend().device(), levels_.size());
+    hyper_.init(sae.config(), sae.backend().device(), levels_.size(), cfg.hypergradient == "forward");
     hyper_.decay = static_cast<float>(cfg.hyper_horizon_decay);
   }
 }
@@ -48,10 +49,17 @@ SaeHyperRequest* MethodState::hyper_request() {
   return &request_;
 }
 
-void MethodState::after_backward(const SaeBatchStats& st, const SaeLossTerms& terms) {
+void MethodState::after_backward(const SaeBatchStats& st, const SaeLossTerms& terms, const SaeParams& g,
+                                 const GradientAt& gradient_at) {
   if (alpha_.mode() == AlphaMode::Learned && requested_) {
     last_J_ = request_.J;
-    if (hyper_.have_u) alpha_.hyper_step(level_hypergradients(sae_, hyper_, levels_));
+    if (hyper_.forward) {
+      // α holds while λ ramps up: the trajectory so far says how α moves a warm-up, not training.
+      if (hyper_.have_u && !warming_) alpha_.hyper_step(forward_hypergradients(sae_, hyper_));
+      forward_gradient_tangents(sae_, hyper_, g, levels_, request_.g_alpha_bdec, gradient_at);
+    } else if (hyper_.have_u) {
+      alpha_.hyper_step(level_hypergradients(sae_, hyper_, levels_));
+    }
   } else if (alpha_.mode() == AlphaMode::Naive && dual_ && weights_.ready() && !st.dec_norms.empty()) {
     // ∂L/∂α_level = (λ/N) Σ_{i ∈ level} (w_freq,i − w_mag,i) ‖W_dec,i‖ Σ_n f_ni
     std::vector<float> wf, wm;
@@ -68,7 +76,8 @@ void MethodState::after_backward(const SaeBatchStats& st, const SaeLossTerms& te
 void MethodState::after_adam(const SaeParams& grads, const SaeParams& m, const SaeParams& v, float lr, float beta1,
                              float beta2, float eps, int64_t t) {
   if (alpha_.mode() != AlphaMode::Learned || !requested_) return;
-  update_tangent(sae_, hyper_, grads, m, v, request_.g_alpha_bdec, lr, beta1, beta2, eps, t);
+  if (hyper_.forward) update_forward_tangents(sae_, hyper_, grads, m, v, lr, beta1, beta2, eps, t);
+  else update_tangent(sae_, hyper_, grads, m, v, request_.g_alpha_bdec, lr, beta1, beta2, eps, t);
 }
 
 void MethodState::after_step(const SaeBatchStats& st) {
@@ -101,6 +110,12 @@ void MethodState::save(std::vector<std::pair<std::string, std::vector<float>>>& 
     Backend& be = sae_.backend();
     tensors.push_back({"method.u", to_host_f32(be, hyper_.u.flat)});
     for (size_t l = 0; l < hyper_.u_bdec.size(); ++l) tensors.push_back({"method.u_bdec." + std::to_string(l), hyper_.u_bdec[l]});
+    for (size_t l = 0; l < hyper_.z.size(); ++l) {
+      const std::string s = std::to_string(l);
+      tensors.push_back({"method.z." + s, to_host_f32(be, hyper_.z[l].flat)});
+      tensors.push_back({"method.zm." + s, to_host_f32(be, hyper_.zm[l].flat)});
+      tensors.push_back({"method.zv." + s, to_host_f32(be, hyper_.zv[l].flat)});
+    }
   }
   meta["method"] = m;
 }
@@ -123,6 +138,14 @@ void MethodState::load(const SafetensorsFile& f, const json& meta) {
     hyper_.have_u = m.value("have_u", false);
     sae_.backend().upload(hyper_.u.flat.view(), f.read_f32("method.u", {hyper_.u.flat.numel()}).data());
     for (size_t l = 0; l < hyper_.u_bdec.size(); ++l) hyper_.u_bdec[l] = f.read_f32("method.u_bdec." + std::to_string(l));
+    Backend& be = sae_.backend();
+    const int64_t P = hyper_.u.flat.numel();
+    for (size_t l = 0; l < hyper_.z.size(); ++l) {
+      const std::string s = std::to_string(l);
+      be.upload(hyper_.z[l].flat.view(), f.read_f32("method.z." + s, {P}).data());
+      be.upload(hyper_.zm[l].flat.view(), f.read_f32("method.zm." + s, {P}).data());
+      be.upload(hyper_.zv[l].flat.view(), f.read_f32("method.zv." + s, {P}).data());
+    }
   }
 }
 

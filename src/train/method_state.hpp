@@ -29,8 +29,14 @@ class MethodState {
   SaeLossTerms terms(float l1_warm) const;
   // Non-null when this step computes hypergradient pieces (learned α with statistics available).
   SaeHyperRequest* hyper_request();
-  // After forward/backward: α updates (hypergradient with the previous tangent, or naive).
-  void after_backward(const SaeBatchStats& st, const SaeLossTerms& terms);
+  // Forward-mode hypergradients need the training gradient at shifted parameters (gradient_at).
+  bool needs_gradient_at() const { return hyper_.forward; }
+  // After forward/backward (g: the training gradient): α updates (hypergradient with the tangent so
+  // far, or naive); in forward mode also this step's gradient tangents.
+  void after_backward(const SaeBatchStats& st, const SaeLossTerms& terms, const SaeParams& g,
+                      const GradientAt& gradient_at);
+  // The parameters were re-initialised in part (children switched on, resampling): tangents restart.
+  void reset_tangents() { hyper_.reset_tangents(); }
   // After the Adam step: the tangent for the next hypergradient.
   void after_adam(const SaeParams& grads, const SaeParams& m, const SaeParams& v, float lr, float beta1, float beta2,
                   float eps, int64_t t);

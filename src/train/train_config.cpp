@@ -60,7 +60,7 @@ T setting(const json& v, const char* key, const std::string& where) {
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
   X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty)    \
   X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
-  X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches) X(grad_partitions) X(device)
+  X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches) X(grad_partitions) X(device) X(hypergradient) X(alpha_optimizer)
 
 json train_config_to_json(const TrainConfig& c) {
   json j;
@@ -119,6 +119,10 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
   if (c.alpha < 0 || c.alpha > 1) fail("{}: alpha must be in [0, 1], got {}", where, c.alpha);
   if (c.alpha_mode != "fixed" && c.penalty != "dual_adaptive")
     fail("{}: alpha_mode '{}' needs penalty = \"dual_adaptive\"", where, c.alpha_mode);
+  if (c.alpha_optimizer != "sgd" && c.alpha_optimizer != "adam")
+    fail("{}: alpha_optimizer must be sgd or adam, got '{}'", where, c.alpha_optimizer);
+  if (c.hypergradient != "one_step" && c.hypergradient != "forward")
+    fail("{}: hypergradient must be one_step or forward, got '{}'", where, c.hypergradient);
   if (c.meta_objective != "mse_smooth_l0" && c.meta_objective != "mse")
     fail("{}: meta_objective must be mse_smooth_l0 or mse, got '{}'", where, c.meta_objective);
   if (c.l0_controller != "linear" && c.l0_controller != "log")

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 
@@ -383,6 +384,17 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
   }
   SaeWorkspace ws(sae.config(), Np, be.device());
   SaeParams grads(sae.config(), be.device());
+  // Forward-mode hypergradients: the training gradient at shifted parameters, on the same batch
+  // with the same loss terms, from a second SAE of the same shape.
+  std::unique_ptr<Sae> shadow;
+  std::unique_ptr<DataParallelStep> shadow_dp;
+  std::unique_ptr<SaeWorkspace> shadow_ws;
+  if (method.needs_gradient_at()) {
+    shadow = std::make_unique<Sae>(sae.config(), be);
+    shadow_dp = std::make_unique<DataParallelStep>(*shadow, comm, G, N);
+    shadow_ws = std::make_unique<SaeWorkspace>(sae.config(), Np, be.device());
+  }
+  bool children_on = true;
   Tensor X({Nl, d}, DType::F32, be.device());
   std::vector<float> xh(static_cast<size_t>(Nl * d));
   std::vector<int64_t> ck_steps;
@@ -414,9 +426,12 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
     be.upload(X.view(), xh.data());
     if (sc.architecture == SaeArchitecture::Hierarchical) {
       const int64_t start = static_cast<int64_t>(std::ceil(cfg.children_start_fraction * static_cast<double>(S)));
-      sae.set_children_on(step >= start);
-      if (step == start && start > 0 && cfg.children_init == "from_parent")
+      children_on = step >= start;
+      sae.set_children_on(children_on);
+      if (step == start && start > 0 && cfg.children_init == "from_parent") {
         init_children_from_parents(sae, st, cfg.seed ^ 0xC41D5ull);
+        method.reset_tangents();
+      }
     }
     SaeLossTerms terms = method.terms(l1_at(cfg, step, S));
     if (sc.architecture == SaeArchitecture::TopK) {
@@ -451,7 +466,13 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
            params_bad ? " (the parameters themselves are non-finite, so skipping batches cannot help)"
                       : ", or set on_nonfinite = \"skip_batch\"");
     }
-    method.after_backward(bs, terms);
+    const GradientAt gradient_at = [&](TensorView params, SaeParams& out) {
+      be.copy(shadow->params().flat, params);
+      shadow->set_children_on(children_on);
+      BatchMoments unused;
+      shadow_dp->forward_backward(X, xh.data(), terms, out, *shadow_ws, nullptr, unused);
+    };
+    method.after_backward(bs, terms, grads, gradient_at);
     if (sc.unit_norm_decoder) be.project_out_rows(grads.W_dec, sae.params().W_dec);
     const float lr = lr_at(cfg, step, S);
     be.adam(sae.params().flat, grads.flat, st.adam_m.flat, st.adam_v.flat, lr, cfg.adam_beta1, cfg.adam_beta2,
@@ -482,8 +503,9 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
     if (cfg.resample_every_steps > 0 && step > 0 && step % cfg.resample_every_steps == 0 &&
         static_cast<double>(step) < cfg.resample_until_fraction * static_cast<double>(S)) {
       sae.decode(ws, N);
-      resample_dead(sae, st, xh, to_host_f32(be, ws.xhat.view().rows(0, N)), N, cfg.dead_window_tokens,
-                    cfg.seed ^ (0xA5A5A5A5ull * static_cast<uint64_t>(step + 1)));
+      if (resample_dead(sae, st, xh, to_host_f32(be, ws.xhat.view().rows(0, N)), N, cfg.dead_window_tokens,
+                        cfg.seed ^ (0xA5A5A5A5ull * static_cast<uint64_t>(step + 1))) > 0)
+        method.reset_tangents();
     }
 
     // Explained variance of this batch: 1 − SSE / Σ‖x − x̄‖².

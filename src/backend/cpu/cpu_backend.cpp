@@ -324,6 +324,14 @@ class CpuBackend final : public Backend {
     check_f32(m, "adam_tangent", "m"), check_f32(v, "adam_tangent", "v");
     cpu::adam_tangent(u, g, g_alpha, m, v, lr, beta1, beta2, eps, t);
   }
+  void adam_forward_tangent(TensorView z, TensorView zm, TensorView zv, TensorView g, TensorView dg, TensorView m,
+                            TensorView v, float lr, float beta1, float beta2, float eps, int64_t t) override {
+    check_f32(z, "adam_forward_tangent", "z"), check_f32(zm, "adam_forward_tangent", "zm");
+    check_f32(zv, "adam_forward_tangent", "zv"), check_f32(g, "adam_forward_tangent", "g");
+    check_f32(dg, "adam_forward_tangent", "dg"), check_f32(m, "adam_forward_tangent", "m");
+    check_f32(v, "adam_forward_tangent", "v");
+    cpu::adam_forward_tangent(z, zm, zv, g, dg, m, v, lr, beta1, beta2, eps, t);
+  }
   void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
             int64_t t) override {
     check_f32(p, "adam", "p"), check_f32(g, "adam", "g"), check_f32(m, "adam", "m"), check_f32(v, "adam", "v");

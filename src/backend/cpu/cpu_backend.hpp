@@ -27,6 +27,8 @@ void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pe
 double sum_tanh(TensorView f, float eps);
 void col_dot(TensorView out, TensorView A, TensorView B);
 void row_dot(TensorView out, TensorView A, TensorView B);
+void adam_forward_tangent(TensorView z, TensorView zm, TensorView zv, TensorView g, TensorView dg, TensorView m,
+                          TensorView v, float lr, float beta1, float beta2, float eps, int64_t t);
 void adam_tangent(TensorView u, TensorView g, TensorView g_alpha, TensorView m, TensorView v, float lr, float beta1,
                   float beta2, float eps, int64_t t);
 }  // namespace saelab::cpu

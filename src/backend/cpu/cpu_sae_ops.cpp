@@ -362,6 +362,35 @@ void adam_tangent(TensorView u, TensorView g, TensorView g_alpha, TensorView m, 
   }
 }
 
+void adam_forward_tangent(TensorView z, TensorView zm, TensorView zv, TensorView g, TensorView dg, TensorView m,
+                          TensorView v, float lr, float beta1, float beta2, float eps, int64_t t) {
+  const int64_t n = z.numel();
+  SAELAB_ASSERT(zm.numel() == n && zv.numel() == n && g.numel() == n && dg.numel() == n && m.numel() == n &&
+                    v.numel() == n && t >= 1,
+                "adam_forward_tangent shapes");
+  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t));
+  const double step = lr / bc1;
+  float* zp = z.f32();
+  float* zmp = zm.f32();
+  float* zvp = zv.f32();
+  const float* gp = g.f32();
+  const float* dgp = dg.f32();
+  const float* mp = m.f32();
+  const float* vp = v.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const double zmi = beta1 * static_cast<double>(zmp[i]) + (1.0 - beta1) * dgp[i];
+    const double zvi = beta2 * static_cast<double>(zvp[i]) + 2.0 * (1.0 - beta2) * gp[i] * dgp[i];
+    const double s = std::sqrt(static_cast<double>(vp[i]) / bc2);
+    const double D = s + eps;
+    const double dv_term = s > 0 ? static_cast<double>(mp[i]) * zvi / (2.0 * bc2 * s * D * D) : 0.0;
+    zmp[i] = static_cast<float>(zmi);
+    zvp[i] = static_cast<float>(zvi);
+    zp[i] = static_cast<float>(zp[i] - step * (zmi / D - dv_term));
+  }
+}
+
 void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
           int64_t t) {
   SAELAB_ASSERT(p.numel() == g.numel() && g.numel() == m.numel() && m.numel() == v.numel() && t >= 1, "adam shapes");

@@ -288,6 +288,19 @@ class CudaBackend final : public Backend {
                   "adam_tangent shapes");
     cuda::adam_tangent(stream_, u.f32(), g.f32(), g_alpha.f32(), m.f32(), v.f32(), u.numel(), lr, beta1, beta2, eps, t);
   }
+  void adam_forward_tangent(TensorView z, TensorView zm, TensorView zv, TensorView g, TensorView dg, TensorView m,
+                            TensorView v, float lr, float beta1, float beta2, float eps, int64_t t) override {
+    check_f32(z, "adam_forward_tangent", "z"), check_f32(zm, "adam_forward_tangent", "zm");
+    check_f32(zv, "adam_forward_tangent", "zv"), check_f32(g, "adam_forward_tangent", "g");
+    check_f32(dg, "adam_forward_tangent", "dg"), check_f32(m, "adam_forward_tangent", "m");
+    check_f32(v, "adam_forward_tangent", "v");
+    const int64_t n = z.numel();
+    SAELAB_ASSERT(zm.numel() == n && zv.numel() == n && g.numel() == n && dg.numel() == n && m.numel() == n &&
+                      v.numel() == n && t >= 1,
+                  "adam_forward_tangent shapes");
+    cuda::adam_forward_tangent(stream_, z.f32(), zm.f32(), zv.f32(), g.f32(), dg.f32(), m.f32(), v.f32(), n, lr, beta1,
+                               beta2, eps, t);
+  }
   void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
             int64_t t) override {
     check_f32(p, "adam", "p"), check_f32(g, "adam", "g"), check_f32(m, "adam", "m"), check_f32(v, "adam", "v");

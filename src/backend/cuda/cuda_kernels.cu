@@ -226,16 +226,8 @@ __global__ void col_dot_k(float* out, const float* A, const float* B, int64_t R,
   }
 }
 
-// A warp per row.
-__global__ void row_norms_k(float* out, const float* W, int64_t F, int64_t d) {
-  const int64_t row = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= F) return;
-  double ss = 0.0;
-  for (int64_t j = lane; j < d; j += 32) ss += static_cast<double>(W[row * d + j]) * W[row * d + j];
-  ss = warp_sum(ss);
-  if (lane == 0) out[row] = static_cast<float>(sqrt(ss));
-}
+// A warp per row: Σ_j A[i, j] B[i, j] in double, its square root for row norms (A = B = W).
+template <bool kSqrt>
 __global__ void row_dot_k(float* out, const float* A, const float* B, int64_t F, int64_t d) {
   const int64_t row = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
@@ -243,7 +235,7 @@ __global__ void row_dot_k(float* out, const float* A, const float* B, int64_t F,
   double s = 0.0;
   for (int64_t j = lane; j < d; j += 32) s += static_cast<double>(A[row * d + j]) * B[row * d + j];
   s = warp_sum(s);
-  if (lane == 0) out[row] = static_cast<float>(s);
+  if (lane == 0) out[row] = static_cast<float>(kSqrt ? sqrt(s) : s);
 }
 __global__ void project_out_rows_k(float* g, const float* W, int64_t F, int64_t d) {
   const int64_t row = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
@@ -320,6 +312,21 @@ __global__ void adam_tangent_k(float* u, const float* g, const float* ga, const 
     const double D = s + eps;
     const double dv = s > 0 ? static_cast<double>(m[i]) * (1.0 - beta2) * g[i] * ga[i] / (bc2 * s * D * D) : 0.0;
     u[i] = static_cast<float>(-step * ((1.0 - beta1) * ga[i] / D - dv));
+  }
+}
+
+__global__ void adam_forward_tangent_k(float* z, float* zm, float* zv, const float* g, const float* dg, const float* m,
+                                       const float* v, int64_t n, double step, double beta1, double beta2, double bc2,
+                                       double eps) {
+  SAELAB_FOR(i, n) {
+    const double zmi = beta1 * static_cast<double>(zm[i]) + (1.0 - beta1) * dg[i];
+    const double zvi = beta2 * static_cast<double>(zv[i]) + 2.0 * (1.0 - beta2) * g[i] * dg[i];
+    const double s = sqrt(static_cast<double>(v[i]) / bc2);
+    const double D = s + eps;
+    const double dv = s > 0 ? static_cast<double>(m[i]) * zvi / (2.0 * bc2 * s * D * D) : 0.0;
+    zm[i] = static_cast<float>(zmi);
+    zv[i] = static_cast<float>(zvi);
+    z[i] = static_cast<float>(z[i] - step * (zmi / D - dv));
   }
 }
 
@@ -404,7 +411,7 @@ void latent_stats(cudaStream_t s, float* fires, float* mass, const float* f, int
   latent_stats_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, f, N, F);
 }
 void row_norms(cudaStream_t s, float* out, const float* W, int64_t F, int64_t d) {
-  row_norms_k<<<blocks_for(F * 32), kThreads, 0, s>>>(out, W, F, d);
+  row_dot_k<true><<<blocks_for(F * 32), kThreads, 0, s>>>(out, W, W, F, d);
 }
 void scale_rows(cudaStream_t s, float* W, const float* sc, int64_t F, int64_t d) {
   scale_rows_k<<<blocks_for(F * d), kThreads, 0, s>>>(W, sc, F * d, d);
@@ -437,13 +444,20 @@ void col_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t
   col_dot_k<<<blocks_for(F), kThreads, 0, s>>>(out, A, B, R, F);
 }
 void row_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t F, int64_t d) {
-  row_dot_k<<<blocks_for(F * 32), kThreads, 0, s>>>(out, A, B, F, d);
+  row_dot_k<false><<<blocks_for(F * 32), kThreads, 0, s>>>(out, A, B, F, d);
 }
 void adam_tangent(cudaStream_t s, float* u, const float* g, const float* ga, const float* m, const float* v, int64_t n,
                   float lr, float beta1, float beta2, float eps, int64_t t) {
   const double bc1 = 1.0 - pow(static_cast<double>(beta1), static_cast<double>(t));
   const double bc2 = 1.0 - pow(static_cast<double>(beta2), static_cast<double>(t));
   adam_tangent_k<<<blocks_for(n), kThreads, 0, s>>>(u, g, ga, m, v, n, lr / bc1, beta1, beta2, bc2, eps);
+}
+void adam_forward_tangent(cudaStream_t s, float* z, float* zm, float* zv, const float* g, const float* dg,
+                          const float* m, const float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+                          int64_t t) {
+  const double bc1 = 1.0 - pow(static_cast<double>(beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - pow(static_cast<double>(beta2), static_cast<double>(t));
+  adam_forward_tangent_k<<<blocks_for(n), kThreads, 0, s>>>(z, zm, zv, g, dg, m, v, n, lr / bc1, beta1, beta2, bc2, eps);
 }
 void adam(cudaStream_t s, float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
           float eps, int64_t t) {

@@ -40,6 +40,9 @@ void col_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t
 void row_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t F, int64_t d);
 void adam_tangent(cudaStream_t s, float* u, const float* g, const float* ga, const float* m, const float* v, int64_t n,
                   float lr, float beta1, float beta2, float eps, int64_t t);
+void adam_forward_tangent(cudaStream_t s, float* z, float* zm, float* zv, const float* g, const float* dg,
+                          const float* m, const float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+                          int64_t t);
 void adam(cudaStream_t s, float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
           float eps, int64_t t);
 
