@@ -21,7 +21,7 @@ MethodState::MethodState(const TrainConfig& cfg, const Sae& sae)
   }
 }
 
-SaeLossTerms MethodState::terms(float l1_warm) const {
+SaeLossTerms MethodState::terms(float l1_warm) {
   SaeLossTerms t;
   t.l1_coefficient = static_cast<float>(l1_warm * lambda_scale_);
   warming_ = l1_warm < cfg_.l1_coefficient;

@@ -25,8 +25,9 @@ class MethodState {
   const AlphaController& alpha() const { return alpha_; }
   double lambda_scale() const { return lambda_scale_; }
 
-  // The loss terms of this step: λ (warm-up × target-L0 controller), penalty weights w(α).
-  SaeLossTerms terms(float l1_warm) const;
+  // The loss terms of this step: λ (warm-up × target-L0 controller), penalty weights w(α). Also
+  // notes whether λ is still ramping up: the log controller and forward-mode α hold until it is not.
+  SaeLossTerms terms(float l1_warm);
   // Non-null when this step computes hypergradient pieces (learned α with statistics available).
   SaeHyperRequest* hyper_request();
   // Forward-mode hypergradients need the training gradient at shifted parameters (gradient_at).
@@ -59,7 +60,7 @@ class MethodState {
   HyperState hyper_;
   SaeHyperRequest request_;
   bool requested_ = false;
-  mutable bool warming_ = false;  // this step's λ is still in its warm-up ramp (set by terms())
+  bool warming_ = false;  // this step's λ is still in its warm-up ramp (set by terms())
   double lambda_scale_ = 1.0;
   double last_J_ = 0;
 };
