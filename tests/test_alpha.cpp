@@ -519,8 +519,11 @@ TEST(DualAdaptiveTraining, LearnedAlphaLandsNearAnInteriorSweepOptimum) {
     const double af = fwd["final_alpha"][0].get<double>();
     EXPECT_LE(std::abs(af - best_alpha), 0.25) << "forward from " << from << ": " << af;
     EXPECT_FALSE(fwd["alpha"][0]["at_bound_low"].get<bool>()) << "forward from " << from << ": " << af;
-    if (from > best_alpha) EXPECT_TRUE(fwd["alpha"][0]["converged"].get<bool>()) << "forward from " << from;
-    else EXPECT_GT(af, from) << "forward from below must climb";
+    if (from > best_alpha) {
+      EXPECT_TRUE(fwd["alpha"][0]["converged"].get<bool>()) << "forward from " << from;
+    } else {
+      EXPECT_GT(af, from) << "forward from below must climb";
+    }
     std::printf("forward from %.2f: final α %.4f, t* %lld\n", from, af, fwd["alpha"][0]["t_star"].get<long long>());
   }
 }

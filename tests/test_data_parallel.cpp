@@ -151,7 +151,9 @@ TEST(DataParallel, TwoProcessesEndBitIdenticalToOneProcess) {
     EXPECT_TRUE(w1 == w2) << "final weights differ";
     EXPECT_TRUE(slurp(one + "/checkpoints/step_40/state.safetensors") ==
                 slurp(two + "/checkpoints/step_40/state.safetensors"));
-    if (arch == "hierarchical") EXPECT_EQ(slurp(one + "/alpha_log.csv"), slurp(two + "/alpha_log.csv"));
+    if (arch == "hierarchical") {
+      EXPECT_EQ(slurp(one + "/alpha_log.csv"), slurp(two + "/alpha_log.csv"));
+    }
     const auto summary = nlohmann::json::parse(slurp(two + "/training_summary.json"));
     EXPECT_EQ(summary["processes"], 2);
     EXPECT_EQ(summary["grad_partitions"], 2);

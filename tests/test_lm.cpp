@@ -11,6 +11,8 @@
 #include "saelab/safetensors.hpp"
 #include "test_util.hpp"
 
+using saelab::test::error_of;
+
 using namespace saelab;
 using test::kTolF32Model;
 using test::rel_error;
@@ -125,14 +127,6 @@ TEST(Hooks, UnknownHookNameIsAUserError) {
 // FuzzRegression: inputs the fuzz targets found; BadInput: defects found while writing them (fuzz/,
 // docs/reliability.md "Bad inputs found by fuzzing"). Each must be a saelab::Error naming the file.
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 std::string bytes_of(const std::vector<int32_t>& header, size_t n_floats) {
   std::string b(reinterpret_cast<const char*>(header.data()), header.size() * 4);
   return b + std::string(n_floats * 4, '\0');

@@ -8,6 +8,8 @@
 #include "saelab/safetensors.hpp"
 #include "test_util.hpp"
 
+using saelab::test::error_of;
+
 using namespace saelab;
 
 namespace {
@@ -43,15 +45,6 @@ void patch_header(const std::string& path, const std::string& from, const std::s
   std::ofstream(path, std::ios::binary) << out << header << data;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

@@ -10,6 +10,8 @@
 #include "saelab/tokenizer.hpp"
 #include "test_util.hpp"
 
+using saelab::test::error_of;
+
 using namespace saelab;
 using json = nlohmann::json;
 
@@ -110,14 +112,6 @@ TEST(Llama2cTokenizer, EncodesAndDecodesLikeRunC) {
 // FuzzRegression: inputs the fuzz targets found; BadInput: defects found while writing them (fuzz/,
 // docs/reliability.md "Bad inputs found by fuzzing"). Each must be a saelab::Error naming the file.
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 // A tokenizer.json of a small BPE vocabulary plus `members` (more top-level members).
 std::string hf_file(const std::string& name, const std::string& members) {
   const std::string path = test::make_temp_dir("tok") + "/" + name;

@@ -1,5 +1,6 @@
 #include "test_util.hpp"
 
+#include "saelab/error.hpp"
 #include "saelab/synthetic.hpp"
 
 #include <sys/wait.h>
@@ -132,6 +133,15 @@ alpha_mode = "learned"
   c.out_dir = out_dir;
   c.progress = false;
   return c;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
 }
 
 CliResult run_cli(const std::string& args) {

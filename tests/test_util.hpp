@@ -1,6 +1,7 @@
 // Shared test helpers: fixture paths, temp directories, tolerances, running the CLI.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ TrainConfig planted_hierarchy_training(const std::string& activations, const std
 // A three-run experiment (vanilla, dual-adaptive at α = 0.25, learnable-dual) on 60k tokens of one
 // book, without probing: the fixture of the experiment and report tests.
 ExperimentConfig small_experiment(const std::string& out_dir);
+
+// The message of the saelab::Error that f throws, or "<no error>" (any other exception propagates).
+std::string error_of(const std::function<void()>& f);
 
 struct CliResult {
   int exit_code;
