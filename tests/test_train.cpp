@@ -227,6 +227,18 @@ TEST(TrainConfig, TomlAndJsonAgreeAndUnknownKeysAreNamed) {
   EXPECT_THROW(load_train_config(dir + "/bad2.toml"), Error);
   test::write_text(dir + "/bad3.toml", "lr = [\n");
   EXPECT_THROW(load_train_config(dir + "/bad3.toml"), Error);
+  // α per level: one entry per level of the architecture, each in [0, 1].
+  test::write_text(dir + "/levels.toml", "architecture = \"hierarchical\"\nalpha_per_level = [0.25, 1.0, 0.5]\n");
+  try {
+    load_train_config(dir + "/levels.toml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs 2 entries (parents, children), got 3"), std::string::npos) << e.what();
+  }
+  test::write_text(dir + "/levels2.toml", "alpha_per_level = [0.25, 0.5]\n");
+  EXPECT_THROW(load_train_config(dir + "/levels2.toml"), Error);  // standard: one level
+  test::write_text(dir + "/levels3.toml", "architecture = \"hierarchical\"\nalpha_per_level = [0.25, 1.5]\n");
+  EXPECT_THROW(load_train_config(dir + "/levels3.toml"), Error);
 }
 
 TEST(ActivationLoader, SkipReplaysTheSameBatchesAndScaleApplies) {

@@ -21,6 +21,8 @@ class AlphaController {
   // θ ← θ − lr·h·α(1 − α); the step no longer scales with h's heavy-tailed magnitude or vanishes
   // where the sigmoid saturates.
   AlphaController(AlphaMode mode, int levels, double alpha0, double lr, bool adam_theta = false);
+  // One starting α per level (the fixed α of a per-level manual sweep).
+  AlphaController(AlphaMode mode, const std::vector<double>& alpha0, double lr, bool adam_theta = false);
   AlphaMode mode() const { return mode_; }
   std::vector<double> alphas() const;
   double alpha(int level) const;

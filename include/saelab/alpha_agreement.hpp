@@ -17,7 +17,10 @@ struct AlphaAgreementConfig {
   double grid_step = 0.25;        // "within one grid step"
 };
 
-// Returns {"runs": [...], "best_manual_alpha", "best_manual_J", "learned": {...}, "naive": {...}}.
+// Returns {"runs": [...], "best_manual_alpha" (its first level), "best_manual_alpha_per_level",
+// "best_manual_J", "learned": {...}, "naive": {...}}. The sweep may vary α per level
+// (alpha_per_level); a learned run agrees when every level is within grid_step of the best run's.
+// A run with another number of levels than the best manual run is refused.
 nlohmann::json alpha_agreement(const AlphaAgreementConfig& cfg);
 
 }  // namespace saelab

@@ -22,7 +22,11 @@ class DualAdaptiveWeights {
   void components(std::vector<float>& w_freq, std::vector<float>& w_mag) const;
   // α per level -> w [F].
   std::vector<float> weights(const std::vector<double>& alpha) const;
-  double mean_magnitude() const;  // mean of m over latents that have fired (the "typical active magnitude")
+  // The typical active magnitude E[f | f > 0] over all activations: Σ p_i m_i / Σ p_i. Weighted by
+  // firing rate, not a plain mean over latents: rare latents are many and small (on the planted
+  // α-sweep data the plain mean was ~4× below it), and J's λ_J = λ·this is meant to put the smooth L0
+  // on the L1 penalty's scale (method.md §2), which is a sum over activations.
+  double typical_active_magnitude() const;
   const std::vector<std::pair<int, int>>& levels() const { return levels_; }
 
   std::vector<float> p, m;  // the EMAs [F]; m_i = 0 until latent i first fires

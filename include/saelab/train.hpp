@@ -39,8 +39,15 @@ struct TrainConfig {
   float gamma = 0.5f, stats_decay = 0.99f, p_target = 0.01f;
   std::string alpha_mode = "fixed";  // fixed | learned | naive
   double alpha = 0.5;                // the fixed α, or the starting α of learned / naive
-  double alpha_lr = 1.0;             // η_θ (learned) or the Adam rate on α (naive)
-  std::string alpha_optimizer = "sgd";  // learned: sgd (θ −= η_θ·h·α(1−α), method.md §2) | adam (on θ)
+  // Per level instead ({parents, children} for hierarchical; one entry for standard): a per-level
+  // manual sweep, to judge per-level learned α against. Empty: `alpha` for every level.
+  std::vector<double> alpha_per_level;
+  double alpha_lr = 0.01;            // the rate on θ (learned) or the Adam rate on α (naive)
+  // learned: adam (Adam steps on θ with gradient h·α(1−α)) | sgd (method.md §2's plain step
+  // θ −= η_θ·h·α(1−α), with η_θ = alpha_lr of order 5–20). h is heavy-tailed: plain steps stall where
+  // the sigmoid saturates and a run of large h can throw α across the range (measured on planted
+  // bound-case data: 0.001 → 0.9 within 60 steps, ending at 0.89 where the sweep's best is 0).
+  std::string alpha_optimizer = "adam";
   std::string meta_objective = "mse_smooth_l0";  // J for learned α: mse_smooth_l0 | mse
   // Learned α's hypergradient: one_step (Baydin: through the last update only) or forward (the
   // total derivative dW/dα along the whole trajectory, with Hessian–vector products; one extra

@@ -83,7 +83,8 @@ json alpha_agreement(const AlphaAgreementConfig& cfg) {
     if (e.lambda != lambda) fail("runs differ in l1_coefficient ({} vs {}): the sweep must share λ", e.lambda, lambda);
   const double lambda_J = lambda * mbar;
   json runs = json::array();
-  double best_J = INFINITY, best_alpha = -1;
+  double best_J = INFINITY;
+  std::vector<double> best;  // the best fixed run's α per level
   for (auto& e : evals) {
     double st = 0;
     for (float v : e.f)
@@ -93,16 +94,19 @@ json alpha_agreement(const AlphaAgreementConfig& cfg) {
                     {"explained_variance", e.ev}, {"l0", e.l0}});
     if (e.mode == "fixed" && e.J < best_J) {
       best_J = e.J;
-      best_alpha = e.alpha.front();
+      best = e.alpha;
     }
   }
   json out = {{"heldout", cfg.heldout}, {"tokens", N}, {"lambda_J", lambda_J}, {"eps", eps}, {"runs", runs},
-              {"best_manual_alpha", best_alpha >= 0 ? json(best_alpha) : json(nullptr)},
-              {"best_manual_J", best_alpha >= 0 ? json(best_J) : json(nullptr)}, {"grid_step", cfg.grid_step}};
+              {"best_manual_alpha", best.empty() ? json(nullptr) : json(best.front())},
+              {"best_manual_alpha_per_level", best.empty() ? json(nullptr) : json(best)},
+              {"best_manual_J", best.empty() ? json(nullptr) : json(best_J)}, {"grid_step", cfg.grid_step}};
   for (const auto& e : evals) {
-    if (e.mode == "fixed" || best_alpha < 0) continue;
+    if (e.mode == "fixed" || best.empty()) continue;
+    if (e.alpha.size() != best.size())
+      fail("run '{}' has {} α levels but the best manual run has {}", e.dir, e.alpha.size(), best.size());
     double worst = 0;
-    for (double a : e.alpha) worst = std::max(worst, std::abs(a - best_alpha));
+    for (size_t l = 0; l < e.alpha.size(); ++l) worst = std::max(worst, std::abs(e.alpha[l] - best[l]));
     out[e.mode] = {{"run", e.dir},
                    {"final_alpha", e.alpha},
                    {"distance_to_best_manual", worst},

@@ -34,8 +34,7 @@ std::vector<json> default_experiment_runs() {
                   {"architecture", "hierarchical"},
                   {"penalty", "dual_adaptive"},
                   {"alpha_mode", "learned"},
-                  {"alpha", 0.5},
-                  {"alpha_lr", 5.0}});
+                  {"alpha", 0.5}});
   runs.push_back({{"name", "naive_alpha"},
                   {"architecture", "hierarchical"},
                   {"penalty", "dual_adaptive"},

@@ -28,15 +28,14 @@ void DualAdaptiveWeights::update(const std::vector<float>& fires, const std::vec
   seen_ = true;
 }
 
-double DualAdaptiveWeights::mean_magnitude() const {
-  double s = 0;
-  int64_t n = 0;
-  for (float v : m)
-    if (v > 0) {
-      s += v;
-      ++n;
+double DualAdaptiveWeights::typical_active_magnitude() const {
+  double s = 0, rate = 0;
+  for (size_t i = 0; i < m.size(); ++i)
+    if (m[i] > 0) {
+      s += static_cast<double>(p[i]) * m[i];
+      rate += p[i];
     }
-  return n ? s / static_cast<double>(n) : 0.0;
+  return rate > 0 ? s / rate : 0.0;
 }
 
 void DualAdaptiveWeights::components(std::vector<float>& wf, std::vector<float>& wm) const {

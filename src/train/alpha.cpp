@@ -36,14 +36,15 @@ const char* alpha_mode_name(AlphaMode m) {
 }
 
 AlphaController::AlphaController(AlphaMode mode, int levels, double alpha0, double lr, bool adam_theta)
-    : theta(static_cast<size_t>(levels), mode == AlphaMode::Learned ? logit(alpha0) : std::clamp(alpha0, 0.0, 1.0)),
-      adam_m(static_cast<size_t>(levels), 0.0),
-      adam_v(static_cast<size_t>(levels), 0.0),
-      last_signal(static_cast<size_t>(levels), 0.0),
-      mode_(mode),
-      lr_(lr),
+    : AlphaController(mode, std::vector<double>(static_cast<size_t>(levels), alpha0), lr, adam_theta) {}
+
+AlphaController::AlphaController(AlphaMode mode, const std::vector<double>& alpha0, double lr, bool adam_theta)
+    : adam_m(alpha0.size(), 0.0), adam_v(alpha0.size(), 0.0), last_signal(alpha0.size(), 0.0), mode_(mode), lr_(lr),
       adam_theta_(adam_theta) {
-  if (alpha0 < 0 || alpha0 > 1) fail("alpha must be in [0, 1], got {}", alpha0);
+  for (double a : alpha0) {
+    if (a < 0 || a > 1) fail("alpha must be in [0, 1], got {}", a);
+    theta.push_back(mode == AlphaMode::Learned ? logit(a) : a);
+  }
 }
 
 double AlphaController::alpha(int level) const {

@@ -93,6 +93,7 @@ void forward_gradient_tangents(const Sae& sae, HyperState& hs, const SaeParams& 
 void update_forward_tangents(const Sae& sae, HyperState& hs, const SaeParams& g, const SaeParams& m,
                              const SaeParams& v, float lr, float beta1, float beta2, float eps, int64_t t) {
   Backend& be = sae.backend();
+  const double wn = std::sqrt(be.sum_squares(sae.params().flat));
   for (size_t l = 0; l < hs.z.size(); ++l) {
     if (hs.decay > 0.f) {  // truncation: older updates fade with this factor per step
       be.scale(hs.z[l].flat, hs.decay), be.scale(hs.zm[l].flat, hs.decay), be.scale(hs.zv[l].flat, hs.decay);
@@ -104,7 +105,7 @@ void update_forward_tangents(const Sae& sae, HyperState& hs, const SaeParams& g,
     // A tangent with ‖Z‖ > ‖W‖ claims a unit change of α moves W by more than its whole norm, far
     // outside where the linearisation means anything: such a Z is scaled back to ‖W‖ (with its
     // moments' tangents), keeping its direction.
-    const double zn = std::sqrt(be.sum_squares(hs.z[l].flat)), wn = std::sqrt(be.sum_squares(sae.params().flat));
+    const double zn = std::sqrt(be.sum_squares(hs.z[l].flat));
     if (zn > wn && wn > 0) {
       const float s = static_cast<float>(wn / zn);
       be.scale(hs.z[l].flat, s), be.scale(hs.zm[l].flat, s), be.scale(hs.zv[l].flat, s);

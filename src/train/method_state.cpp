@@ -12,8 +12,10 @@ MethodState::MethodState(const TrainConfig& cfg, const Sae& sae)
       sae_(sae),
       levels_(sae.levels()),
       dual_(cfg.penalty == "dual_adaptive"),
-      alpha_(alpha_mode_from_name(cfg.alpha_mode), static_cast<int>(levels_.size()), cfg.alpha, cfg.alpha_lr,
-             cfg.alpha_optimizer == "adam") {
+      alpha_(alpha_mode_from_name(cfg.alpha_mode),
+             cfg.alpha_per_level.empty() ? std::vector<double>(levels_.size(), cfg.alpha) : cfg.alpha_per_level,
+             cfg.alpha_lr, cfg.alpha_optimizer == "adam") {
+  SAELAB_ASSERT(alpha_.theta.size() == levels_.size(), "alpha_per_level checked against the architecture");
   if (dual_) weights_ = DualAdaptiveWeights(levels_, sae.config().d_sae, cfg.gamma, cfg.stats_decay, cfg.p_target);
   if (alpha_.mode() == AlphaMode::Learned) {
     hyper_.init(sae.config(), sae.backend().device(), levels_.size(), cfg.hypergradient == "forward");
@@ -32,13 +34,13 @@ SaeLossTerms MethodState::terms(float l1_warm) {
 SaeHyperRequest* MethodState::hyper_request() {
   requested_ = false;
   if (alpha_.mode() != AlphaMode::Learned || !weights_.ready()) return nullptr;
-  const double mean_m = weights_.mean_magnitude();
+  const double mean_m = weights_.typical_active_magnitude();
   if (mean_m <= 0) return nullptr;
   std::vector<float> wf, wm;
   weights_.components(wf, wm);
   request_.dw.resize(wf.size());
   for (size_t i = 0; i < wf.size(); ++i) request_.dw[i] = wf[i] - wm[i];
-  // method.md §2: ε ≈ 0.1 of the typical active magnitude, λ_J = λ·mean(m).
+  // method.md §2: ε ≈ 0.1 of the typical active magnitude, λ_J = λ·(that magnitude).
   request_.eps = static_cast<float>(cfg_.smooth_l0_eps_factor * mean_m);
   request_.lambda_J = static_cast<float>(cfg_.l1_coefficient * lambda_scale_ * mean_m);
   request_.smooth_l0 = cfg_.meta_objective == "mse_smooth_l0";
@@ -53,6 +55,7 @@ void MethodState::after_backward(const SaeBatchStats& st, const SaeLossTerms& te
                                  const GradientAt& gradient_at) {
   if (alpha_.mode() == AlphaMode::Learned && requested_) {
     last_J_ = request_.J;
+    last_lambda_J_ = request_.smooth_l0 ? request_.lambda_J : 0.0;
     if (hyper_.forward) {
       // α holds while λ ramps up: the trajectory so far says how α moves a warm-up, not training.
       if (hyper_.have_u && !warming_) alpha_.hyper_step(forward_hypergradients(sae_, hyper_));
@@ -100,6 +103,7 @@ void MethodState::save(std::vector<std::pair<std::string, std::vector<float>>>& 
   m["alpha_adam_v"] = alpha_.adam_v;
   m["alpha_naive_t"] = alpha_.naive_t;
   m["last_J"] = last_J_;
+  m["last_lambda_J"] = last_lambda_J_;
   if (dual_) {
     m["dual_seen"] = weights_.ready();
     tensors.push_back({"method.p", weights_.p});
@@ -129,6 +133,7 @@ void MethodState::load(const SafetensorsFile& f, const json& meta) {
   alpha_.adam_v = m.at("alpha_adam_v").get<std::vector<double>>();
   alpha_.naive_t = m.at("alpha_naive_t").get<int64_t>();
   last_J_ = m.value("last_J", 0.0);
+  last_lambda_J_ = m.value("last_lambda_J", 0.0);
   if (dual_) {
     weights_.p = f.read_f32("method.p");
     weights_.m = f.read_f32("method.m");

@@ -49,6 +49,7 @@ class MethodState {
   void load(const SafetensorsFile& f, const nlohmann::json& meta);
 
   double last_J() const { return last_J_; }
+  double last_lambda_J() const { return last_lambda_J_; }  // J's price on the smooth L0 (0: J = MSE)
 
  private:
   const TrainConfig& cfg_;
@@ -62,7 +63,7 @@ class MethodState {
   bool requested_ = false;
   bool warming_ = false;  // this step's λ is still in its warm-up ramp (set by terms())
   double lambda_scale_ = 1.0;
-  double last_J_ = 0;
+  double last_J_ = 0, last_lambda_J_ = 0;
 };
 
 }  // namespace saelab

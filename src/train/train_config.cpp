@@ -59,7 +59,7 @@ T setting(const json& v, const char* key, const std::string& where) {
   X(lr_decay_fraction) X(l1_coefficient) X(l1_warmup_fraction) X(b_dec_init) X(normalize_activations)           \
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
   X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty)    \
-  X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
+  X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_per_level) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
   X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches) X(grad_partitions) X(device) X(hypergradient) X(alpha_optimizer)
 
 json train_config_to_json(const TrainConfig& c) {
@@ -117,6 +117,13 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
   if (c.on_nonfinite != "stop" && c.on_nonfinite != "skip_batch")
     fail("{}: on_nonfinite must be stop or skip_batch, got '{}'", where, c.on_nonfinite);
   if (c.alpha < 0 || c.alpha > 1) fail("{}: alpha must be in [0, 1], got {}", where, c.alpha);
+  for (double a : c.alpha_per_level)
+    if (a < 0 || a > 1) fail("{}: alpha_per_level entries must be in [0, 1], got {}", where, a);
+  if (c.architecture != "hierarchical" && c.alpha_per_level.size() > 1)
+    fail("{}: alpha_per_level has {} entries but a {} SAE has one level", where, c.alpha_per_level.size(), c.architecture);
+  if (c.architecture == "hierarchical" && !c.alpha_per_level.empty() && c.alpha_per_level.size() != 2)
+    fail("{}: alpha_per_level of a hierarchical SAE needs 2 entries (parents, children), got {}", where,
+         c.alpha_per_level.size());
   if (c.alpha_mode != "fixed" && c.penalty != "dual_adaptive")
     fail("{}: alpha_mode '{}' needs penalty = \"dual_adaptive\"", where, c.alpha_mode);
   if (c.alpha_optimizer != "sgd" && c.alpha_optimizer != "adam")

@@ -48,7 +48,7 @@ float l1_at(const TrainConfig& c, int64_t step, int64_t total) {
 
 const char* kLogHeader =
     "step,tokens,loss,mse,penalty,aux,l0,explained_variance,lr,l1_coefficient,dead_fraction,dense_fraction,tokens_per_s\n";
-const char* kAlphaHeader = "step,level,alpha,theta,signal,J\n";
+const char* kAlphaHeader = "step,level,alpha,theta,signal,J,lambda_J\n";
 
 // Keeps the rows of a per-step CSV up to `step` (a resumed run rewrites what follows). The logs are
 // appended as training goes, so a killed run may leave a torn last line: only whole rows (newline-
@@ -484,8 +484,9 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
     if (writer && method.dual()) {
       const auto alphas = method.alphas();
       for (size_t l = 0; l < alphas.size(); ++l)
-        alpha_log << fmt::format("{},{},{:.8g},{:.8g},{:.6g},{:.6g}\n", step + 1, l, alphas[l], method.alpha().theta[l],
-                                 method.alpha().last_signal[l], method.last_J());
+        alpha_log << fmt::format("{},{},{:.8g},{:.8g},{:.6g},{:.6g},{:.6g}\n", step + 1, l, alphas[l],
+                                 method.alpha().theta[l], method.alpha().last_signal[l], method.last_J(),
+                                 method.last_lambda_J());
     }
 
     // Latent health from this batch's firing counts.
