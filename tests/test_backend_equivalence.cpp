@@ -283,6 +283,51 @@ TEST_P(BackendEquivalence, TopkRowsWithAndWithoutMask) {
   }
 }
 
+// The sparse decoder's three products against the dense ones in double, on f with at most k
+// non-zeros per row (some rows empty, some entries negative: the ops only skip zeros). The shapes
+// straddle the CUDA kernels' chunks (130 latents, 129 columns over 128-thread blocks).
+TEST_P(BackendEquivalence, SparseDecode) {
+  Backend& be = *GetParam();
+  struct Shape { int N, F, d, k; };
+  for (Shape s : {Shape{1, 1, 1, 1}, Shape{9, 77, 13, 5}, Shape{33, 130, 129, 7}, Shape{5, 40, 300, 40}}) {
+    std::vector<float> f(static_cast<size_t>(s.N) * s.F, 0.f);
+    std::mt19937_64 rng(41 + s.F);
+    for (int n = 0; n < s.N; ++n) {
+      if (n % 4 == 3) continue;  // an empty row
+      for (int j = 0; j < s.k; ++j) f[n * s.F + static_cast<int>(rng() % s.F)] = 0.5f + 0.1f * j - (j == 2 ? 1.f : 0.f);
+    }
+    const auto W = randn(static_cast<size_t>(s.F) * s.d, 42), dx = randn(static_cast<size_t>(s.N) * s.d, 43);
+    const auto g0 = randn(static_cast<size_t>(s.F) * s.d, 44);
+    const float alpha = 0.7f, beta = -0.4f;
+    std::vector<double> out(static_cast<size_t>(s.N) * s.d, 0.0), gW(g0.size()), df(f.size(), 0.0);
+    for (int i = 0; i < s.F; ++i)
+      for (int j = 0; j < s.d; ++j) gW[i * s.d + j] = beta * double(g0[i * s.d + j]);
+    for (int n = 0; n < s.N; ++n)
+      for (int i = 0; i < s.F; ++i) {
+        const double v = f[n * s.F + i];
+        if (v == 0.0) continue;
+        double dot = 0;
+        for (int j = 0; j < s.d; ++j) {
+          out[n * s.d + j] += v * W[i * s.d + j];
+          gW[i * s.d + j] += alpha * v * dx[n * s.d + j];
+          dot += double(dx[n * s.d + j]) * W[i * s.d + j];
+        }
+        df[n * s.F + i] = dot;
+      }
+    Tensor Fd = dev(be, f, {s.N, s.F}), Wd = dev(be, W, {s.F, s.d}), Xd = dev(be, dx, {s.N, s.d});
+    Tensor Od = dev(be, randn(out.size(), 45), {s.N, s.d}), Gd = dev(be, g0, {s.F, s.d});
+    Tensor Dd = dev(be, randn(f.size(), 46), {s.N, s.F});  // overwritten, zeros included
+    be.sparse_decode(Od, Fd, Wd);
+    be.sparse_decode_grad_w(Gd, Fd, Xd, alpha, beta);
+    be.sparse_decode_grad_f(Dd, Fd, Xd, Wd);
+    const std::string at = std::string(be.name()) + " N=" + std::to_string(s.N) + " F=" + std::to_string(s.F) +
+                           " d=" + std::to_string(s.d) + " k=" + std::to_string(s.k);
+    EXPECT_LE(rel_error(to_host_f32(be, Od), out), kTolF32Op) << at;
+    EXPECT_LE(rel_error(to_host_f32(be, Gd), gW), kTolF32Op) << at;
+    EXPECT_LE(rel_error(to_host_f32(be, Dd), df), kTolF32Op) << at;
+  }
+}
+
 TEST_P(BackendEquivalence, ColumnReductionsAndLatentStats) {
   Backend& be = *GetParam();
   const int N = 37, F = 515;

@@ -285,3 +285,23 @@ TEST(SaeGradients, TopKWithAuxKOnDeadLatents) {
   t.dead = {0, 1, 0, 1, 1, 0, 0, 1, 0};
   check_gradients(small(SaeArchitecture::TopK), t, 5);
 }
+
+// The sparse decoder (Backend::sparse_decode*) gives the same gradients: topk with and without
+// aux-k, and standard, whose ReLU backward also keeps ∂L/∂f only where f > 0.
+TEST(SaeGradients, SparseDecoder) {
+  SaeConfig c = small(SaeArchitecture::TopK);
+  c.sparse_decode = true;
+  check_gradients(c, SaeLossTerms{}, 14);
+  SaeLossTerms aux;
+  aux.dead = {0, 1, 0, 1, 1, 0, 0, 1, 0};
+  check_gradients(c, aux, 15);
+  SaeConfig s = small(SaeArchitecture::Standard);
+  s.sparse_decode = true;
+  SaeLossTerms l1;
+  l1.l1_coefficient = 0.4f;
+  l1.penalty_weights = {0.5f, 1.5f, 1.f, 2.f, 0.25f, 1.f, 3.f, 0.f, 1.f};
+  check_gradients(s, l1, 16);
+  SaeConfig h = hierarchical();
+  h.sparse_decode = true;
+  EXPECT_THROW(Sae(h, cpu_backend()), Error);
+}

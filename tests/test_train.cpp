@@ -239,6 +239,11 @@ TEST(TrainConfig, TomlAndJsonAgreeAndUnknownKeysAreNamed) {
   EXPECT_THROW(load_train_config(dir + "/levels2.toml"), Error);  // standard: one level
   test::write_text(dir + "/levels3.toml", "architecture = \"hierarchical\"\nalpha_per_level = [0.25, 1.5]\n");
   EXPECT_THROW(load_train_config(dir + "/levels3.toml"), Error);
+  // The sparse decoder is for topk and standard; the hierarchical gate gradient needs the dense one.
+  test::write_text(dir + "/decode.toml", "architecture = \"hierarchical\"\ndecode = \"sparse\"\n");
+  EXPECT_THROW(load_train_config(dir + "/decode.toml"), Error);
+  test::write_text(dir + "/decode2.toml", "architecture = \"topk\"\ndecode = \"sparse\"\n");
+  EXPECT_EQ(load_train_config(dir + "/decode2.toml").decode, "sparse");
 }
 
 TEST(ActivationLoader, SkipReplaysTheSameBatchesAndScaleApplies) {

@@ -61,6 +61,15 @@ class Backend {
   // f = max(pre, 0) there, 0 elsewhere. When `allowed` [F] (0/1) is given, only allowed latents
   // compete (aux-k over dead latents) and pre is not biased again (b may be empty).
   virtual void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) = 0;
+  // Sparse decode: the decoder's products over the non-zeros of f [N, F] only (top-k latents: at
+  // most k per row), N·k·d multiply-adds instead of N·F·d. Sums run over latents in index order
+  // (out) and rows in order (gW).
+  //   out[N,d] = f W            (W [F, d])
+  //   gW[F,d] = alpha·fᵀ dx + beta·gW
+  //   df[N,F] = dx Wᵀ where f ≠ 0, 0 elsewhere (all a top-k / ReLU backward keeps)
+  virtual void sparse_decode(TensorView out, TensorView f, TensorView W) = 0;
+  virtual void sparse_decode_grad_w(TensorView gW, TensorView f, TensorView dx, float alpha, float beta) = 0;
+  virtual void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView W) = 0;
   // out[F] = alpha * sum_n x[n, :] + beta * out
   virtual void col_sum(TensorView out, TensorView x, float alpha, float beta) = 0;
   // fires[F] = #{n: f[n,i] > 0}; mass[F] = sum_n f[n,i]

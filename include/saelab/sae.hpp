@@ -32,6 +32,10 @@ struct SaeConfig {
   // Hierarchical: width of the straight-through estimate of the gate's gradient (0: exact gradient,
   // where the gate is a step and parents never learn what turning off costs their children).
   float gate_ste_width = 0.f;
+  // Decoder products over the non-zeros of f only (Backend::sparse_decode*: N·k·d instead of
+  // N·F·d for top-k). Standard and topk; not hierarchical, whose gate gradient reads ∂L/∂f of
+  // children its parents switched off.
+  bool sparse_decode = false;
   // Provenance for the SAELens cfg.json.
   std::string model_name, hook_name;
   int hook_layer = 0, context_size = 128;

@@ -36,6 +36,9 @@ struct TrainConfig {
   bool orthogonal_children = true;  // keep each child's decoder row orthogonal to its parent's
   // Penalty weighting (method.md §1): l1 (w_i = 1) | dual_adaptive (frequency/magnitude balance α)
   std::string penalty = "l1";
+  // The decoder's products: dense GEMMs, or sparse over the non-zeros of f (N·k·d for topk instead
+  // of N·F·d). auto: sparse for topk with 8·k ≤ F, else dense. sparse: topk or standard.
+  std::string decode = "auto";
   float gamma = 0.5f, stats_decay = 0.99f, p_target = 0.01f;
   std::string alpha_mode = "fixed";  // fixed | learned | naive
   double alpha = 0.5;                // the fixed α, or the starting α of learned / naive

@@ -98,15 +98,26 @@ std::string render_report_html(const json& data) {
                        (*b)[key].get<double>(), (*b)["l0"].get<double>());
   const json& ag = data["alpha_agreement"];
   if (!ag.is_null() && !ag["best_manual_alpha"].is_null()) {
-    h += fmt::format("<li>Manual sweep: best α = {:.2f} by held-out J ({:.4g}).</li>", ag["best_manual_alpha"].get<double>(),
-                     ag["best_manual_J"].get<double>());
+    auto per_level = [](const json& alphas) {
+      std::string out;
+      for (const auto& a : alphas) out += fmt::format("{}{:.3f}", out.empty() ? "" : " / ", a.get<double>());
+      return out;
+    };
+    const json& best = ag.contains("best_manual_alpha_per_level") ? ag["best_manual_alpha_per_level"]
+                                                                   : json::array({ag["best_manual_alpha"]});
+    const double best_J = ag["best_manual_J"].get<double>();
+    h += fmt::format("<li>Manual sweep: best α = {} by held-out J ({:.4g}).</li>", per_level(best), best_J);
     for (const char* mode : {"learned", "naive"})
       if (ag.contains(mode)) {
-        std::string alphas;
-        for (const auto& a : ag[mode]["final_alpha"]) alphas += fmt::format("{}{:.3f}", alphas.empty() ? "" : " / ", a.get<double>());
-        h += fmt::format("<li>{} α ends at {} (per level): {} the sweep's optimum within one grid step; J gap {:+.4g}.</li>",
-                         mode, alphas, ag[mode]["agrees"].get<bool>() ? "agrees with" : "differs from",
-                         ag[mode]["J_gap"].get<double>());
+        const json& m = ag[mode];
+        const std::string verdict =
+            m["agrees"].get<bool>()
+                ? "within one grid step of the sweep's optimum"
+                : fmt::format("{:.2f} from the sweep's optimum at its farthest level, more than one grid step",
+                              m["distance_to_best_manual"].get<double>());
+        h += fmt::format("<li>{} α ends at {} (per level): {}; held-out J {:+.4g} against the best manual run ({:+.2f}%).</li>",
+                         mode, per_level(m["final_alpha"]), verdict, m["J_gap"].get<double>(),
+                         100.0 * m["J_gap"].get<double>() / best_J);
       }
   }
   h += "</ul>";

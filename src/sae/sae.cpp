@@ -55,6 +55,8 @@ Sae::Sae(SaeConfig cfg, Backend& be) : cfg_(std::move(cfg)), be_(be), params_(cf
   if (cfg_.architecture == SaeArchitecture::TopK && (cfg_.k <= 0 || cfg_.k > cfg_.d_sae))
     fail("topk SAE needs 0 < k <= d_sae (k = {}, d_sae = {})", cfg_.k, cfg_.d_sae);
   if (cfg_.k_aux <= 0) cfg_.k_aux = std::max(1, std::min(cfg_.d_in / 2, cfg_.d_sae));
+  if (cfg_.architecture == SaeArchitecture::Hierarchical && cfg_.sparse_decode)
+    fail("the hierarchical SAE cannot use the sparse decoder: its gate gradient needs ∂L/∂f where children are off");
   if (cfg_.architecture == SaeArchitecture::Hierarchical &&
       (cfg_.n_parents <= 0 || cfg_.children_per_parent <= 0 ||
        cfg_.d_sae != cfg_.n_parents * (1 + cfg_.children_per_parent)))
@@ -140,7 +142,8 @@ void Sae::encode(TensorView x, SaeWorkspace& ws) const {
 
 void Sae::decode(SaeWorkspace& ws, int64_t N) const {
   TensorView f = ws.f.view().rows(0, N), xhat = ws.xhat.view().rows(0, N);
-  be_.gemm(xhat, f, false, params_.W_dec, false, 1.f, 0.f);  // [N, F] x [F, d]
+  if (cfg_.sparse_decode) be_.sparse_decode(xhat, f, params_.W_dec);
+  else be_.gemm(xhat, f, false, params_.W_dec, false, 1.f, 0.f);  // [N, F] x [F, d]
   be_.add_row(xhat, params_.b_dec);
 }
 

@@ -55,7 +55,8 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   }
 
   // Decoder and its bias.
-  be_.gemm(g.W_dec, f, true, dxhat, false, 1.f, 0.f);  // [F, N] x [N, d]
+  if (cfg_.sparse_decode) be_.sparse_decode_grad_w(g.W_dec, f, dxhat, 1.f, 0.f);
+  else be_.gemm(g.W_dec, f, true, dxhat, false, 1.f, 0.f);  // [F, N] x [N, d]
   if (l1) {
     be_.copy(ws.dec_tmp, params_.W_dec);
     be_.upload(ws.vec_F.view(), norm_grad.data());
@@ -65,7 +66,9 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   be_.col_sum(g.b_dec, dxhat, 1.f, 0.f);
 
   // Back into the latents.
-  be_.gemm(df, dxhat, false, params_.W_dec, true, 1.f, 0.f);  // [N, d] x [d, F]
+  // Sparse: only where f ≠ 0, which is all the ReLU / top-k backward below keeps.
+  if (cfg_.sparse_decode) be_.sparse_decode_grad_f(df, f, dxhat, params_.W_dec);
+  else be_.gemm(df, dxhat, false, params_.W_dec, true, 1.f, 0.f);  // [N, d] x [d, F]
   be_.upload(ws.pen.view(), pen.data());
   if (cfg_.architecture == SaeArchitecture::Hierarchical)
     be_.hierarchy_backward(df, f, ws.pre.view().rows(0, N), ws.pen, cfg_.n_parents, cfg_.children_per_parent,

@@ -58,7 +58,7 @@ T setting(const json& v, const char* key, const std::string& where) {
   X(total_tokens) X(batch_size) X(lr) X(adam_beta1) X(adam_beta2) X(adam_eps) X(lr_warmup_fraction)             \
   X(lr_decay_fraction) X(l1_coefficient) X(l1_warmup_fraction) X(b_dec_init) X(normalize_activations)           \
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
-  X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty)    \
+  X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty) X(decode)    \
   X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_per_level) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
   X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches) X(grad_partitions) X(device) X(hypergradient) X(alpha_optimizer)
 
@@ -109,6 +109,11 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
   if (c.normalize_activations != "expected_average_only_in" && c.normalize_activations != "none")
     fail("{}: normalize_activations must be expected_average_only_in or none, got '{}'", where,
          c.normalize_activations);
+  if (c.decode != "auto" && c.decode != "dense" && c.decode != "sparse")
+    fail("{}: decode must be auto, dense or sparse, got '{}'", where, c.decode);
+  if (c.decode == "sparse" && c.architecture == "hierarchical")
+    fail("{}: decode = \"sparse\" is for topk and standard SAEs; the hierarchical SAE's gate gradient needs the dense "
+         "decoder", where);
   if (c.penalty != "l1" && c.penalty != "dual_adaptive")
     fail("{}: penalty must be l1 or dual_adaptive, got '{}'", where, c.penalty);
   if (c.penalty == "dual_adaptive" && c.architecture == "topk")

@@ -255,6 +255,20 @@ class CpuBackend final : public Backend {
     check_f32(out, "col_sum", "out"), check_f32(x, "col_sum", "x");
     cpu::col_sum(out, x, alpha, beta);
   }
+  void sparse_decode(TensorView out, TensorView f, TensorView W) override {
+    check_f32(out, "sparse_decode", "out"), check_f32(f, "sparse_decode", "f"), check_f32(W, "sparse_decode", "W");
+    cpu::sparse_decode(out, f, W);
+  }
+  void sparse_decode_grad_w(TensorView gW, TensorView f, TensorView dx, float alpha, float beta) override {
+    check_f32(gW, "sparse_decode_grad_w", "gW"), check_f32(f, "sparse_decode_grad_w", "f");
+    check_f32(dx, "sparse_decode_grad_w", "dx");
+    cpu::sparse_decode_grad_w(gW, f, dx, alpha, beta);
+  }
+  void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView W) override {
+    check_f32(df, "sparse_decode_grad_f", "df"), check_f32(f, "sparse_decode_grad_f", "f");
+    check_f32(dx, "sparse_decode_grad_f", "dx"), check_f32(W, "sparse_decode_grad_f", "W");
+    cpu::sparse_decode_grad_f(df, f, dx, W);
+  }
   void latent_stats(TensorView fires, TensorView mass, TensorView f) override {
     check_f32(fires, "latent_stats", "fires"), check_f32(mass, "latent_stats", "mass"), check_f32(f, "latent_stats", "f");
     cpu::latent_stats(fires, mass, f);

@@ -9,6 +9,10 @@ void add_row(TensorView y, TensorView b);
 void bias_relu(TensorView f, TensorView pre, TensorView b);
 void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed);
 void col_sum(TensorView out, TensorView x, float alpha, float beta);
+// cpu_sparse_ops.cpp
+void sparse_decode(TensorView out, TensorView f, TensorView W);
+void sparse_decode_grad_w(TensorView gW, TensorView f, TensorView dx, float alpha, float beta);
+void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView W);
 void latent_stats(TensorView fires, TensorView mass, TensorView f);
 void row_norms(TensorView out, TensorView W);
 void scale_rows(TensorView W, TensorView s);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../sparse_decode_shape.hpp"
 #include "cuda_kernels.cuh"
 #include "saelab/backend.hpp"
 
@@ -193,6 +194,24 @@ class CudaBackend final : public Backend {
     const int64_t F = out.numel();
     SAELAB_ASSERT(x.numel() % F == 0, "col_sum shapes {} -> {}", x.shape_str(), out.shape_str());
     cuda::col_sum(stream_, out.f32(), x.f32(), x.numel() / F, F, alpha, beta);
+  }
+  void sparse_decode(TensorView out, TensorView f, TensorView W) override {
+    check_f32(out, "sparse_decode", "out"), check_f32(f, "sparse_decode", "f"), check_f32(W, "sparse_decode", "W");
+    const auto [N, F, d] = sparse_decode_shape(f, W, out, "sparse_decode");
+    cuda::sparse_decode(stream_, out.f32(), f.f32(), W.f32(), N, F, d);
+  }
+  void sparse_decode_grad_w(TensorView gW, TensorView f, TensorView dx, float alpha, float beta) override {
+    check_f32(gW, "sparse_decode_grad_w", "gW"), check_f32(f, "sparse_decode_grad_w", "f");
+    check_f32(dx, "sparse_decode_grad_w", "dx");
+    const auto [N, F, d] = sparse_decode_shape(f, gW, dx, "sparse_decode_grad_w");
+    cuda::sparse_decode_grad_w(stream_, gW.f32(), f.f32(), dx.f32(), N, F, d, alpha, beta);
+  }
+  void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView W) override {
+    check_f32(df, "sparse_decode_grad_f", "df"), check_f32(f, "sparse_decode_grad_f", "f");
+    check_f32(dx, "sparse_decode_grad_f", "dx"), check_f32(W, "sparse_decode_grad_f", "W");
+    const auto [N, F, d] = sparse_decode_shape(f, W, dx, "sparse_decode_grad_f");
+    SAELAB_ASSERT(df.numel() == N * F, "sparse_decode_grad_f: df [N, F]");
+    cuda::sparse_decode_grad_f(stream_, df.f32(), f.f32(), dx.f32(), W.f32(), N, F, d);
   }
   void latent_stats(TensorView fires, TensorView mass, TensorView f) override {
     check_f32(fires, "latent_stats", "fires"), check_f32(mass, "latent_stats", "mass"), check_f32(f, "latent_stats", "f");

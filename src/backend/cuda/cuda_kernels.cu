@@ -206,6 +206,115 @@ __global__ void col_sum_k(float* out, const float* x, int64_t N, int64_t F, floa
     out[i] = alpha * acc + (beta == 0.f ? 0.f : beta * out[i]);
   }
 }
+// Sparse decode: a block per row of f (out, df) or per column (gW). Its non-zeros are compacted
+// into shared memory in index order (a warp ballot and a prefix over the warps, blockDim entries
+// at a time), then used by the block's threads across the d columns, coalesced. out and gW
+// accumulate over the compacted batches in order; df's dot products are block sums.
+constexpr int kDecodeThreads = 256;             // blockDim of the row kernels (8 warps)
+constexpr int kDecodeCap = 2 * kDecodeThreads;  // compacted non-zeros held at once (≥ one chunk)
+
+struct RowNonzeros {
+  int idx[kDecodeCap];
+  float val[kDecodeCap];
+  int warp_count[kDecodeThreads / 32];
+  int count;
+};
+
+// Appends the non-zeros of v[c, c + blockDim) (v[e] = base[e·stride], e < n) to nz in index
+// order; calls flush() (every thread) first when they might not fit. Every thread must call it.
+template <typename Flush>
+__device__ void compact_chunk(const float* base, int64_t stride, int64_t n, int64_t c, RowNonzeros& nz, Flush flush) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  const int64_t i = c + threadIdx.x;
+  const float v = i < n ? base[i * stride] : 0.f;
+  const unsigned ballot = __ballot_sync(0xffffffffu, v != 0.f);
+  if (lane == 0) nz.warp_count[warp] = __popc(ballot);
+  __syncthreads();
+  int before = 0, total = 0;
+  for (int w = 0; w < warps; ++w) {
+    before += w < warp ? nz.warp_count[w] : 0;
+    total += nz.warp_count[w];
+  }
+  if (nz.count + total > kDecodeCap) flush();  // uniform: every thread sees the same count and total
+  if (v != 0.f) {
+    const int pos = nz.count + before + __popc(ballot & ((1u << lane) - 1u));
+    nz.idx[pos] = static_cast<int>(i);
+    nz.val[pos] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) nz.count += total;
+  __syncthreads();
+}
+
+__global__ void sparse_decode_k(float* out, const float* f, const float* W, int64_t N, int64_t F, int64_t d) {
+  __shared__ RowNonzeros nz;
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    float* o = out + n * d;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) o[j] = 0.f;
+    if (threadIdx.x == 0) nz.count = 0;
+    __syncthreads();
+    auto flush = [&] {
+      for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+        float acc = o[j];
+        for (int t = 0; t < nz.count; ++t) acc += nz.val[t] * W[static_cast<int64_t>(nz.idx[t]) * d + j];
+        o[j] = acc;
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) nz.count = 0;
+      __syncthreads();
+    };
+    for (int64_t c = 0; c < F; c += blockDim.x) compact_chunk(f + n * F, 1, F, c, nz, flush);
+    flush();
+  }
+}
+// A block per latent i: its column of f compacted like a row, rows in order.
+__global__ void sparse_decode_grad_w_k(float* gW, const float* f, const float* dx, int64_t N, int64_t F, int64_t d,
+                                       float alpha, float beta) {
+  __shared__ RowNonzeros nz;
+  for (int64_t i = blockIdx.x; i < F; i += gridDim.x) {
+    float* g = gW + i * d;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) g[j] = beta == 0.f ? 0.f : beta * g[j];
+    if (threadIdx.x == 0) nz.count = 0;
+    __syncthreads();
+    auto flush = [&] {
+      for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+        float acc = g[j];
+        for (int t = 0; t < nz.count; ++t) acc += alpha * nz.val[t] * dx[static_cast<int64_t>(nz.idx[t]) * d + j];
+        g[j] = acc;
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) nz.count = 0;
+      __syncthreads();
+    };
+    for (int64_t c = 0; c < N; c += blockDim.x) compact_chunk(f + i, F, N, c, nz, flush);
+    flush();
+  }
+}
+__global__ void sparse_decode_grad_f_k(float* df, const float* f, const float* dx, const float* W, int64_t N,
+                                       int64_t F, int64_t d) {
+  __shared__ RowNonzeros nz;
+  __shared__ float sums[32];
+  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    for (int64_t i = threadIdx.x; i < F; i += blockDim.x) df[n * F + i] = 0.f;
+    if (threadIdx.x == 0) nz.count = 0;
+    __syncthreads();
+    const float* x = dx + n * d;
+    auto flush = [&] {
+      for (int t = 0; t < nz.count; ++t) {
+        const float* w = W + static_cast<int64_t>(nz.idx[t]) * d;
+        float part = 0.f;
+        for (int64_t j = threadIdx.x; j < d; j += blockDim.x) part += x[j] * w[j];
+        part = block_sum(part, sums);
+        if (threadIdx.x == 0) df[n * F + nz.idx[t]] = part;
+      }
+      __syncthreads();
+      if (threadIdx.x == 0) nz.count = 0;
+      __syncthreads();
+    };
+    for (int64_t c = 0; c < F; c += blockDim.x) compact_chunk(f + n * F, 1, F, c, nz, flush);
+    flush();
+  }
+}
 __global__ void latent_stats_k(float* fires, float* mass, const float* f, int64_t N, int64_t F) {
   SAELAB_FOR(i, F) {
     float c = 0.f, s = 0.f;
@@ -406,6 +515,17 @@ void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float
 }
 void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta) {
   col_sum_k<<<blocks_for(F), kThreads, 0, s>>>(out, x, N, F, alpha, beta);
+}
+void sparse_decode(cudaStream_t s, float* out, const float* f, const float* W, int64_t N, int64_t F, int64_t d) {
+  sparse_decode_k<<<blocks_for(N, 1), kDecodeThreads, 0, s>>>(out, f, W, N, F, d);
+}
+void sparse_decode_grad_w(cudaStream_t s, float* gW, const float* f, const float* dx, int64_t N, int64_t F, int64_t d,
+                          float alpha, float beta) {
+  sparse_decode_grad_w_k<<<blocks_for(F, 1), kDecodeThreads, 0, s>>>(gW, f, dx, N, F, d, alpha, beta);
+}
+void sparse_decode_grad_f(cudaStream_t s, float* df, const float* f, const float* dx, const float* W, int64_t N,
+                          int64_t F, int64_t d) {
+  sparse_decode_grad_f_k<<<blocks_for(N, 1), kDecodeThreads, 0, s>>>(df, f, dx, W, N, F, d);
 }
 void latent_stats(cudaStream_t s, float* fires, float* mass, const float* f, int64_t N, int64_t F) {
   latent_stats_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, f, N, F);

@@ -23,6 +23,11 @@ void bias_relu(cudaStream_t s, float* f, float* pre, const float* b, int64_t N, 
 void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
                int k);
 void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta);
+void sparse_decode(cudaStream_t s, float* out, const float* f, const float* W, int64_t N, int64_t F, int64_t d);
+void sparse_decode_grad_w(cudaStream_t s, float* gW, const float* f, const float* dx, int64_t N, int64_t F, int64_t d,
+                          float alpha, float beta);
+void sparse_decode_grad_f(cudaStream_t s, float* df, const float* f, const float* dx, const float* W, int64_t N,
+                          int64_t F, int64_t d);
 void latent_stats(cudaStream_t s, float* fires, float* mass, const float* f, int64_t N, int64_t F);
 void row_norms(cudaStream_t s, float* out, const float* W, int64_t F, int64_t d);
 void scale_rows(cudaStream_t s, float* W, const float* sc, int64_t F, int64_t d);
