@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -54,6 +55,23 @@ TEST(ProbeData, SplitsAreBalancedDeterministicAndByGroup) {
     EXPECT_EQ(2 * pos, static_cast<int>(a.train_label.size())) << t.name << " is not balanced";
     std::set<std::string> train_groups(a.train_group.begin(), a.train_group.end());
     for (const auto& g : a.test_group) EXPECT_FALSE(train_groups.count(g)) << t.name << ": group " << g << " straddles";
+  }
+}
+
+// The splits hash each example's group; groups named by file must not carry the data root's
+// location, or the same suite splits differently under ../shared and $SAELAB_SHARED.
+TEST(ProbeData, SplitsDoNotDependOnWhereTheDataRootIs) {
+  namespace fs = std::filesystem;
+  const std::string link = test::make_temp_dir("root") + "/elsewhere";
+  fs::create_directory_symlink(fs::absolute(test::shared_root()), link);
+  const ProbeSuite moved = load_probe_suite(std::string(SAELAB_SOURCE_DIR) + "/data/probe_tasks.json", link);
+  ASSERT_EQ(moved.tasks.size(), suite().tasks.size());
+  for (const auto& t : suite().tasks) {
+    const ProbeSplit a = make_probe_split(suite().dataset(t.dataset), t.positive, 200, 100, 42);
+    const ProbeSplit b = make_probe_split(moved.dataset(t.dataset), t.positive, 200, 100, 42);
+    EXPECT_EQ(a.train_text, b.train_text) << t.name;
+    EXPECT_EQ(a.test_text, b.test_text) << t.name;
+    EXPECT_EQ(a.train_group, b.train_group) << t.name;
   }
 }
 

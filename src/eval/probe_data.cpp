@@ -31,6 +31,14 @@ std::vector<std::string> paths_of(const json& spec, const std::string& root) {
   return out;
 }
 
+// A file of paths_of as the task file names it (relative to the data root). Examples without a
+// group field are grouped by "<this>:<line>": the split hashes the group, so it must not depend on
+// where the data root is mounted.
+std::string relative_to_root(const std::string& path, const std::string& root) {
+  SAELAB_ASSERT(path.compare(0, root.size() + 1, root + "/") == 0, "'{}' is not under '{}'", path, root);
+  return path.substr(root.size() + 1);
+}
+
 // Drops leading whitespace, /* ... */ blocks and // lines (licence headers of C and Java files).
 std::string strip_leading_comments(const std::string& s) {
   size_t i = 0;
@@ -86,7 +94,8 @@ void load_jsonl(const json& spec, const std::string& root, ProbeDataset& ds) {
       } else if (skip.contains(t.label)) {
         t.text = t.text.substr(std::min(t.text.size(), skip_chars(t.label)));
       }
-      t.group = !group_field.empty() && j.contains(group_field) ? j[group_field].dump() : path + ":" + std::to_string(n);
+      t.group = !group_field.empty() && j.contains(group_field) ? j[group_field].dump()
+                                                                : relative_to_root(path, root) + ":" + std::to_string(n);
       if (chunk > 0) {
         // Long documents become several examples of about `chunk` characters (cut at line ends);
         // they keep the document's group, so a document never straddles train and test.
@@ -213,7 +222,7 @@ void load_agnews(const json& spec, const std::string& root, ProbeDataset& ds) {
     if (c < 1 || c > static_cast<int>(classes.size())) fail("'{}' line {}: class {} out of range", path, n, fields[0]);
     std::string desc = fields[2];
     std::replace(desc.begin(), desc.end(), '\\', ' ');
-    ds.items.push_back({fields[1] + ". " + desc, classes[c - 1], path + ":" + std::to_string(n)});
+    ds.items.push_back({fields[1] + ". " + desc, classes[c - 1], relative_to_root(path, root) + ":" + std::to_string(n)});
   }
 }
 
