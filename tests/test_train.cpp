@@ -217,24 +217,16 @@ TEST(TrainConfig, TomlAndJsonAgreeAndUnknownKeysAreNamed) {
                                         "checkpoint_fractions": [0.5, 1.0]})");
   EXPECT_EQ(train_config_to_json(load_train_config(dir + "/a.toml")), train_config_to_json(load_train_config(dir + "/a.json")));
   test::write_text(dir + "/bad.toml", "learning_rate = 0.1\n");
-  try {
-    load_train_config(dir + "/bad.toml");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("unknown setting 'learning_rate'"), std::string::npos) << e.what();
-  }
+  const std::string unknown = test::error_of([&] { load_train_config(dir + "/bad.toml"); });
+  EXPECT_NE(unknown.find("unknown setting 'learning_rate'"), std::string::npos) << unknown;
   test::write_text(dir + "/bad2.toml", "architecture = \"gated\"\n");
   EXPECT_THROW(load_train_config(dir + "/bad2.toml"), Error);
   test::write_text(dir + "/bad3.toml", "lr = [\n");
   EXPECT_THROW(load_train_config(dir + "/bad3.toml"), Error);
   // α per level: one entry per level of the architecture, each in [0, 1].
   test::write_text(dir + "/levels.toml", "architecture = \"hierarchical\"\nalpha_per_level = [0.25, 1.0, 0.5]\n");
-  try {
-    load_train_config(dir + "/levels.toml");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("needs 2 entries (parents, children), got 3"), std::string::npos) << e.what();
-  }
+  const std::string levels = test::error_of([&] { load_train_config(dir + "/levels.toml"); });
+  EXPECT_NE(levels.find("needs 2 entries (parents, children), got 3"), std::string::npos) << levels;
   test::write_text(dir + "/levels2.toml", "alpha_per_level = [0.25, 0.5]\n");
   EXPECT_THROW(load_train_config(dir + "/levels2.toml"), Error);  // standard: one level
   test::write_text(dir + "/levels3.toml", "architecture = \"hierarchical\"\nalpha_per_level = [0.25, 1.5]\n");

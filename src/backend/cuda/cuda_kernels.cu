@@ -208,8 +208,9 @@ __global__ void col_sum_k(float* out, const float* x, int64_t N, int64_t F, floa
 }
 // Sparse decode: a block per row of f (out, df) or per column (gW). Its non-zeros are compacted
 // into shared memory in index order (a warp ballot and a prefix over the warps, blockDim entries
-// at a time), then used by the block's threads across the d columns, coalesced. out and gW
-// accumulate over the compacted batches in order; df's dot products are block sums.
+// at a time), then used by the block's threads across the d columns, coalesced. out and gW are one
+// kernel (sparse_gather_k), accumulating over the compacted batches in order; df's dot products
+// are block sums.
 constexpr int kDecodeThreads = 256;             // blockDim of the row kernels (8 warps)
 constexpr int kDecodeCap = 2 * kDecodeThreads;  // compacted non-zeros held at once (≥ one chunk)
 
@@ -246,47 +247,28 @@ __device__ void compact_chunk(const float* base, int64_t stride, int64_t n, int6
   __syncthreads();
 }
 
-__global__ void sparse_decode_k(float* out, const float* f, const float* W, int64_t N, int64_t F, int64_t d) {
+// out[r, :] = beta·out[r, :] + alpha·Σ_e v_r[e]·M[e, :] over the non-zeros of v_r[e] =
+// v[r·row_step + e·stride], e < n, in order: x̂ = f W_dec (rows of f, M = W_dec) and
+// ∇W_dec = fᵀ dx̂ (columns of f, M = dx̂). A block per output row.
+__global__ void sparse_gather_k(float* out, int64_t R, int64_t d, const float* v, int64_t row_step, int64_t stride,
+                                int64_t n, const float* M, float alpha, float beta) {
   __shared__ RowNonzeros nz;
-  for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    float* o = out + n * d;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) o[j] = 0.f;
+  for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
+    float* o = out + r * d;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) o[j] = beta == 0.f ? 0.f : beta * o[j];
     if (threadIdx.x == 0) nz.count = 0;
     __syncthreads();
     auto flush = [&] {
       for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
         float acc = o[j];
-        for (int t = 0; t < nz.count; ++t) acc += nz.val[t] * W[static_cast<int64_t>(nz.idx[t]) * d + j];
+        for (int t = 0; t < nz.count; ++t) acc += alpha * nz.val[t] * M[static_cast<int64_t>(nz.idx[t]) * d + j];
         o[j] = acc;
       }
       __syncthreads();
       if (threadIdx.x == 0) nz.count = 0;
       __syncthreads();
     };
-    for (int64_t c = 0; c < F; c += blockDim.x) compact_chunk(f + n * F, 1, F, c, nz, flush);
-    flush();
-  }
-}
-// A block per latent i: its column of f compacted like a row, rows in order.
-__global__ void sparse_decode_grad_w_k(float* gW, const float* f, const float* dx, int64_t N, int64_t F, int64_t d,
-                                       float alpha, float beta) {
-  __shared__ RowNonzeros nz;
-  for (int64_t i = blockIdx.x; i < F; i += gridDim.x) {
-    float* g = gW + i * d;
-    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) g[j] = beta == 0.f ? 0.f : beta * g[j];
-    if (threadIdx.x == 0) nz.count = 0;
-    __syncthreads();
-    auto flush = [&] {
-      for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
-        float acc = g[j];
-        for (int t = 0; t < nz.count; ++t) acc += alpha * nz.val[t] * dx[static_cast<int64_t>(nz.idx[t]) * d + j];
-        g[j] = acc;
-      }
-      __syncthreads();
-      if (threadIdx.x == 0) nz.count = 0;
-      __syncthreads();
-    };
-    for (int64_t c = 0; c < N; c += blockDim.x) compact_chunk(f + i, F, N, c, nz, flush);
+    for (int64_t c = 0; c < n; c += blockDim.x) compact_chunk(v + r * row_step, stride, n, c, nz, flush);
     flush();
   }
 }
@@ -517,11 +499,11 @@ void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, f
   col_sum_k<<<blocks_for(F), kThreads, 0, s>>>(out, x, N, F, alpha, beta);
 }
 void sparse_decode(cudaStream_t s, float* out, const float* f, const float* W, int64_t N, int64_t F, int64_t d) {
-  sparse_decode_k<<<blocks_for(N, 1), kDecodeThreads, 0, s>>>(out, f, W, N, F, d);
+  sparse_gather_k<<<blocks_for(N, 1), kDecodeThreads, 0, s>>>(out, N, d, f, F, 1, F, W, 1.f, 0.f);
 }
 void sparse_decode_grad_w(cudaStream_t s, float* gW, const float* f, const float* dx, int64_t N, int64_t F, int64_t d,
                           float alpha, float beta) {
-  sparse_decode_grad_w_k<<<blocks_for(F, 1), kDecodeThreads, 0, s>>>(gW, f, dx, N, F, d, alpha, beta);
+  sparse_gather_k<<<blocks_for(F, 1), kDecodeThreads, 0, s>>>(gW, F, d, f, 1, F, N, dx, alpha, beta);
 }
 void sparse_decode_grad_f(cudaStream_t s, float* df, const float* f, const float* dx, const float* W, int64_t N,
                           int64_t F, int64_t d) {
