@@ -27,6 +27,12 @@ void train_step(benchmark::State& st, Backend* backend, SaeArchitecture arch, bo
   c.d_sae = F;
   c.k = 32;
   c.sparse_decode = sparse;
+  if (arch == SaeArchitecture::Hierarchical) {  // 4 children a parent, as the experiment's
+    c.children_per_parent = 4;
+    c.n_parents = F / 5;
+    c.d_sae = F = c.n_parents * 5;
+    c.gate_ste_width = 0.1f;
+  }
   Sae sae(c, be);
   sae.init(1, 0.1f, {});
   SaeParams grads(sae.config(), be.device()), m(sae.config(), be.device()), v(sae.config(), be.device());
@@ -63,10 +69,12 @@ int main(int argc, char** argv) {
     const bool gpu = be->device() == Device::CUDA;
     std::vector<Shape> standard = {{128, 1024, 4096}, {512, 4096, 4096}, {2304, 16384, 1024}};
     std::vector<Shape> topk = {{128, 1024, 4096}, {512, 4096, 4096}};
+    std::vector<Shape> hierarchical = {{128, 1024, 4096}, {512, 4096, 4096}};  // F rounded down to 5·P
     if (gpu) {  // the widths users train on a GPU (gemma-2-2b's d = 2304)
       standard.push_back({2304, 16384, 4096});
       standard.push_back({2304, 65536, 4096});
       topk.push_back({2304, 16384, 4096});
+      hierarchical.push_back({2304, 16384, 4096});
     }
     struct Family {
       SaeArchitecture arch;
@@ -74,7 +82,8 @@ int main(int argc, char** argv) {
       const std::vector<Shape>& shapes;
     };
     for (const Family& fam : {Family{SaeArchitecture::Standard, false, standard}, Family{SaeArchitecture::TopK, false, topk},
-                              Family{SaeArchitecture::TopK, true, topk}})
+                              Family{SaeArchitecture::TopK, true, topk},
+                              Family{SaeArchitecture::Hierarchical, false, hierarchical}})
       for (const Shape& sh : fam.shapes)
         benchmark::RegisterBenchmark(fmt::format("train_step/{}/{}{}/d{}/F{}/N{}", be->name(),
                                                  sae_architecture_name(fam.arch), fam.sparse ? "_sparse" : "", sh.d,

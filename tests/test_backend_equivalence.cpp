@@ -231,25 +231,70 @@ TEST_P(BackendEquivalence, RowBroadcastsAndElementwise) {
   EXPECT_NEAR(be.sum_squares(X), ss, 1e-9 * ss);
 }
 
-TEST_P(BackendEquivalence, BiasReluAndReluBackward) {
+TEST_P(BackendEquivalence, ReluBackward) {
   Backend& be = *GetParam();
   const int N = 11, F = 300;
-  const auto pre = randn(N * F, 23), b = randn(F, 24), g = randn(N * F, 25), pen = randn(F, 26);
-  std::vector<double> pre_ref(N * F), f_ref(N * F), g_ref(N * F);
+  auto f = randn(N * F, 23);
+  for (auto& v : f) v = std::max(v, 0.f);
+  const auto g = randn(N * F, 25), pen = randn(F, 26);
+  std::vector<double> g_ref(N * F);
   for (int n = 0; n < N; ++n)
-    for (int i = 0; i < F; ++i) {
-      const double v = double(pre[n * F + i]) + b[i];
-      pre_ref[n * F + i] = v;
-      f_ref[n * F + i] = std::max(v, 0.0);
-      g_ref[n * F + i] = v > 0 ? double(g[n * F + i]) + pen[i] : 0.0;
-    }
-  Tensor P = dev(be, pre, {N, F}), B = dev(be, b, {F}), Fo({N, F}, DType::F32, be.device());
-  be.bias_relu(Fo, P, B);
-  EXPECT_LE(rel_error(to_host_f32(be, P), pre_ref), kTolF32Op);
-  EXPECT_LE(rel_error(to_host_f32(be, Fo), f_ref), kTolF32Op);
-  Tensor Gr = dev(be, g, {N, F}), Pen = dev(be, pen, {F});
+    for (int i = 0; i < F; ++i) g_ref[n * F + i] = f[n * F + i] > 0 ? double(g[n * F + i]) + pen[i] : 0.0;
+  Tensor Fo = dev(be, f, {N, F}), Gr = dev(be, g, {N, F}), Pen = dev(be, pen, {F});
   be.relu_backward(Gr, Fo, Pen);
   EXPECT_LE(rel_error(to_host_f32(be, Gr), g_ref), kTolF32Op);
+}
+
+// The fused encoder epilogue against the unfused definition in double: bias, then ReLU and the
+// hierarchy's gate or top-k, then the per-latent statistics. Shapes span one and several row
+// chunks (kEpilogueRows), column groups cut mid-family, and a family wider than a group.
+TEST_P(BackendEquivalence, EncodeEpilogue) {
+  Backend& be = *GetParam();
+  struct Case { int N, P, m, k; bool children_on; };
+  const Case cases[] = {{1, 1, 0, 0, true},     {7, 300, 0, 0, true},    {kEpilogueRows + 3, 515, 0, 0, true},
+                        {9, 77, 0, 5, true},    {200, 300, 0, 3, true},  {2 * kEpilogueRows, 77, 0, 77, true},
+                        {13, 5, 3, 0, true},    {150, 61, 4, 0, true},   {150, 61, 4, 0, false},
+                        {70, 2, 300, 0, true}};
+  for (const Case& cs : cases) {
+    const int N = cs.N, F = cs.P + cs.P * cs.m;
+    auto pre = randn(static_cast<size_t>(N) * F, 60 + N + F);
+    pre[0] = 0.f;  // an exact zero: not a firing
+    const auto b = randn(F, 61);
+    std::vector<double> pre_ref(pre.size()), f_ref(pre.size(), 0.0), fires(F, 0.0), mass(F, 0.0);
+    for (int n = 0; n < N; ++n) {
+      for (int i = 0; i < F; ++i) pre_ref[n * F + i] = double(static_cast<float>(pre[n * F + i] + b[i]));
+      if (cs.k > 0) {
+        std::vector<std::pair<double, int>> row;
+        for (int i = 0; i < F; ++i) row.push_back({pre_ref[n * F + i], -i});
+        std::sort(row.rbegin(), row.rend());
+        for (int j = 0; j < std::min(cs.k, F); ++j) f_ref[n * F - row[j].second] = std::max(row[j].first, 0.0);
+      } else {
+        for (int i = 0; i < F; ++i) f_ref[n * F + i] = std::max(pre_ref[n * F + i], 0.0);
+        if (cs.m > 0)
+          for (int j = 0; j < cs.P * cs.m; ++j)
+            if (!cs.children_on || !(f_ref[n * F + j / cs.m] > 0)) f_ref[n * F + cs.P + j] = 0.0;
+      }
+      for (int i = 0; i < F; ++i) {
+        fires[i] += f_ref[n * F + i] > 0 ? 1 : 0;
+        mass[i] += f_ref[n * F + i];
+      }
+    }
+    EncoderActivation act;
+    act.k = cs.k;
+    if (cs.m > 0) act.n_parents = cs.P, act.children_per_parent = cs.m, act.children_on = cs.children_on;
+    const std::string at = std::string(be.name()) + " N=" + std::to_string(N) + " F=" + std::to_string(F) +
+                           " m=" + std::to_string(cs.m) + " k=" + std::to_string(cs.k);
+    for (int with_stats = 0; with_stats < 2; ++with_stats) {
+      Tensor Pd = dev(be, pre, {N, F}), Bd = dev(be, b, {F}), Fo = dev(be, randn(pre.size(), 62), {N, F});
+      Tensor Fi = dev(be, randn(F, 63), {F}), Ma = dev(be, randn(F, 64), {F});  // overwritten, not accumulated
+      be.encode_epilogue(Fo, Pd, Bd, act, with_stats ? Fi.view() : TensorView{}, with_stats ? Ma.view() : TensorView{});
+      EXPECT_LE(rel_error(to_host_f32(be, Pd), pre_ref), 0.0) << at;
+      EXPECT_LE(rel_error(to_host_f32(be, Fo), f_ref), 0.0) << at;
+      if (!with_stats) continue;
+      EXPECT_LE(rel_error(to_host_f32(be, Fi), fires), 0.0) << at;
+      EXPECT_LE(rel_error(to_host_f32(be, Ma), mass), kTolF32Op) << at;
+    }
+  }
 }
 
 TEST_P(BackendEquivalence, TopkRowsWithAndWithoutMask) {
@@ -328,29 +373,19 @@ TEST_P(BackendEquivalence, SparseDecode) {
   }
 }
 
-TEST_P(BackendEquivalence, ColumnReductionsAndLatentStats) {
+TEST_P(BackendEquivalence, ColumnSum) {
   Backend& be = *GetParam();
   const int N = 37, F = 515;
-  auto x = randn(N * F, 29);
-  for (size_t i = 0; i < x.size(); i += 3) x[i] = std::max(x[i], 0.f);
-  const auto out0 = randn(F, 30);
-  std::vector<double> cs(F), fires(F, 0), mass(F, 0);
+  const auto x = randn(N * F, 29), out0 = randn(F, 30);
+  std::vector<double> cs(F);
   for (int i = 0; i < F; ++i) {
     double s = 0;
-    for (int n = 0; n < N; ++n) {
-      s += x[n * F + i];
-      fires[i] += x[n * F + i] > 0 ? 1 : 0;
-      mass[i] += x[n * F + i];
-    }
+    for (int n = 0; n < N; ++n) s += x[n * F + i];
     cs[i] = 2.0 * s - 0.5 * out0[i];
   }
   Tensor X = dev(be, x, {N, F}), O = dev(be, out0, {F});
   be.col_sum(O, X, 2.f, -0.5f);
   EXPECT_LE(rel_error(to_host_f32(be, O), cs), kTolF32Op);
-  Tensor Fi = dev(be, out0, {F}), Ma = dev(be, out0, {F});  // overwritten, not accumulated
-  be.latent_stats(Fi, Ma, X);
-  EXPECT_LE(rel_error(to_host_f32(be, Fi), fires), 0.0);
-  EXPECT_LE(rel_error(to_host_f32(be, Ma), mass), kTolF32Op);
 }
 
 TEST_P(BackendEquivalence, DecoderRowOps) {
@@ -400,24 +435,6 @@ TEST_P(BackendEquivalence, Adam) {
   EXPECT_LE(rel_error(to_host_f32(be, P), pr), kTolF32Op);
   EXPECT_LE(rel_error(to_host_f32(be, M), mr), kTolF32Op);
   EXPECT_LE(rel_error(to_host_f32(be, V), vr), kTolF32Op);
-}
-
-TEST_P(BackendEquivalence, HierarchyGate) {
-  Backend& be = *GetParam();
-  const int N = 7, P = 5, m = 3, F = P + P * m;
-  auto f = randn(N * F, 40);
-  for (auto& v : f) v = std::max(v, 0.f);
-  std::vector<double> want(f.begin(), f.end());
-  for (int n = 0; n < N; ++n)
-    for (int j = 0; j < P * m; ++j)
-      if (!(f[n * F + j / m] > 0)) want[n * F + P + j] = 0;
-  Tensor T = dev(be, f, {N, F});
-  be.hierarchy_gate(T, P, m, true);
-  EXPECT_LE(rel_error(to_host_f32(be, T), want), 0.0);
-  for (int n = 0; n < N; ++n)
-    for (int j = 0; j < P * m; ++j) want[n * F + P + j] = 0;
-  be.hierarchy_gate(T, P, m, false);
-  EXPECT_LE(rel_error(to_host_f32(be, T), want), 0.0);
 }
 
 TEST_P(BackendEquivalence, SmoothL0AndDots) {

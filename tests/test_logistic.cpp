@@ -59,8 +59,11 @@ TEST(Logistic, NewtonAndLbfgsAgreeAndAPlantedFeatureIsFound) {
   const BinaryScores s = score_logistic(newton, X, n, k, y);
   EXPECT_GT(s.accuracy, 0.95);
   EXPECT_GT(s.f1, 0.95);
-  for (int j = 0; j < k; ++j)
-    if (j != 7) EXPECT_LT(std::abs(newton.w[j]), std::abs(newton.w[7]));
+  for (int j = 0; j < k; ++j) {
+    if (j != 7) {
+      EXPECT_LT(std::abs(newton.w[j]), std::abs(newton.w[7]));
+    }
+  }
 }
 
 TEST(Logistic, ScoresCountAccuracyAndF1) {

@@ -15,6 +15,21 @@ namespace saelab {
 // Hugging Face Llama rotates (i, i + hd/2) ("rotate_half").
 enum class RopeStyle : uint8_t { Interleaved, Half };
 
+// The encoder's activation, applied by Backend::encode_epilogue to pre = (x − b_dec) W_enc + b_enc.
+struct EncoderActivation {
+  // > 0: per row keep the k largest pre (ties: lower index) as max(pre, 0), zero elsewhere
+  // (as topk_rows). 0: ReLU, f = max(pre, 0).
+  int k = 0;
+  // Two-level hierarchy (ReLU only): latents [0, P) are parents, [P, P + P·m) children; child j
+  // (column P + j) is zeroed where its parent j / m is not active, f[n, P+j] *= 1[f[n, j/m] > 0];
+  // children_on = false zeroes every child (parents-first training). P = 0: no hierarchy.
+  int n_parents = 0, children_per_parent = 0;
+  bool children_on = true;
+};
+
+// Rows a chunk of encode_epilogue's statistics (both backends).
+constexpr int64_t kEpilogueRows = 64;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -55,8 +70,15 @@ class Backend {
   virtual void sub_row(TensorView y, TensorView x, TensorView b) = 0;
   // y[N,d] += b[d]
   virtual void add_row(TensorView y, TensorView b) = 0;
-  // pre[N,F] += b[F]; f = max(pre, 0)
-  virtual void bias_relu(TensorView f, TensorView pre, TensorView b) = 0;
+  // The encoder's epilogue, fused: one pass over pre [N, F] that adds the bias, applies the
+  // activation and gathers the per-latent statistics every training step needs.
+  //   pre += b[F]; f = act(pre), act as in EncoderActivation;
+  //   fires[F] = #{n: f[n,i] > 0}, mass[F] = Σ_n f[n,i]  (skipped when fires is empty)
+  // mass prices the L1 penalty (Σ_i pen_i mass_i) and feeds the frequency and magnitude EMAs.
+  // Statistics are summed over chunks of kEpilogueRows rows, the chunks added in order, so they do
+  // not depend on the thread count.
+  virtual void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderActivation& act,
+                               TensorView fires, TensorView mass) = 0;
   // pre[N,F] += b[F]; per row keep the k largest pre (ties: lower index) and write
   // f = max(pre, 0) there, 0 elsewhere. When `allowed` [F] (0/1) is given, only allowed latents
   // compete (aux-k over dead latents) and pre is not biased again (b may be empty).
@@ -72,8 +94,6 @@ class Backend {
   virtual void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView W) = 0;
   // out[F] = alpha * sum_n x[n, :] + beta * out
   virtual void col_sum(TensorView out, TensorView x, float alpha, float beta) = 0;
-  // fires[F] = #{n: f[n,i] > 0}; mass[F] = sum_n f[n,i]
-  virtual void latent_stats(TensorView fires, TensorView mass, TensorView f) = 0;
   // out[F] = ||W[i, :]||
   virtual void row_norms(TensorView out, TensorView W) = 0;
   // W[i, :] *= s[i]
@@ -90,10 +110,6 @@ class Backend {
   virtual void axpy(TensorView y, TensorView x, float alpha) = 0;
   // y *= alpha, elementwise
   virtual void scale(TensorView y, float alpha) = 0;
-  // Two-level hierarchy: latents [0, P) are parents, [P, P + P·m) children; child j (column P + j)
-  // is zeroed where its parent j / m is not active: f[n, P+j] *= 1[f[n, j/m] > 0]; with
-  // children_on = false every child is zeroed (parents-first training).
-  virtual void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on) = 0;
   // ReLU backward for the hierarchy, in place on df [N,F] (raw ∂L/∂f in, ∂L/∂pre out):
   //   all latents: df = (df + pen_i)·1[f > 0]
   //   parents, with a straight-through gate (width > 0): df[n,p] += G_np · 1[|pre[n,p]| < width/2] / width,

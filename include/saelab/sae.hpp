@@ -110,8 +110,9 @@ class Sae {
   SaeParams& params() { return params_; }
   const SaeParams& params() const { return params_; }
 
-  // f = encode(x) into ws.f (rows [0, N)); ws.pre holds the (biased) pre-activations.
-  void encode(TensorView x, SaeWorkspace& ws) const;
+  // f = encode(x) into ws.f (rows [0, N)); ws.pre holds the (biased) pre-activations. With fires
+  // and mass [F] given, the same pass counts each latent's firings and sums its activations.
+  void encode(TensorView x, SaeWorkspace& ws, TensorView fires = {}, TensorView mass = {}) const;
   // x̂ = decode(f) into ws.xhat.
   void decode(SaeWorkspace& ws, int64_t N) const;
   // Forward + analytic backward of the batch loss; writes every gradient into `grads` (overwrites).

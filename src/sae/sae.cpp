@@ -124,7 +124,7 @@ void Sae::orthogonalize_children() {
   be_.upload(params_.W_dec, W.data());
 }
 
-void Sae::encode(TensorView x, SaeWorkspace& ws) const {
+void Sae::encode(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView mass) const {
   const int64_t N = x.dim(0);
   SAELAB_ASSERT(N <= ws.capacity && x.dim(1) == cfg_.d_in, "encode: x {} for capacity {} d {}", x.shape_str(),
                 ws.capacity, cfg_.d_in);
@@ -132,12 +132,14 @@ void Sae::encode(TensorView x, SaeWorkspace& ws) const {
   if (cfg_.apply_b_dec_to_input) be_.sub_row(xc, x, params_.b_dec);
   else be_.copy(xc, x);
   be_.gemm(pre, xc, false, params_.W_enc, false, 1.f, 0.f);  // [N, d] x [d, F]
-  if (cfg_.architecture == SaeArchitecture::TopK) {
-    be_.topk_rows(f, pre, params_.b_enc, cfg_.k, TensorView{});
-  } else {
-    be_.bias_relu(f, pre, params_.b_enc);
-    if (cfg_.architecture == SaeArchitecture::Hierarchical) be_.hierarchy_gate(f, cfg_.n_parents, cfg_.children_per_parent, children_on_);
+  EncoderActivation act;
+  if (cfg_.architecture == SaeArchitecture::TopK) act.k = cfg_.k;
+  if (cfg_.architecture == SaeArchitecture::Hierarchical) {
+    act.n_parents = cfg_.n_parents;
+    act.children_per_parent = cfg_.children_per_parent;
+    act.children_on = children_on_;
   }
+  be_.encode_epilogue(f, pre, params_.b_enc, act, fires, mass);
 }
 
 void Sae::decode(SaeWorkspace& ws, int64_t N) const {

@@ -19,7 +19,8 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
                                     SaeHyperRequest* hyper) const {
   const int64_t N = x.dim(0), F = cfg_.d_sae, d = cfg_.d_in;
   SAELAB_ASSERT(N > 0, "empty batch");
-  encode(x, ws);
+  Tensor fires({F}, DType::F32, be_.device());
+  encode(x, ws, fires, ws.vec_F);
   decode(ws, N);
   TensorView xc = ws.xc.view().rows(0, N), f = ws.f.view().rows(0, N), xhat = ws.xhat.view().rows(0, N);
   TensorView dxhat = ws.dxhat.view().rows(0, N), df = ws.df.view().rows(0, N);
@@ -31,8 +32,6 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   st.sse = be_.sum_squares(dxhat) / (4.0 * invN * invN);
 
   // Per-latent vectors on the host: fires, Σ_n f, decoder norms, penalty and norm-gradient factors.
-  Tensor fires({F}, DType::F32, be_.device());
-  be_.latent_stats(fires, ws.vec_F, f);
   st.fires = to_host_f32(be_, fires);
   st.fsum = to_host_f32(be_, ws.vec_F);
   const std::vector<float>& fsum = st.fsum;

@@ -241,9 +241,11 @@ class CpuBackend final : public Backend {
     check_f32(y, "add_row", "y"), check_f32(b, "add_row", "b");
     cpu::add_row(y, b);
   }
-  void bias_relu(TensorView f, TensorView pre, TensorView b) override {
-    check_f32(f, "bias_relu", "f"), check_f32(pre, "bias_relu", "pre"), check_f32(b, "bias_relu", "b");
-    cpu::bias_relu(f, pre, b);
+  void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderActivation& act, TensorView fires,
+                       TensorView mass) override {
+    check_f32(f, "encode_epilogue", "f"), check_f32(pre, "encode_epilogue", "pre"), check_f32(b, "encode_epilogue", "b");
+    if (fires.data) check_f32(fires, "encode_epilogue", "fires"), check_f32(mass, "encode_epilogue", "mass");
+    cpu::encode_epilogue(f, pre, b, act, fires, mass);
   }
   void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) override {
     check_f32(f, "topk_rows", "f"), check_f32(pre, "topk_rows", "pre");
@@ -268,10 +270,6 @@ class CpuBackend final : public Backend {
     check_f32(df, "sparse_decode_grad_f", "df"), check_f32(f, "sparse_decode_grad_f", "f");
     check_f32(dx, "sparse_decode_grad_f", "dx"), check_f32(W, "sparse_decode_grad_f", "W");
     cpu::sparse_decode_grad_f(df, f, dx, W);
-  }
-  void latent_stats(TensorView fires, TensorView mass, TensorView f) override {
-    check_f32(fires, "latent_stats", "fires"), check_f32(mass, "latent_stats", "mass"), check_f32(f, "latent_stats", "f");
-    cpu::latent_stats(fires, mass, f);
   }
   void row_norms(TensorView out, TensorView W) override {
     check_f32(out, "row_norms", "out"), check_f32(W, "row_norms", "W");
@@ -304,10 +302,6 @@ class CpuBackend final : public Backend {
   void scale(TensorView y, float alpha) override {
     check_f32(y, "scale", "y");
     cpu::scale(y, alpha);
-  }
-  void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on) override {
-    check_f32(f, "hierarchy_gate", "f");
-    cpu::hierarchy_gate(f, n_parents, children_per_parent, children_on);
   }
   void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
                           int children_per_parent, float width) override {

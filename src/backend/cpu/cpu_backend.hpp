@@ -1,19 +1,19 @@
 // Free functions behind the CPU backend's SAE ops (cpu_sae_ops.cpp); the class in cpu_backend.cpp
 // forwards to them.
 #pragma once
-#include "saelab/tensor.hpp"
+#include "saelab/backend.hpp"
 
 namespace saelab::cpu {
 void sub_row(TensorView y, TensorView x, TensorView b);
 void add_row(TensorView y, TensorView b);
-void bias_relu(TensorView f, TensorView pre, TensorView b);
+void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderActivation& act, TensorView fires,
+                     TensorView mass);
 void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed);
 void col_sum(TensorView out, TensorView x, float alpha, float beta);
 // cpu_sparse_ops.cpp
 void sparse_decode(TensorView out, TensorView f, TensorView W);
 void sparse_decode_grad_w(TensorView gW, TensorView f, TensorView dx, float alpha, float beta);
 void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView W);
-void latent_stats(TensorView fires, TensorView mass, TensorView f);
 void row_norms(TensorView out, TensorView W);
 void scale_rows(TensorView W, TensorView s);
 void project_out_rows(TensorView g, TensorView W);
@@ -24,7 +24,6 @@ void axpy(TensorView y, TensorView x, float alpha);
 void scale(TensorView y, float alpha);
 void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, float beta1, float beta2, float eps,
           int64_t t);
-void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on);
 void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
                         int children_per_parent, float width);
 void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps);

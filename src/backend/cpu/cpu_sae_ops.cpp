@@ -1,6 +1,7 @@
 // CPU implementations of the SAE ops of the backend interface. Loops over [N, F] are parallel
-// over rows; reductions over rows (col_sum, latent_stats) are parallel over column blocks with the
-// row loop inside, so every output is summed in row order: results do not depend on scheduling.
+// over rows; reductions over rows (col_sum) are parallel over column blocks with the row loop
+// inside, so every output is summed in row order. The encoder epilogue's statistics are summed in
+// row order within fixed chunks of rows, the chunks in order. Results do not depend on scheduling.
 #include <omp.h>
 
 #include <algorithm>
@@ -62,19 +63,135 @@ void add_row(TensorView y, TensorView b) {
     for (int64_t i = 0; i < d; ++i) yp[n * d + i] += bp[i];
 }
 
-void bias_relu(TensorView f, TensorView pre, TensorView b) {
-  const int64_t F = b.numel(), N = pre.numel() / F;
-  SAELAB_ASSERT(f.numel() == pre.numel() && pre.numel() == N * F, "bias_relu shapes");
+namespace {
+
+// Min-heap entries (value, -index): the top holds the weakest kept entry; ties keep the lower index.
+using TopkEntry = std::pair<float, int64_t>;
+
+// One row of top-k: row += b (when b is given), out = 0 except the k best allowed entries, which
+// are max(row, 0). `heap` (reused across rows) holds the kept entries afterwards.
+void topk_row(float* row, float* out, const float* b, const float* allowed, int64_t F, int k,
+              std::vector<TopkEntry>& heap) {
+  heap.clear();
+  auto weaker = [](const TopkEntry& a, const TopkEntry& c) { return a > c; };  // min-heap on (value, -index)
+  for (int64_t i = 0; i < F; ++i) {
+    if (b) row[i] += b[i];
+    out[i] = 0.f;
+    if (allowed && allowed[i] == 0.f) continue;
+    const TopkEntry e{row[i], -i};
+    if (static_cast<int>(heap.size()) < k) {
+      heap.push_back(e);
+      std::push_heap(heap.begin(), heap.end(), weaker);
+    } else if (k > 0 && e > heap.front()) {
+      std::pop_heap(heap.begin(), heap.end(), weaker);
+      heap.back() = e;
+      std::push_heap(heap.begin(), heap.end(), weaker);
+    }
+  }
+  for (const TopkEntry& e : heap) out[-e.second] = e.first > 0.f ? e.first : 0.f;
+}
+
+// pre[i] += b[i], f[i] = max(pre[i], 0) (0 everywhere when !on), cnt/sum += the firings and
+// activations, over one contiguous span of a row.
+void relu_span(float* __restrict f, float* __restrict pre, const float* __restrict b, int64_t n, bool on,
+               float* __restrict cnt, float* __restrict sum) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = pre[i] + b[i];
+    pre[i] = v;
+    const float a = on && v > 0.f ? v : 0.f;
+    f[i] = a;
+    cnt[i] += a > 0.f ? 1.f : 0.f;
+    sum[i] += a;
+  }
+}
+
+// ReLU epilogue over rows [r0, r1) and one column group: plain columns [c0, c1) when P = 0, else
+// parents [c0, c1) and their children (columns P + c0·m .. P + c1·m), so every gate reads a parent
+// this call has just written. cnt/sum (indexed by column) accumulate in row order.
+void relu_rows(float* f, float* pre, const float* b, int64_t F, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+               int64_t P, int64_t m, bool children_on, float* cnt, float* sum) {
+  for (int64_t n = r0; n < r1; ++n) {
+    float* fr = f + n * F;
+    float* pr = pre + n * F;
+    relu_span(fr + c0, pr + c0, b + c0, c1 - c0, true, cnt + c0, sum + c0);
+    if (P == 0) continue;
+    for (int64_t p = c0; p < c1; ++p) {
+      const int64_t j = P + p * m;
+      relu_span(fr + j, pr + j, b + j, m, children_on && fr[p] > 0.f, cnt + j, sum + j);
+    }
+  }
+}
+
+}  // namespace
+
+void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderActivation& act, TensorView fires,
+                     TensorView mass) {
+  const int64_t F = b.numel(), N = pre.numel() / F, P = act.n_parents, m = act.children_per_parent;
+  SAELAB_ASSERT(f.numel() == pre.numel() && pre.numel() == N * F, "encode_epilogue shapes");
+  SAELAB_ASSERT(act.k >= 0 && (P == 0 || (act.k == 0 && P + P * m == F)),
+                "encode_epilogue: k {} with {} parents x {} children for F = {}", act.k, P, m, F);
+  const bool stats = fires.data != nullptr;
+  SAELAB_ASSERT(!stats || (fires.numel() == F && mass.numel() == F), "encode_epilogue: stats [F]");
   const float* bp = b.f32();
   float* pp = pre.f32();
   float* fp = f.f32();
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < F; ++i) {
-      const float v = pp[n * F + i] + bp[i];
-      pp[n * F + i] = v;
-      fp[n * F + i] = v > 0.f ? v : 0.f;
+  // Statistics per chunk of rows: part [chunks][2][F] (fires, then mass); one chunk writes the
+  // outputs directly. Each (chunk, column) is written by one task only.
+  // Without statistics every chunk counts into its own throwaway partials (a branch-free span loop).
+  const int64_t chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
+  std::vector<float> part(!stats || chunks > 1 ? static_cast<size_t>(chunks * 2 * F) : 0, 0.f);
+  auto cnt_of = [&](int64_t c) { return stats && chunks == 1 ? fires.f32() : part.data() + c * 2 * F; };
+  auto sum_of = [&](int64_t c) { return stats && chunks == 1 ? mass.f32() : part.data() + c * 2 * F + F; };
+  if (stats && chunks == 1) {
+    std::fill(fires.f32(), fires.f32() + F, 0.f);
+    std::fill(mass.f32(), mass.f32() + F, 0.f);
+  }
+
+  if (act.k > 0) {
+#pragma omp parallel
+    {
+      std::vector<TopkEntry> heap;
+      heap.reserve(static_cast<size_t>(act.k) + 1);
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < chunks; ++c) {
+        float* cnt = cnt_of(c);
+        float* sum = sum_of(c);
+        for (int64_t n = c * kEpilogueRows; n < std::min(N, (c + 1) * kEpilogueRows); ++n) {
+          topk_row(pp + n * F, fp + n * F, bp, nullptr, F, act.k, heap);
+          if (!stats) continue;
+          for (const TopkEntry& e : heap) {  // a column gets at most one entry a row: row order holds
+            const float a = fp[n * F - e.second];
+            cnt[-e.second] += a > 0.f ? 1.f : 0.f;
+            sum[-e.second] += a;
+          }
+        }
+      }
     }
+  } else {
+    // Column groups: kColBlock plain columns, or whole families of about kColBlock columns.
+    const int64_t group = P == 0 ? kColBlock : std::max<int64_t>(1, kColBlock / (1 + m));
+    const int64_t cols = P == 0 ? F : P;
+    const int64_t groups = (cols + group - 1) / group;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t c = 0; c < chunks; ++c)
+      for (int64_t g = 0; g < groups; ++g)
+        relu_rows(fp, pp, bp, F, c * kEpilogueRows, std::min(N, (c + 1) * kEpilogueRows), g * group,
+                  std::min(cols, (g + 1) * group), P, m, act.children_on, cnt_of(c), sum_of(c));
+  }
+
+  if (stats && chunks > 1) {
+    float* cp = fires.f32();
+    float* mp = mass.f32();
+    for_column_blocks(F, [&](int64_t c0, int64_t c1) {
+      for (int64_t i = c0; i < c1; ++i) cp[i] = mp[i] = 0.f;
+      for (int64_t c = 0; c < chunks; ++c)
+        for (int64_t i = c0; i < c1; ++i) {
+          cp[i] += part[c * 2 * F + i];
+          mp[i] += part[c * 2 * F + F + i];
+        }
+    });
+  }
 }
 
 void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) {
@@ -86,34 +203,12 @@ void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView all
   const float* ap = biased ? nullptr : allowed.f32();
   float* pp = pre.f32();
   float* fp = f.f32();
-  // Min-heap of (value, -index): the top holds the weakest kept entry; ties keep the lower index.
-  using Entry = std::pair<float, int64_t>;
 #pragma omp parallel
   {
-    std::vector<Entry> heap;
+    std::vector<TopkEntry> heap;
     heap.reserve(static_cast<size_t>(k) + 1);
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      float* row = pp + n * F;
-      float* out = fp + n * F;
-      heap.clear();
-      auto weaker = [](const Entry& a, const Entry& c) { return a > c; };  // min-heap on (value, -index)
-      for (int64_t i = 0; i < F; ++i) {
-        if (biased) row[i] += bp[i];
-        out[i] = 0.f;
-        if (ap && ap[i] == 0.f) continue;
-        const Entry e{row[i], -i};
-        if (static_cast<int>(heap.size()) < k) {
-          heap.push_back(e);
-          std::push_heap(heap.begin(), heap.end(), weaker);
-        } else if (k > 0 && e > heap.front()) {
-          std::pop_heap(heap.begin(), heap.end(), weaker);
-          heap.back() = e;
-          std::push_heap(heap.begin(), heap.end(), weaker);
-        }
-      }
-      for (const Entry& e : heap) out[-e.second] = e.first > 0.f ? e.first : 0.f;
-    }
+    for (int64_t n = 0; n < N; ++n) topk_row(pp + n * F, fp + n * F, bp, ap, F, k, heap);
   }
 }
 
@@ -127,27 +222,6 @@ void col_sum(TensorView out, TensorView x, float alpha, float beta) {
     for (int64_t n = 0; n < N; ++n)
       for (int64_t i = c0; i < c1; ++i) acc[i - c0] += xp[n * F + i];
     for (int64_t i = c0; i < c1; ++i) op[i] = alpha * acc[i - c0] + (beta == 0.f ? 0.f : beta * op[i]);
-  });
-}
-
-void latent_stats(TensorView fires, TensorView mass, TensorView f) {
-  const int64_t F = fires.numel(), N = f.numel() / F;
-  SAELAB_ASSERT(mass.numel() == F && f.numel() == N * F, "latent_stats shapes");
-  const float* fp = f.f32();
-  float* cp = fires.f32();
-  float* mp = mass.f32();
-  for_column_blocks(F, [&](int64_t c0, int64_t c1) {
-    float cnt[kColBlock] = {}, sum[kColBlock] = {};
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t i = c0; i < c1; ++i) {
-        const float v = fp[n * F + i];
-        cnt[i - c0] += v > 0.f ? 1.f : 0.f;
-        sum[i - c0] += v;
-      }
-    for (int64_t i = c0; i < c1; ++i) {
-      cp[i] = cnt[i - c0];
-      mp[i] = sum[i - c0];
-    }
   });
 }
 
@@ -197,7 +271,8 @@ void relu_backward(TensorView g, TensorView f, TensorView pen) {
   for (int64_t n = 0; n < N; ++n)
     for (int64_t i = 0; i < F; ++i) {
       const int64_t k = n * F + i;
-      gp[k] = fp[k] > 0.f ? gp[k] + pp[i] : 0.f;
+      const float v = gp[k] + pp[i];
+      gp[k] = fp[k] > 0.f ? v : 0.f;
     }
 }
 
@@ -232,18 +307,6 @@ void scale(TensorView y, float alpha) {
   for (int64_t i = 0; i < n; ++i) yp[i] *= alpha;
 }
 
-void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on) {
-  const int64_t F = f.dim(-1), N = f.numel() / F, P = n_parents, m = children_per_parent;
-  SAELAB_ASSERT(P + P * m == F, "hierarchy_gate: {} parents x {} children do not make F = {}", P, m, F);
-  float* fp = f.f32();
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n) {
-    float* row = fp + n * F;
-    for (int64_t j = 0; j < P * m; ++j)
-      if (!children_on || !(row[j / m] > 0.f)) row[P + j] = 0.f;
-  }
-}
-
 void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
                         int children_per_parent, float width) {
   const int64_t F = pen.numel(), N = f.numel() / F, P = n_parents, m = children_per_parent;
@@ -263,17 +326,25 @@ void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView 
       if (width > 0.f) {
         for (int64_t p = 0; p < P; ++p) {
           float g = 0.f;
-          for (int64_t c = 0; c < m; ++c) {
+          for (int64_t c = 0; c < m; ++c) {  // branch-free: an inactive child adds (d + pen)·0
             const int64_t j = P + p * m + c;
-            if (pr[j] > 0.f) g += (d[j] + pn[j]) * pr[j];
+            const float a = pr[j] > 0.f ? pr[j] : 0.f;
+            g += (d[j] + pn[j]) * a;
           }
           G[p] = g;
         }
       }
-      for (int64_t i = 0; i < F; ++i) d[i] = fr[i] > 0.f ? d[i] + pn[i] : 0.f;
+#pragma omp simd
+      for (int64_t i = 0; i < F; ++i) {
+        const float g = d[i] + pn[i];
+        d[i] = fr[i] > 0.f ? g : 0.f;
+      }
       if (width > 0.f)
-        for (int64_t p = 0; p < P; ++p)
-          if (std::abs(pr[p]) < 0.5f * width) d[p] += G[p] / width;
+#pragma omp simd
+        for (int64_t p = 0; p < P; ++p) {
+          const float with_gate = d[p] + G[p] / width;
+          d[p] = std::abs(pr[p]) < 0.5f * width ? with_gate : d[p];
+        }
     }
   }
 }

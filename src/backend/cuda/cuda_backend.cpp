@@ -53,6 +53,7 @@ class CudaBackend final : public Backend {
     SAELAB_CUDA_CHECK(cudaMalloc(&partials_, cuda::kReducePartials * sizeof(double)));
   }
   ~CudaBackend() override {
+    cudaFree(scratch_);
     cudaFree(partials_);
     cublasDestroy(blas_);
     cudaStreamDestroy(stream_);
@@ -170,11 +171,23 @@ class CudaBackend final : public Backend {
     SAELAB_ASSERT(y.numel() % d == 0, "add_row shapes");
     cuda::add_row(stream_, y.f32(), b.f32(), y.numel() / d, d);
   }
-  void bias_relu(TensorView f, TensorView pre, TensorView b) override {
-    check_f32(f, "bias_relu", "f"), check_f32(pre, "bias_relu", "pre"), check_f32(b, "bias_relu", "b");
-    const int64_t F = b.numel();
-    SAELAB_ASSERT(f.numel() == pre.numel() && pre.numel() % F == 0, "bias_relu shapes");
-    cuda::bias_relu(stream_, f.f32(), pre.f32(), b.f32(), pre.numel() / F, F);
+  void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderActivation& act, TensorView fires,
+                       TensorView mass) override {
+    check_f32(f, "encode_epilogue", "f"), check_f32(pre, "encode_epilogue", "pre"), check_f32(b, "encode_epilogue", "b");
+    const int64_t F = b.numel(), N = F ? pre.numel() / F : 0, P = act.n_parents, m = act.children_per_parent;
+    SAELAB_ASSERT(f.numel() == pre.numel() && pre.numel() == N * F, "encode_epilogue shapes");
+    SAELAB_ASSERT(act.k >= 0 && (P == 0 || (act.k == 0 && P + P * m == F)),
+                  "encode_epilogue: k {} with {} parents x {} children for F = {}", act.k, P, m, F);
+    const int64_t chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
+    SAELAB_ASSERT(chunks <= 65535, "encode_epilogue: {} rows exceed the grid's {} chunks", N, 65535);
+    float* scratch = nullptr;
+    if (fires.data) {
+      check_f32(fires, "encode_epilogue", "fires"), check_f32(mass, "encode_epilogue", "mass");
+      SAELAB_ASSERT(fires.numel() == F && mass.numel() == F, "encode_epilogue: stats [F]");
+      if (chunks > 1) scratch = scratch_floats(static_cast<size_t>(2 * chunks * F));
+    }
+    cuda::encode_epilogue(stream_, f.f32(), pre.f32(), b.f32(), act.k, P, m, act.children_on,
+                          fires.data ? fires.f32() : nullptr, fires.data ? mass.f32() : nullptr, scratch, N, F);
   }
   void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) override {
     check_f32(f, "topk_rows", "f"), check_f32(pre, "topk_rows", "pre");
@@ -212,12 +225,6 @@ class CudaBackend final : public Backend {
     const auto [N, F, d] = sparse_decode_shape(f, W, dx, "sparse_decode_grad_f");
     SAELAB_ASSERT(df.numel() == N * F, "sparse_decode_grad_f: df [N, F]");
     cuda::sparse_decode_grad_f(stream_, df.f32(), f.f32(), dx.f32(), W.f32(), N, F, d);
-  }
-  void latent_stats(TensorView fires, TensorView mass, TensorView f) override {
-    check_f32(fires, "latent_stats", "fires"), check_f32(mass, "latent_stats", "mass"), check_f32(f, "latent_stats", "f");
-    const int64_t F = fires.numel();
-    SAELAB_ASSERT(mass.numel() == F && f.numel() % F == 0, "latent_stats shapes");
-    cuda::latent_stats(stream_, fires.f32(), mass.f32(), f.f32(), f.numel() / F, F);
   }
   void row_norms(TensorView out, TensorView W) override {
     check_f32(out, "row_norms", "out"), check_f32(W, "row_norms", "W");
@@ -259,12 +266,6 @@ class CudaBackend final : public Backend {
   void scale(TensorView y, float alpha) override {
     check_f32(y, "scale", "y");
     cuda::scale(stream_, y.f32(), alpha, y.numel());
-  }
-  void hierarchy_gate(TensorView f, int n_parents, int children_per_parent, bool children_on) override {
-    check_f32(f, "hierarchy_gate", "f");
-    const int64_t F = f.dim(-1), P = n_parents, m = children_per_parent;
-    SAELAB_ASSERT(P + P * m == F, "hierarchy_gate: {} parents x {} children do not make F = {}", P, m, F);
-    cuda::hierarchy_gate(stream_, f.f32(), f.numel() / F, P, m, children_on);
   }
   void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
                           int children_per_parent, float width) override {
@@ -328,10 +329,23 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Device scratch of at least n floats, grown (never shrunk) as ops ask for more.
+  float* scratch_floats(size_t n) {
+    if (n > scratch_n_) {
+      SAELAB_CUDA_CHECK(cudaStreamSynchronize(stream_));  // earlier kernels may still read it
+      cudaFree(scratch_);
+      SAELAB_CUDA_CHECK(cudaMalloc(&scratch_, n * sizeof(float)));
+      scratch_n_ = n;
+    }
+    return scratch_;
+  }
+
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   cublasComputeType_t compute_ = CUBLAS_COMPUTE_32F;
   double* partials_ = nullptr;  // [kReducePartials] scratch of the deterministic reductions
+  float* scratch_ = nullptr;    // [scratch_n_]: encode_epilogue's per-chunk statistics
+  size_t scratch_n_ = 0;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 // element, a warp per row for row reductions, a block per row where a row needs a softmax or a
 // selection. Column reductions loop over rows inside one thread per column, so they sum in row
 // order like the CPU and coalesce across the warp.
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 
@@ -146,11 +147,67 @@ __global__ void sub_row_k(float* y, const float* x, const float* b, int64_t n, i
 __global__ void add_row_k(float* y, const float* b, int64_t n, int64_t d) {
   SAELAB_FOR(i, n) y[i] += b[i % d];
 }
-__global__ void bias_relu_k(float* f, float* pre, const float* b, int64_t n, int64_t F) {
-  SAELAB_FOR(i, n) {
-    const float v = pre[i] + b[i % F];
-    pre[i] = v;
-    f[i] = v > 0.f ? v : 0.f;
+// The encoder epilogue (Backend::encode_epilogue). A block per (column group, chunk of
+// kEpilogueRows rows); a thread owns one column of the group for the chunk's rows, in row order,
+// and writes its statistics for the chunk once (cnt/sum: [chunks, F] partials, or fires/mass
+// themselves when there is one chunk). Plain ReLU (P = 0): a group is kThreads columns. Hierarchy:
+// a group is `group` parents and their children; the parents go first and leave their activity in
+// shared memory for the children's gate, so no thread reads a column another thread writes.
+constexpr int kEpilogueGroupParents = kThreads / 2;  // the most parents a group holds (m ≥ 1)
+
+__global__ void epilogue_relu_k(float* f, float* pre, const float* b, float* cnt, float* sum, int64_t N, int64_t F,
+                                int64_t P, int64_t m, int64_t group, bool children_on) {
+  __shared__ unsigned char on[kEpilogueRows * kEpilogueGroupParents];  // [row in chunk, parent in group]
+  const int64_t cols = P == 0 ? F : P;
+  const int64_t p0 = blockIdx.x * group, np = min(group, cols - p0);
+  const int64_t r0 = blockIdx.y * kEpilogueRows, nr = min(static_cast<int64_t>(kEpilogueRows), N - r0);
+  const int64_t part = gridDim.y > 1 ? blockIdx.y * F : 0;
+  auto column = [&](int64_t i, const unsigned char* gate, int64_t gate_stride) {
+    float c = 0.f, s = 0.f;
+    for (int64_t r = 0; r < nr; ++r) {
+      const int64_t e = (r0 + r) * F + i;
+      const float v = pre[e] + b[i];
+      pre[e] = v;
+      const float a = (!gate || gate[r * gate_stride]) && v > 0.f ? v : 0.f;
+      f[e] = a;
+      c += a > 0.f ? 1.f : 0.f;
+      s += a;
+      if (P > 0 && !gate) on[r * kEpilogueGroupParents + (i - p0)] = a > 0.f;
+    }
+    if (cnt) cnt[part + i] = c, sum[part + i] = s;
+  };
+  for (int64_t t = threadIdx.x; t < np; t += blockDim.x) column(p0 + t, nullptr, 0);
+  if (P == 0) return;
+  __syncthreads();
+  const unsigned char off = 0;
+  for (int64_t jl = threadIdx.x; jl < np * m; jl += blockDim.x)
+    column(P + p0 * m + jl, children_on ? &on[jl / m] : &off, children_on ? kEpilogueGroupParents : 0);
+}
+
+// Top-k's statistics: a second pass over f, in the same chunks and order as epilogue_relu_k.
+__global__ void epilogue_stats_k(float* cnt, float* sum, const float* f, int64_t N, int64_t F) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= F) return;
+  const int64_t r0 = blockIdx.y * kEpilogueRows, r1 = min(N, r0 + kEpilogueRows);
+  float c = 0.f, s = 0.f;
+  for (int64_t n = r0; n < r1; ++n) {
+    const float a = f[n * F + i];
+    c += a > 0.f ? 1.f : 0.f;
+    s += a;
+  }
+  const int64_t part = gridDim.y > 1 ? blockIdx.y * F : 0;
+  cnt[part + i] = c;
+  sum[part + i] = s;
+}
+
+// fires/mass = Σ over chunks of the partials, in chunk order.
+__global__ void epilogue_combine_k(float* fires, float* mass, const float* cnt, const float* sum, int64_t chunks,
+                                   int64_t F) {
+  SAELAB_FOR(i, F) {
+    float c = 0.f, s = 0.f;
+    for (int64_t k = 0; k < chunks; ++k) c += cnt[k * F + i], s += sum[k * F + i];
+    fires[i] = c;
+    mass[i] = s;
   }
 }
 
@@ -297,18 +354,6 @@ __global__ void sparse_decode_grad_f_k(float* df, const float* f, const float* d
     flush();
   }
 }
-__global__ void latent_stats_k(float* fires, float* mass, const float* f, int64_t N, int64_t F) {
-  SAELAB_FOR(i, F) {
-    float c = 0.f, s = 0.f;
-    for (int64_t n = 0; n < N; ++n) {
-      const float v = f[n * F + i];
-      c += v > 0.f ? 1.f : 0.f;
-      s += v;
-    }
-    fires[i] = c;
-    mass[i] = s;
-  }
-}
 __global__ void col_dot_k(float* out, const float* A, const float* B, int64_t R, int64_t F) {
   SAELAB_FOR(i, F) {
     double acc = 0.0;
@@ -352,15 +397,6 @@ __global__ void axpy_k(float* y, const float* x, float alpha, int64_t n) {
 }
 __global__ void scale_k(float* y, float alpha, int64_t n) {
   SAELAB_FOR(i, n) y[i] *= alpha;
-}
-
-__global__ void hierarchy_gate_k(float* f, int64_t N, int64_t P, int64_t m, bool children_on) {
-  const int64_t F = P + P * m;
-  SAELAB_FOR(e, N * P * m) {
-    const int64_t n = e / (P * m), j = e % (P * m);
-    float* row = f + n * F;
-    if (!children_on || !(row[j / m] > 0.f)) row[P + j] = 0.f;
-  }
 }
 
 // A thread per (row, parent): it owns the parent's and its children's entries, so it can read the
@@ -488,8 +524,26 @@ void sub_row(cudaStream_t s, float* y, const float* x, const float* b, int64_t N
 void add_row(cudaStream_t s, float* y, const float* b, int64_t N, int64_t d) {
   add_row_k<<<blocks_for(N * d), kThreads, 0, s>>>(y, b, N * d, d);
 }
-void bias_relu(cudaStream_t s, float* f, float* pre, const float* b, int64_t N, int64_t F) {
-  bias_relu_k<<<blocks_for(N * F), kThreads, 0, s>>>(f, pre, b, N * F, F);
+void encode_epilogue(cudaStream_t s, float* f, float* pre, const float* b, int k, int64_t P, int64_t m,
+                     bool children_on, float* fires, float* mass, float* scratch, int64_t N, int64_t F) {
+  if (N == 0 || F == 0) return;
+  if (m == 0) P = 0;  // a hierarchy without children is plain ReLU
+  const int64_t chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
+  float* cnt = !fires ? nullptr : chunks == 1 ? fires : scratch;
+  float* sum = !fires ? nullptr : chunks == 1 ? mass : scratch + chunks * F;
+  if (k > 0) {
+    topk_rows(s, f, pre, b, nullptr, N, F, k);
+    if (fires)
+      epilogue_stats_k<<<dim3(static_cast<unsigned>((F + kThreads - 1) / kThreads), static_cast<unsigned>(chunks)),
+                         kThreads, 0, s>>>(cnt, sum, f, N, F);
+  } else {
+    const int64_t group = P == 0 ? kThreads : std::max<int64_t>(1, kThreads / (1 + m));
+    const int64_t groups = ((P == 0 ? F : P) + group - 1) / group;
+    epilogue_relu_k<<<dim3(static_cast<unsigned>(groups), static_cast<unsigned>(chunks)), kThreads, 0, s>>>(
+        f, pre, b, cnt, sum, N, F, P, m, group, children_on);
+  }
+  if (fires && chunks > 1)
+    epilogue_combine_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, cnt, sum, chunks, F);
 }
 void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
                int k) {
@@ -508,9 +562,6 @@ void sparse_decode_grad_w(cudaStream_t s, float* gW, const float* f, const float
 void sparse_decode_grad_f(cudaStream_t s, float* df, const float* f, const float* dx, const float* W, int64_t N,
                           int64_t F, int64_t d) {
   sparse_decode_grad_f_k<<<blocks_for(N, 1), kDecodeThreads, 0, s>>>(df, f, dx, W, N, F, d);
-}
-void latent_stats(cudaStream_t s, float* fires, float* mass, const float* f, int64_t N, int64_t F) {
-  latent_stats_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, f, N, F);
 }
 void row_norms(cudaStream_t s, float* out, const float* W, int64_t F, int64_t d) {
   row_dot_k<true><<<blocks_for(F * 32), kThreads, 0, s>>>(out, W, W, F, d);
@@ -531,9 +582,6 @@ void axpy(cudaStream_t s, float* y, const float* x, float alpha, int64_t n) {
   axpy_k<<<blocks_for(n), kThreads, 0, s>>>(y, x, alpha, n);
 }
 void scale(cudaStream_t s, float* y, float alpha, int64_t n) { scale_k<<<blocks_for(n), kThreads, 0, s>>>(y, alpha, n); }
-void hierarchy_gate(cudaStream_t s, float* f, int64_t N, int64_t P, int64_t m, bool children_on) {
-  hierarchy_gate_k<<<blocks_for(N * P * m), kThreads, 0, s>>>(f, N, P, m, children_on);
-}
 void hierarchy_backward(cudaStream_t s, float* df, const float* f, const float* pre, const float* pen, int64_t N,
                         int64_t P, int64_t m, float width) {
   hierarchy_backward_k<<<blocks_for(N * P), kThreads, 0, s>>>(df, f, pre, pen, N, P, m, width);

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "saelab/backend.hpp"  // kEpilogueRows
+
 namespace saelab::cuda {
 
 void rmsnorm(cudaStream_t s, float* y, const float* x, const float* w, int64_t N, int64_t d, float eps);
@@ -19,7 +21,10 @@ void cross_entropy(cudaStream_t s, float* out, const float* logits, const int32_
 
 void sub_row(cudaStream_t s, float* y, const float* x, const float* b, int64_t N, int64_t d);
 void add_row(cudaStream_t s, float* y, const float* b, int64_t N, int64_t d);
-void bias_relu(cudaStream_t s, float* f, float* pre, const float* b, int64_t N, int64_t F);
+// The encoder epilogue (Backend::encode_epilogue). fires = nullptr: no statistics. scratch: device
+// memory of 2 · ceil(N / kEpilogueRows) · F floats (the per-chunk partials).
+void encode_epilogue(cudaStream_t s, float* f, float* pre, const float* b, int k, int64_t P, int64_t m,
+                     bool children_on, float* fires, float* mass, float* scratch, int64_t N, int64_t F);
 void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
                int k);
 void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta);
@@ -28,7 +33,6 @@ void sparse_decode_grad_w(cudaStream_t s, float* gW, const float* f, const float
                           float alpha, float beta);
 void sparse_decode_grad_f(cudaStream_t s, float* df, const float* f, const float* dx, const float* W, int64_t N,
                           int64_t F, int64_t d);
-void latent_stats(cudaStream_t s, float* fires, float* mass, const float* f, int64_t N, int64_t F);
 void row_norms(cudaStream_t s, float* out, const float* W, int64_t F, int64_t d);
 void scale_rows(cudaStream_t s, float* W, const float* sc, int64_t F, int64_t d);
 void project_out_rows(cudaStream_t s, float* g, const float* W, int64_t F, int64_t d);
@@ -36,7 +40,6 @@ void relu_backward(cudaStream_t s, float* g, const float* f, const float* pen, i
 void scaled_diff(cudaStream_t s, float* y, const float* a, const float* b, float alpha, int64_t n);
 void axpy(cudaStream_t s, float* y, const float* x, float alpha, int64_t n);
 void scale(cudaStream_t s, float* y, float alpha, int64_t n);
-void hierarchy_gate(cudaStream_t s, float* f, int64_t N, int64_t P, int64_t m, bool children_on);
 void hierarchy_backward(cudaStream_t s, float* df, const float* f, const float* pre, const float* pen, int64_t N,
                         int64_t P, int64_t m, float width);
 void smooth_l0_grad(cudaStream_t s, float* out, const float* dpre, const float* f, const float* pen, int64_t N,
