@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 
+#include "saelab/backend.hpp"
 #include "saelab/comm.hpp"
 #include "saelab/synthetic.hpp"
 #include "test_util.hpp"
@@ -107,7 +108,7 @@ TEST(DataParallel, PartShardsCoverEveryShardOnce) {
 }
 
 // Planted data in 6 shards and a learned-α hierarchical config: the most state per step.
-std::string write_fixture(const std::string& dir, const std::string& architecture) {
+std::string write_fixture(const std::string& dir, const std::string& architecture, const std::string& device = "cpu") {
   SyntheticConfig s;
   s.d = 16;
   s.n_features = 8;
@@ -115,8 +116,8 @@ std::string write_fixture(const std::string& dir, const std::string& architectur
   s.n_tokens = 24000;
   s.shard_tokens = 4000;
   if (!std::filesystem::exists(dir + "/acts/manifest.json")) write_synthetic(s, dir + "/acts");
-  const std::string cfg = dir + "/" + architecture + ".toml";
-  std::string text = "activations = \"" + dir + "/acts\"\narchitecture = \"" + architecture +
+  const std::string cfg = dir + "/" + architecture + (device == "cpu" ? "" : "_" + device) + ".toml";
+  std::string text = "device = \"" + device + "\"\nactivations = \"" + dir + "/acts\"\narchitecture = \"" + architecture +
                      "\"\nd_sae = 48\nbatch_size = 256\nlr = 1e-3\ntotal_tokens = 20480\ngrad_partitions = 2\n";
   if (architecture == "hierarchical")
     text += "children_per_parent = 2\npenalty = \"dual_adaptive\"\nalpha_mode = \"learned\"\nl1_coefficient = 1.0\n";
@@ -126,16 +127,44 @@ std::string write_fixture(const std::string& dir, const std::string& architectur
   return cfg;
 }
 
+// One OpenMP thread per process in both runs: our reductions are deterministic per thread count.
+// Open MPI refuses root and more ranks than cores unless told; CI runs as root on 2 cores.
+const char* const kMpiEnv =
+    "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+    "OMPI_MCA_rmaps_base_oversubscribe=1 ";
+
+// On GPUs: two processes (NCCL with a GPU each, the host path when they share one) against one
+// process, both on CUDA; the same kernels in the same order give the same bits.
+TEST(DataParallel, TwoProcessesOnCudaEndBitIdenticalToOneProcess) {
+#ifndef SAELAB_MPIEXEC
+  GTEST_SKIP() << "this build has no MPI";
+#else
+  bool cuda = false;
+  for (Backend* be : available_backends()) cuda = cuda || be->device() == Device::CUDA;
+  if (!cuda) GTEST_SKIP() << "no CUDA backend (build with -DSAELAB_CUDA=ON on a machine with a GPU)";
+  const std::string dir = test::make_temp_dir("dp_cuda");
+  const std::string env = kMpiEnv;
+  for (const std::string arch : {"hierarchical", "topk"}) {
+    SCOPED_TRACE(arch);
+    const std::string cfg = write_fixture(dir, arch, "cuda");
+    const std::string one = dir + "/one_" + arch, two = dir + "/two_" + arch;
+    ASSERT_EQ(std::system((env + SAELAB_BIN " train --no-progress --config " + cfg + " --out " + one + " >/dev/null").c_str()), 0);
+    const std::string mpi = env + SAELAB_MPIEXEC " -n 2 " SAELAB_BIN " train --no-progress --config " + cfg +
+                            " --out " + two + " >" + dir + "/mpi.out 2>&1";
+    ASSERT_EQ(std::system(mpi.c_str()), 0) << slurp(dir + "/mpi.out");
+    const std::string w1 = slurp(one + "/sae/sae_weights.safetensors"), w2 = slurp(two + "/sae/sae_weights.safetensors");
+    ASSERT_FALSE(w1.empty());
+    EXPECT_TRUE(w1 == w2) << "final weights differ";
+  }
+#endif
+}
+
 TEST(DataParallel, TwoProcessesEndBitIdenticalToOneProcess) {
 #ifndef SAELAB_MPIEXEC
   GTEST_SKIP() << "this build has no MPI (install libopenmpi-dev openmpi-bin and reconfigure)";
 #else
   const std::string dir = test::make_temp_dir("dp");
-  // One OpenMP thread per process in both runs: our reductions are deterministic per thread count.
-  // Open MPI refuses root and more ranks than cores unless told; CI runs as root on 2 cores.
-  const std::string env =
-      "OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-      "OMPI_MCA_rmaps_base_oversubscribe=1 ";
+  const std::string env = kMpiEnv;
   for (const std::string arch : {"hierarchical", "topk"}) {
     SCOPED_TRACE(arch);
     const std::string cfg = write_fixture(dir, arch);

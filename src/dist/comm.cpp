@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "saelab/backend.hpp"
 #include "saelab/comm.hpp"
 #include "saelab/error.hpp"
 
@@ -29,6 +30,20 @@ class SingleProcess final : public Communicator {
 };
 
 }  // namespace
+
+void Communicator::allgather_device(Backend& be, TensorView in, TensorView out) {
+  SAELAB_ASSERT(in.is_contiguous() && out.is_contiguous() && in.dtype == out.dtype && in.device == out.device &&
+                    out.nbytes() == in.nbytes() * static_cast<size_t>(size()),
+                "allgather_device: in {} out {} over {} processes", in.shape_str(), out.shape_str(), size());
+  if (in.device == Device::CPU) {
+    allgather(in.data, out.data, in.nbytes());
+    return;
+  }
+  std::vector<char> host_in(in.nbytes()), host_out(out.nbytes());
+  be.download(host_in.data(), in);
+  allgather(host_in.data(), host_out.data(), in.nbytes());
+  be.upload(out, host_out.data());
+}
 
 bool Communicator::any(bool mine) {
   const char flag = mine ? 1 : 0;

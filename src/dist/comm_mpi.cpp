@@ -4,12 +4,21 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
+#include "device_gather.hpp"
+#include "saelab/backend.hpp"
 #include "saelab/comm.hpp"
 #include "saelab/error.hpp"
 
 namespace saelab {
+
+#ifdef SAELAB_HAVE_NCCL
+std::unique_ptr<DeviceGather> make_nccl_gather(Communicator& comm);  // src/dist/comm_nccl.cpp
+#else
+static std::unique_ptr<DeviceGather> make_nccl_gather(Communicator&) { return nullptr; }
+#endif
 
 namespace {
 
@@ -55,6 +64,14 @@ class MpiWorld final : public Communicator {
         std::memcpy(static_cast<char*>(out) + r * bytes + off, tmp.data() + r * n, n);
     }
   }
+  void allgather_device(Backend& be, TensorView in, TensorView out) override {
+    if (in.device == Device::CUDA) {
+      // Set up on the first GPU gather, which every rank reaches together.
+      if (!nccl_tried_) nccl_ = make_nccl_gather(*this), nccl_tried_ = true;
+      if (nccl_) return nccl_->allgather(be, in, out);
+    }
+    Communicator::allgather_device(be, in, out);
+  }
   void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);
@@ -63,6 +80,8 @@ class MpiWorld final : public Communicator {
 
  private:
   int rank_ = 0, size_ = 1;
+  std::unique_ptr<DeviceGather> nccl_;  // null: GPU tensors go through the host
+  bool nccl_tried_ = false;
 };
 
 bool launched_by_mpi() {

@@ -37,12 +37,18 @@ DataParallelStep::DataParallelStep(const Sae& sae, Communicator& comm, int parts
 
 namespace {
 
-// One part's contribution, flattened: doubles {sse, penalty, aux, l0, J, Σ‖x‖², Σx [d]}, then
-// floats {∇L [Pn], fires [F], Σf [F], and with a hyper request ∇J [Pn], g_α [Pn], g_α b_dec [levels·d]}.
+// One part's host-side contribution, flattened: doubles {sse, penalty, aux, l0, J, Σ‖x‖², Σx [d]},
+// then floats {fires [F], Σf [F], and with a hyper request g_α b_dec [levels·d]}. Its gradients
+// ({∇L, then ∇J and g_α with a hyper request} [Pn] each) stay on the backend's device.
 struct Record {
   size_t n_double, n_float;
   size_t bytes() const { return n_double * sizeof(double) + n_float * sizeof(float); }
 };
+
+// A 1-d device buffer of n floats, reallocated only when n changes.
+void ensure(Tensor& t, int64_t n, Device device) {
+  if (t.empty() || t.numel() != n) t = Tensor({n}, DType::F32, device);
+}
 
 }  // namespace
 
@@ -58,10 +64,12 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
     return sae_.forward_backward(x, terms, grads, ws, hyper);
   }
   Backend& be = sae_.backend();
-  const size_t Pn = static_cast<size_t>(grads.flat.numel());
+  const int64_t Pn = grads.flat.numel();
   const size_t levels = hyper ? hyper->levels.size() : 0;
-  const Record rec{6 + static_cast<size_t>(d),
-                   Pn + 2 * static_cast<size_t>(F) + (hyper ? 2 * Pn + levels * static_cast<size_t>(d) : 0)};
+  const Record rec{6 + static_cast<size_t>(d), 2 * static_cast<size_t>(F) + levels * static_cast<size_t>(d)};
+  const int64_t Pg = (hyper ? 3 : 1) * Pn;  // one part's gradients on the device
+  ensure(local_grads_, local_ * Pg, be.device());
+  ensure(all_grads_, parts_ * Pg, be.device());
   std::vector<char> local(rec.bytes() * static_cast<size_t>(local_));
   SaeBatchStats first;
   for (int p = 0; p < local_; ++p) {
@@ -81,15 +89,15 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
     dbl[5] = m.sq;
     std::memcpy(dbl + 6, m.sum.data(), static_cast<size_t>(d) * sizeof(double));
     float* flt = reinterpret_cast<float*>(dbl + rec.n_double);
-    be.download(flt, part_grads_.flat);
-    std::memcpy(flt + Pn, st.fires.data(), static_cast<size_t>(F) * sizeof(float));
-    std::memcpy(flt + Pn + F, st.fsum.data(), static_cast<size_t>(F) * sizeof(float));
+    std::memcpy(flt, st.fires.data(), static_cast<size_t>(F) * sizeof(float));
+    std::memcpy(flt + F, st.fsum.data(), static_cast<size_t>(F) * sizeof(float));
+    for (size_t l = 0; l < levels; ++l)
+      std::memcpy(flt + 2 * F + l * d, part_hyper.g_alpha_bdec[l].data(), static_cast<size_t>(d) * sizeof(float));
+    const TensorView mine = local_grads_.view().rows(p * Pg, (p + 1) * Pg);
+    be.copy(mine.rows(0, Pn), part_grads_.flat);
     if (hyper) {
-      float* h = flt + Pn + 2 * F;
-      be.download(h, part_grad_J_.flat);
-      be.download(h + Pn, part_g_alpha_.flat);
-      for (size_t l = 0; l < levels; ++l)
-        std::memcpy(h + 2 * Pn + l * d, part_hyper.g_alpha_bdec[l].data(), static_cast<size_t>(d) * sizeof(float));
+      be.copy(mine.rows(Pn, 2 * Pn), part_grad_J_.flat);
+      be.copy(mine.rows(2 * Pn, 3 * Pn), part_g_alpha_.flat);
     }
     if (p == 0) first = std::move(st);
   }
@@ -97,6 +105,7 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   // Every part of the job, in part order (process r holds parts [r·local, (r+1)·local)).
   std::vector<char> all(local.size() * static_cast<size_t>(comm_.size()));
   comm_.allgather(local.data(), all.data(), local.size());
+  comm_.allgather_device(be, local_grads_, all_grads_);
   std::vector<double> dsum(rec.n_double);
   std::vector<float> fsum(rec.n_float);
   for (int p = 0; p < parts_; ++p) {
@@ -105,29 +114,30 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
     for (size_t i = 0; i < rec.n_double; ++i) dsum[i] = p == 0 ? dbl[i] : dsum[i] + dbl[i];
     for (size_t i = 0; i < rec.n_float; ++i) fsum[i] = p == 0 ? flt[i] : fsum[i] + flt[i];
   }
-  // Gradients (and J) are of each part's mean loss: their mean over parts is the batch's. Firing
-  // counts and the sums behind the statistics stay sums.
+  // Gradients (and J) are of each part's mean loss: their mean over parts is the batch's, added in
+  // part order on the device. Firing counts and the sums behind the statistics stay sums.
   const float inv = 1.0f / static_cast<float>(parts_);
-  for (size_t i = 0; i < Pn; ++i) fsum[i] *= inv;
-  be.upload(grads.flat.view(), fsum.data());
+  auto mean_over_parts = [&](TensorView out, int64_t offset) {
+    be.copy(out, all_grads_.view().rows(offset, offset + Pn));
+    for (int p = 1; p < parts_; ++p) be.axpy(out, all_grads_.view().rows(p * Pg + offset, p * Pg + offset + Pn), 1.f);
+    be.scale(out, inv);
+  };
+  mean_over_parts(grads.flat, 0);
 
   SaeBatchStats st;
   st.n = part_rows_ * parts_;
   st.sse = dsum[0], st.penalty = dsum[1], st.aux = dsum[2], st.l0 = dsum[3];
-  st.fires.assign(fsum.begin() + static_cast<std::ptrdiff_t>(Pn), fsum.begin() + static_cast<std::ptrdiff_t>(Pn + F));
-  st.fsum.assign(fsum.begin() + static_cast<std::ptrdiff_t>(Pn + F),
-                 fsum.begin() + static_cast<std::ptrdiff_t>(Pn + 2 * F));
+  st.fires.assign(fsum.begin(), fsum.begin() + F);
+  st.fsum.assign(fsum.begin() + F, fsum.begin() + 2 * F);
   st.dec_norms = first.dec_norms;  // the parameters, not the data: the same in every part
   moments.sq = dsum[5];
   moments.sum.assign(dsum.begin() + 6, dsum.end());
   if (hyper) {
-    float* h = fsum.data() + Pn + 2 * F;
-    for (size_t i = 0; i < 2 * Pn + levels * static_cast<size_t>(d); ++i) h[i] *= inv;
-    be.upload(hyper->grad_J->flat.view(), h);
-    be.upload(hyper->g_alpha->flat.view(), h + Pn);
+    mean_over_parts(hyper->grad_J->flat, Pn);
+    mean_over_parts(hyper->g_alpha->flat, 2 * Pn);
     hyper->g_alpha_bdec.assign(levels, std::vector<float>(static_cast<size_t>(d)));
     for (size_t l = 0; l < levels; ++l)
-      std::memcpy(hyper->g_alpha_bdec[l].data(), h + 2 * Pn + l * d, static_cast<size_t>(d) * sizeof(float));
+      for (int j = 0; j < d; ++j) hyper->g_alpha_bdec[l][j] = fsum[2 * F + l * d + j] * inv;
     hyper->J = dsum[4] / static_cast<double>(parts_);
   }
   return st;

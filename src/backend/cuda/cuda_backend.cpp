@@ -358,6 +358,12 @@ Backend* cuda_backend_if_present() {
       cudaGetLastError();  // clear the sticky "no device" error
       return nullptr;
     }
+    // One GPU a process in a multi-process job: the launcher's local rank picks it.
+    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
+      if (const char* r = std::getenv(v)) {
+        SAELAB_CUDA_CHECK(cudaSetDevice(std::atoi(r) % n));
+        break;
+      }
     return new CudaBackend();  // lives until exit: tensors may be freed during static destruction
   }();
   return be;
