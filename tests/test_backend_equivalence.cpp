@@ -373,19 +373,22 @@ TEST_P(BackendEquivalence, SparseDecode) {
   }
 }
 
+// One chunk of rows and several (kEpilogueRows each, the last one short), narrow and wide.
 TEST_P(BackendEquivalence, ColumnSum) {
   Backend& be = *GetParam();
-  const int N = 37, F = 515;
-  const auto x = randn(N * F, 29), out0 = randn(F, 30);
-  std::vector<double> cs(F);
-  for (int i = 0; i < F; ++i) {
-    double s = 0;
-    for (int n = 0; n < N; ++n) s += x[n * F + i];
-    cs[i] = 2.0 * s - 0.5 * out0[i];
+  for (auto [N, F] : {std::pair{37, 515}, std::pair{2 * static_cast<int>(kEpilogueRows) + 5, 515}, std::pair{200, 3},
+                      std::pair{0, 7}}) {
+    const auto x = randn(static_cast<size_t>(N) * F, 29), out0 = randn(F, 30);
+    std::vector<double> cs(F);
+    for (int i = 0; i < F; ++i) {
+      double s = 0;
+      for (int n = 0; n < N; ++n) s += x[n * F + i];
+      cs[i] = 2.0 * s - 0.5 * out0[i];
+    }
+    Tensor X = dev(be, x, {N, F}), O = dev(be, out0, {F});
+    be.col_sum(O, X, 2.f, -0.5f);
+    EXPECT_LE(rel_error(to_host_f32(be, O), cs), kTolF32Op) << be.name() << " N=" << N << " F=" << F;
   }
-  Tensor X = dev(be, x, {N, F}), O = dev(be, out0, {F});
-  be.col_sum(O, X, 2.f, -0.5f);
-  EXPECT_LE(rel_error(to_host_f32(be, O), cs), kTolF32Op);
 }
 
 TEST_P(BackendEquivalence, DecoderRowOps) {

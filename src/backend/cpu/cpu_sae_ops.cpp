@@ -1,7 +1,7 @@
 // CPU implementations of the SAE ops of the backend interface. Loops over [N, F] are parallel
-// over rows; reductions over rows (col_sum) are parallel over column blocks with the row loop
-// inside, so every output is summed in row order. The encoder epilogue's statistics are summed in
-// row order within fixed chunks of rows, the chunks in order. Results do not depend on scheduling.
+// over rows. Reductions over rows (col_sum, the encoder epilogue's statistics) sum in row order
+// within fixed chunks of kEpilogueRows rows and add the chunks in order, so results do not depend
+// on scheduling or the thread count.
 #include <omp.h>
 
 #include <algorithm>
@@ -212,16 +212,33 @@ void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView all
   }
 }
 
+// Sums over fixed chunks of kEpilogueRows rows, the chunks added in order (as the epilogue's
+// statistics, and as on CUDA): parallel over chunks × column blocks, so any F keeps every core busy.
 void col_sum(TensorView out, TensorView x, float alpha, float beta) {
   const int64_t F = out.numel(), N = x.numel() / F;
   SAELAB_ASSERT(x.numel() == N * F, "col_sum shapes {} -> {}", x.shape_str(), out.shape_str());
   const float* xp = x.f32();
   float* op = out.f32();
+  const int64_t chunks = (N + kEpilogueRows - 1) / kEpilogueRows, blocks = (F + kColBlock - 1) / kColBlock;
+  std::vector<float> part(static_cast<size_t>(chunks * F));  // [chunks, F]
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t c0 = blk * kColBlock, c1 = std::min(F, c0 + kColBlock);
+      float* acc = part.data() + c * F;
+      std::fill(acc + c0, acc + c1, 0.f);
+      for (int64_t n = c * kEpilogueRows; n < std::min(N, (c + 1) * kEpilogueRows); ++n) {
+        const float* row = xp + n * F;
+#pragma omp simd
+        for (int64_t i = c0; i < c1; ++i) acc[i] += row[i];
+      }
+    }
   for_column_blocks(F, [&](int64_t c0, int64_t c1) {
-    float acc[kColBlock] = {};
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t i = c0; i < c1; ++i) acc[i - c0] += xp[n * F + i];
-    for (int64_t i = c0; i < c1; ++i) op[i] = alpha * acc[i - c0] + (beta == 0.f ? 0.f : beta * op[i]);
+    for (int64_t i = c0; i < c1; ++i) {
+      float s = 0.f;
+      for (int64_t c = 0; c < chunks; ++c) s += part[c * F + i];
+      op[i] = alpha * s + (beta == 0.f ? 0.f : beta * op[i]);
+    }
   });
 }
 

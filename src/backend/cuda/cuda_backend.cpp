@@ -206,7 +206,10 @@ class CudaBackend final : public Backend {
     check_f32(out, "col_sum", "out"), check_f32(x, "col_sum", "x");
     const int64_t F = out.numel();
     SAELAB_ASSERT(x.numel() % F == 0, "col_sum shapes {} -> {}", x.shape_str(), out.shape_str());
-    cuda::col_sum(stream_, out.f32(), x.f32(), x.numel() / F, F, alpha, beta);
+    const int64_t N = x.numel() / F, chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
+    SAELAB_ASSERT(chunks <= 65535, "col_sum: {} rows exceed the grid's {} chunks", N, 65535);
+    cuda::col_sum(stream_, out.f32(), x.f32(), N, F, alpha, beta,
+                  scratch_floats(static_cast<size_t>(std::max<int64_t>(chunks, 1) * F)));
   }
   void sparse_decode(TensorView out, TensorView f, TensorView W) override {
     check_f32(out, "sparse_decode", "out"), check_f32(f, "sparse_decode", "f"), check_f32(W, "sparse_decode", "W");

@@ -1,8 +1,9 @@
 // CUDA kernels behind the Backend interface; the CPU loops in src/backend/cpu are the reference
 // each one is compared with (tests/test_backend_equivalence.cpp). Plain kernels: one thread per
 // element, a warp per row for row reductions, a block per row where a row needs a softmax or a
-// selection. Column reductions loop over rows inside one thread per column, so they sum in row
-// order like the CPU and coalesce across the warp.
+// selection. Column reductions over N rows (col_sum, the epilogue's statistics) give each thread a
+// column and a chunk of kEpilogueRows rows, summed in row order, and add the chunks in order after,
+// as the CPU does; coalesced across the warp, and N / 64 times the blocks of a thread per column.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -184,31 +185,41 @@ __global__ void epilogue_relu_k(float* f, float* pre, const float* b, float* cnt
     column(P + p0 * m + jl, children_on ? &on[jl / m] : &off, children_on ? kEpilogueGroupParents : 0);
 }
 
-// Top-k's statistics: a second pass over f, in the same chunks and order as epilogue_relu_k.
-__global__ void epilogue_stats_k(float* cnt, float* sum, const float* f, int64_t N, int64_t F) {
+// Column sums over chunks of kEpilogueRows rows, a thread per column, rows in order: sum [chunks, F]
+// and, when cnt is given, the count of positive entries (top-k's statistics, col_sum). With one
+// chunk the outputs are written directly.
+__global__ void chunk_column_sums_k(float* cnt, float* sum, const float* x, int64_t N, int64_t F) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= F) return;
   const int64_t r0 = blockIdx.y * kEpilogueRows, r1 = min(N, r0 + kEpilogueRows);
   float c = 0.f, s = 0.f;
   for (int64_t n = r0; n < r1; ++n) {
-    const float a = f[n * F + i];
+    const float a = x[n * F + i];
     c += a > 0.f ? 1.f : 0.f;
     s += a;
   }
   const int64_t part = gridDim.y > 1 ? blockIdx.y * F : 0;
-  cnt[part + i] = c;
+  if (cnt) cnt[part + i] = c;
   sum[part + i] = s;
 }
 
-// fires/mass = Σ over chunks of the partials, in chunk order.
-__global__ void epilogue_combine_k(float* fires, float* mass, const float* cnt, const float* sum, int64_t chunks,
-                                   int64_t F) {
+// out = alpha · Σ_chunks sum + beta · out, fires = Σ_chunks cnt (when given), chunks in order.
+__global__ void chunk_combine_k(float* fires, float* out, const float* cnt, const float* sum, int64_t chunks,
+                                int64_t F, float alpha, float beta) {
   SAELAB_FOR(i, F) {
     float c = 0.f, s = 0.f;
-    for (int64_t k = 0; k < chunks; ++k) c += cnt[k * F + i], s += sum[k * F + i];
-    fires[i] = c;
-    mass[i] = s;
+    for (int64_t k = 0; k < chunks; ++k) {
+      if (fires) c += cnt[k * F + i];
+      s += sum[k * F + i];
+    }
+    if (fires) fires[i] = c;
+    out[i] = alpha * s + (beta == 0.f ? 0.f : beta * out[i]);
   }
+}
+
+dim3 chunk_grid(int64_t N, int64_t F) {
+  return dim3(static_cast<unsigned>((F + kThreads - 1) / kThreads),
+              static_cast<unsigned>((N + kEpilogueRows - 1) / kEpilogueRows));
 }
 
 // (value, index) order of the CPU's heap: larger value first, then lower index.
@@ -256,13 +267,6 @@ __global__ void topk_k(float* f, float* pre, const float* b, const float* allowe
   }
 }
 
-__global__ void col_sum_k(float* out, const float* x, int64_t N, int64_t F, float alpha, float beta) {
-  SAELAB_FOR(i, F) {
-    float acc = 0.f;
-    for (int64_t n = 0; n < N; ++n) acc += x[n * F + i];
-    out[i] = alpha * acc + (beta == 0.f ? 0.f : beta * out[i]);
-  }
-}
 // Sparse decode: a block per row of f (out, df) or per column (gW). Its non-zeros are compacted
 // into shared memory in index order (a warp ballot and a prefix over the warps, blockDim entries
 // at a time), then used by the block's threads across the d columns, coalesced. out and gW are one
@@ -533,9 +537,7 @@ void encode_epilogue(cudaStream_t s, float* f, float* pre, const float* b, int k
   float* sum = !fires ? nullptr : chunks == 1 ? mass : scratch + chunks * F;
   if (k > 0) {
     topk_rows(s, f, pre, b, nullptr, N, F, k);
-    if (fires)
-      epilogue_stats_k<<<dim3(static_cast<unsigned>((F + kThreads - 1) / kThreads), static_cast<unsigned>(chunks)),
-                         kThreads, 0, s>>>(cnt, sum, f, N, F);
+    if (fires) chunk_column_sums_k<<<chunk_grid(N, F), kThreads, 0, s>>>(cnt, sum, f, N, F);
   } else {
     const int64_t group = P == 0 ? kThreads : std::max<int64_t>(1, kThreads / (1 + m));
     const int64_t groups = ((P == 0 ? F : P) + group - 1) / group;
@@ -543,14 +545,18 @@ void encode_epilogue(cudaStream_t s, float* f, float* pre, const float* b, int k
         f, pre, b, cnt, sum, N, F, P, m, group, children_on);
   }
   if (fires && chunks > 1)
-    epilogue_combine_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, cnt, sum, chunks, F);
+    chunk_combine_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, cnt, sum, chunks, F, 1.f, 0.f);
 }
 void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
                int k) {
   if (N > 0) topk_k<<<static_cast<unsigned>(N), kThreads, 0, s>>>(f, pre, b, allowed, F, k);
 }
-void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta) {
-  col_sum_k<<<blocks_for(F), kThreads, 0, s>>>(out, x, N, F, alpha, beta);
+void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta,
+             float* scratch) {
+  if (F == 0) return;
+  const int64_t chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
+  if (chunks > 0) chunk_column_sums_k<<<chunk_grid(N, F), kThreads, 0, s>>>(nullptr, scratch, x, N, F);
+  chunk_combine_k<<<blocks_for(F), kThreads, 0, s>>>(nullptr, out, nullptr, scratch, chunks, F, alpha, beta);
 }
 void sparse_decode(cudaStream_t s, float* out, const float* f, const float* W, int64_t N, int64_t F, int64_t d) {
   sparse_gather_k<<<blocks_for(N, 1), kDecodeThreads, 0, s>>>(out, N, d, f, F, 1, F, W, 1.f, 0.f);

@@ -27,7 +27,9 @@ void encode_epilogue(cudaStream_t s, float* f, float* pre, const float* b, int k
                      bool children_on, float* fires, float* mass, float* scratch, int64_t N, int64_t F);
 void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
                int k);
-void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta);
+// scratch: device memory of ceil(N / kEpilogueRows) · F floats (the per-chunk sums).
+void col_sum(cudaStream_t s, float* out, const float* x, int64_t N, int64_t F, float alpha, float beta,
+             float* scratch);
 void sparse_decode(cudaStream_t s, float* out, const float* f, const float* W, int64_t N, int64_t F, int64_t d);
 void sparse_decode_grad_w(cudaStream_t s, float* gW, const float* f, const float* dx, int64_t N, int64_t F, int64_t d,
                           float alpha, float beta);
