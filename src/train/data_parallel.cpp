@@ -45,9 +45,11 @@ struct Record {
   size_t bytes() const { return n_double * sizeof(double) + n_float * sizeof(float); }
 };
 
-// A 1-d device buffer of n floats, reallocated only when n changes.
-void ensure(Tensor& t, int64_t n, Device device) {
-  if (t.empty() || t.numel() != n) t = Tensor({n}, DType::F32, device);
+// The first n floats of a 1-d device buffer that only grows (steps with and without a hyper
+// request alternate, and would otherwise reallocate every time).
+TensorView first_n(Tensor& t, int64_t n, Device device) {
+  if (t.empty() || t.numel() < n) t = Tensor({n}, DType::F32, device);
+  return t.view().rows(0, n);
 }
 
 }  // namespace
@@ -68,8 +70,8 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   const size_t levels = hyper ? hyper->levels.size() : 0;
   const Record rec{6 + static_cast<size_t>(d), 2 * static_cast<size_t>(F) + levels * static_cast<size_t>(d)};
   const int64_t Pg = (hyper ? 3 : 1) * Pn;  // one part's gradients on the device
-  ensure(local_grads_, local_ * Pg, be.device());
-  ensure(all_grads_, parts_ * Pg, be.device());
+  const TensorView local_grads = first_n(local_grads_, local_ * Pg, be.device());
+  const TensorView all_grads = first_n(all_grads_, parts_ * Pg, be.device());
   std::vector<char> local(rec.bytes() * static_cast<size_t>(local_));
   SaeBatchStats first;
   for (int p = 0; p < local_; ++p) {
@@ -93,7 +95,7 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
     std::memcpy(flt + F, st.fsum.data(), static_cast<size_t>(F) * sizeof(float));
     for (size_t l = 0; l < levels; ++l)
       std::memcpy(flt + 2 * F + l * d, part_hyper.g_alpha_bdec[l].data(), static_cast<size_t>(d) * sizeof(float));
-    const TensorView mine = local_grads_.view().rows(p * Pg, (p + 1) * Pg);
+    const TensorView mine = local_grads.rows(p * Pg, (p + 1) * Pg);
     be.copy(mine.rows(0, Pn), part_grads_.flat);
     if (hyper) {
       be.copy(mine.rows(Pn, 2 * Pn), part_grad_J_.flat);
@@ -105,7 +107,7 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   // Every part of the job, in part order (process r holds parts [r·local, (r+1)·local)).
   std::vector<char> all(local.size() * static_cast<size_t>(comm_.size()));
   comm_.allgather(local.data(), all.data(), local.size());
-  comm_.allgather_device(be, local_grads_, all_grads_);
+  comm_.allgather_device(be, local_grads, all_grads);
   std::vector<double> dsum(rec.n_double);
   std::vector<float> fsum(rec.n_float);
   for (int p = 0; p < parts_; ++p) {
@@ -118,8 +120,8 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   // part order on the device. Firing counts and the sums behind the statistics stay sums.
   const float inv = 1.0f / static_cast<float>(parts_);
   auto mean_over_parts = [&](TensorView out, int64_t offset) {
-    be.copy(out, all_grads_.view().rows(offset, offset + Pn));
-    for (int p = 1; p < parts_; ++p) be.axpy(out, all_grads_.view().rows(p * Pg + offset, p * Pg + offset + Pn), 1.f);
+    be.copy(out, all_grads.rows(offset, offset + Pn));
+    for (int p = 1; p < parts_; ++p) be.axpy(out, all_grads.rows(p * Pg + offset, p * Pg + offset + Pn), 1.f);
     be.scale(out, inv);
   };
   mean_over_parts(grads.flat, 0);

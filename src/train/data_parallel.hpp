@@ -1,8 +1,7 @@
 // One training step's forward/backward over a batch split into G equal parts (see TrainConfig::
 // grad_partitions). This process computes its parts one after another, every process gathers every
 // part's gradients (device to device with NCCL on GPUs) and statistics, and all of them add the
-// parts in part order. With G = 1 in one
-// process it is exactly Sae::forward_backward.
+// parts in part order. With G = 1 in one process it is exactly Sae::forward_backward.
 #pragma once
 #include <vector>
 
@@ -41,8 +40,8 @@ class DataParallelStep {
   int parts_, first_, local_;
   int64_t part_rows_;
   SaeParams part_grads_, part_grad_J_, part_g_alpha_;  // scratch for one part
-  // This process's parts' gradients [local · Pg] and every part's [parts · Pg], on the device
-  // (Pg = the parameter count, or 3 × it with ∇J and g_α).
+  // This process's parts' gradients [local · Pg] and every part's [parts · Pg] on the device, in
+  // buffers that only grow (Pg = the parameter count, or 3 × it with ∇J and g_α).
   Tensor local_grads_, all_grads_;
 };
 
