@@ -33,8 +33,13 @@ class CpuBackend final : public Backend {
     return p;
   }
   void free(void* p) override { std::free(p); }
-  void upload(TensorView dst, const void* src) override { std::memcpy(dst.data, src, dst.nbytes()); }
-  void download(void* dst, TensorView src) override { std::memcpy(dst, src.data, src.nbytes()); }
+  // An empty tensor may come with a null host pointer (an empty vector's data()): nothing to copy.
+  void upload(TensorView dst, const void* src) override {
+    if (dst.nbytes()) std::memcpy(dst.data, src, dst.nbytes());
+  }
+  void download(void* dst, TensorView src) override {
+    if (src.nbytes()) std::memcpy(dst, src.data, src.nbytes());
+  }
   void copy(TensorView dst, TensorView src) override {
     SAELAB_ASSERT(dst.nbytes() == src.nbytes() && dst.is_contiguous() && src.is_contiguous(), "copy {} <- {}",
                   dst.shape_str(), src.shape_str());
