@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 
@@ -55,4 +56,23 @@ TEST(Report, RendersInHeadlessChromium) {
   ASSERT_GT(img.size(), 8u);
   EXPECT_EQ(img.substr(1, 3), "PNG");
   EXPECT_GT(img.size(), 30000u) << "a blank page compresses to a few kilobytes";
+}
+
+// The α-agreement line says so when learned α's held-out J is below every manual run's, whatever
+// its distance to the sweep's optimum (the sweep can be flat around it).
+TEST(Report, SaysWhenLearnedAlphaBeatsEveryManualRun) {
+  const std::string dir = test::make_temp_dir("report_gap") + "/runs";
+  std::filesystem::copy(experiment_dir(), dir, std::filesystem::copy_options::recursive);
+  auto agreement = nlohmann::json::parse(read_file(dir + "/alpha_agreement.json"));
+  ASSERT_FALSE(agreement["best_manual_alpha"].is_null());
+  const double best_J = agreement["best_manual_J"].get<double>();
+  for (double gap : {-0.1, 0.1}) {
+    agreement["learned"] = {{"run", dir + "/run_3"},       {"final_alpha", {0.3, 0.78}},
+                            {"distance_to_best_manual", 0.28}, {"agrees", false},
+                            {"J_gap", gap * best_J / 100.0}};
+    write_file_atomic(dir + "/alpha_agreement.json", agreement.dump());
+    const std::string html = read_file(write_report(dir));
+    EXPECT_NE(html.find("more than one grid step"), std::string::npos);
+    EXPECT_EQ(html.find("lower than every manual run") != std::string::npos, gap < 0) << "gap " << gap;
+  }
 }

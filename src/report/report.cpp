@@ -115,9 +115,10 @@ std::string render_report_html(const json& data) {
                 ? "within one grid step of the sweep's optimum"
                 : fmt::format("{:.2f} from the sweep's optimum at its farthest level, more than one grid step",
                               m["distance_to_best_manual"].get<double>());
-        h += fmt::format("<li>{} α ends at {} (per level): {}; held-out J {:+.4g} against the best manual run ({:+.2f}%).</li>",
-                         mode, per_level(m["final_alpha"]), verdict, m["J_gap"].get<double>(),
-                         100.0 * m["J_gap"].get<double>() / best_J);
+        const double gap = m["J_gap"].get<double>();
+        h += fmt::format("<li>{} α ends at {} (per level): {}; held-out J {:+.4g} against the best manual run ({:+.2f}%){}.</li>",
+                         mode, per_level(m["final_alpha"]), verdict, gap, 100.0 * gap / best_J,
+                         gap < 0 ? ", lower than every manual run's" : "");
       }
   }
   h += "</ul>";
