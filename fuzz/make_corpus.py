@@ -3,8 +3,9 @@
 
 Seeds are small valid inputs: minimised versions of the real files in ../shared/models and
 configs/ (the tinystories-656k tokenizer cut to its first merges, GPT-2's byte-level vocabulary cut
-likewise, llama2.c's tok512.bin) and tiny instances written here (safetensors, npy, a llama2.c
-checkpoint, activation manifests). Standard library only. Usage: python3 fuzz/make_corpus.py [SHARED]
+likewise, llama2.c's tok512.bin, the SmolLM2 GGUF's metadata with its arrays cut short) and tiny
+instances written here (safetensors, GGUF, npy, a llama2.c checkpoint, activation manifests).
+Standard library only. Usage: python3 fuzz/make_corpus.py [SHARED]
 """
 import json
 import os
@@ -95,6 +96,133 @@ def seeds_safetensors(rng):
         put("fuzz_safetensors", "golden_small.safetensors", safetensors([
             (k, v["dtype"], v["shape"], bytes(v["data_offsets"][1] - v["data_offsets"][0])) for k, v in small
             if v["data_offsets"][1] - v["data_offsets"][0] < 4096]))
+
+
+# GGUF metadata value types (gguf.h) and the struct codes of the fixed-size ones.
+GGUF_FIXED = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+GGUF_STRING, GGUF_ARRAY = 8, 9
+# ggml type: (id, values per block, bytes per block, byte offsets of f16 scales in a block)
+GGML = {"F32": (0, 1, 4, []), "F16": (1, 1, 2, []), "BF16": (30, 1, 2, []), "Q4_0": (2, 32, 18, [0]),
+        "Q4_1": (3, 32, 20, [0, 2]), "Q5_0": (6, 32, 22, [0]), "Q5_1": (7, 32, 24, [0, 2]),
+        "Q8_0": (8, 32, 34, [0]), "Q4_K": (12, 256, 144, [0, 2]), "Q5_K": (13, 256, 176, [0, 2]),
+        "Q6_K": (14, 256, 210, [208]), "Q2_K": (10, 256, 84, [80, 82]), "IQ4_NL": (20, 32, 18, [0])}
+
+
+def gguf_str(s):
+    s = s.encode() if isinstance(s, str) else s
+    return struct.pack("<Q", len(s)) + s
+
+
+def gguf_value(vtype, v, elem=None):
+    """Value bytes without the type tag. Arrays: v is a list, elem its element type (nested: (9, inner))."""
+    if vtype == GGUF_STRING:
+        return gguf_str(v)
+    if vtype == GGUF_ARRAY:
+        et, inner = elem if isinstance(elem, tuple) else (elem, None)
+        return struct.pack("<IQ", et, len(v)) + b"".join(gguf_value(et, x, inner) for x in v)
+    return struct.pack("<" + GGUF_FIXED[vtype], v)
+
+
+def gguf(kvs, tensors, version=3, alignment=32):
+    """kvs: [(key, vtype, value[, elem])]; tensors: [(name, ne, ggml type id, raw bytes)]."""
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    for key, vtype, v, *elem in kvs:
+        out += gguf_str(key) + struct.pack("<I", vtype) + gguf_value(vtype, v, elem[0] if elem else None)
+    data = b""
+    for name, ne, t, raw in tensors:
+        data += bytes(-len(data) % alignment)
+        out += gguf_str(name) + struct.pack("<I", len(ne)) + struct.pack("<%dq" % len(ne), *ne)
+        out += struct.pack("<IQ", t, len(data))
+        data += raw
+    return out + bytes(-len(out) % alignment) + data
+
+
+def ggml_blocks(name, n_values, rng):
+    """Random bytes of n_values of a ggml type, with small finite f16 scales."""
+    _, block, size, halves = GGML[name]
+    if block == 1:
+        if name == "F32":
+            return struct.pack("<%df" % n_values, *floats(n_values, rng))
+        bits = [f16_bits(x) if name == "F16" else struct.unpack("<I", struct.pack("<f", x))[0] >> 16
+                for x in floats(n_values, rng)]
+        return struct.pack("<%dH" % n_values, *bits)
+    out = b""
+    for _ in range(n_values // block):
+        b = bytearray(rng.getrandbits(8) for _ in range(size))
+        for off in halves:
+            b[off:off + 2] = struct.pack("<H", f16_bits(rng.gauss(0, 0.05)))
+        out += bytes(b)
+    return out
+
+
+def gguf_read_head(path, max_tensors):
+    """The real file's metadata (arrays cut to 8 entries, strings to 200 bytes) and first tensor infos."""
+    with open(path, "rb") as f:
+        buf = f.read(2 << 20)
+    pos = 24
+    version, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+
+    def read_str():
+        nonlocal pos
+        (n,) = struct.unpack_from("<Q", buf, pos)
+        pos += 8 + n
+        return buf[pos - n:pos]
+
+    def read_val(vtype):
+        nonlocal pos
+        if vtype == GGUF_STRING:
+            return read_str()[:200], None
+        if vtype == GGUF_ARRAY:
+            et, n = struct.unpack_from("<IQ", buf, pos)
+            pos += 12
+            items = [read_val(et) for _ in range(n)]
+            return [v for v, _ in items[:8]], et
+        code = GGUF_FIXED[vtype]
+        (v,) = struct.unpack_from("<" + code, buf, pos)
+        pos += struct.calcsize(code)
+        return v, None
+
+    kvs = []
+    for _ in range(n_kv):
+        key = read_str().decode()
+        (vtype,) = struct.unpack_from("<I", buf, pos)
+        pos += 4
+        v, et = read_val(vtype)
+        kvs.append((key, vtype, v, et) if vtype == GGUF_ARRAY else (key, vtype, v))
+    infos = []
+    for _ in range(min(n_tensors, max_tensors)):
+        name = read_str().decode()
+        (nd,) = struct.unpack_from("<I", buf, pos)
+        ne = struct.unpack_from("<%dq" % nd, buf, pos + 4)
+        t, off = struct.unpack_from("<IQ", buf, pos + 4 + 8 * nd)
+        pos += 4 + 8 * nd + 12
+        infos.append((name, list(ne), t))
+    return version, kvs, infos
+
+
+def seeds_gguf(rng):
+    kvs = [("general.architecture", GGUF_STRING, "llama"), ("general.alignment", 4, 32),
+           ("t.u8", 0, 200), ("t.i8", 1, -100), ("t.u16", 2, 60000), ("t.i16", 3, -30000), ("t.u32", 4, 7),
+           ("t.i32", 5, -7), ("t.f32", 6, 0.5), ("t.bool", 7, True), ("t.u64", 10, 1 << 40), ("t.i64", 11, -1),
+           ("t.f64", 12, 0.25), ("t.strings", GGUF_ARRAY, ["a", "", "bc"], GGUF_STRING),
+           ("t.nested", GGUF_ARRAY, [[1, 2], [3]], (GGUF_ARRAY, 5)), ("t.empty", GGUF_ARRAY, [], 4)]
+    types = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]
+    put("fuzz_gguf", "every_type.gguf", gguf(kvs, [
+        ("t." + n, [GGML[n][1] if GGML[n][1] > 1 else 8], GGML[n][0],
+         ggml_blocks(n, GGML[n][1] if GGML[n][1] > 1 else 8, rng)) for n in types]))
+    put("fuzz_gguf", "v2_odd.gguf", gguf([("general.alignment", 4, 16), ("t.s", GGUF_STRING, "x")], [
+        ("q8_3d", [32, 2, 2], 8, ggml_blocks("Q8_0", 128, rng)),
+        ("q2k", [256], 10, ggml_blocks("Q2_K", 256, rng)),
+        ("iq4nl", [32], 20, ggml_blocks("IQ4_NL", 32, rng)),
+        ("empty", [0, 3], 0, b"")], version=2, alignment=16))
+    put("fuzz_gguf", "kv_only.gguf", gguf(kvs[:3], []))
+    # The SmolLM2 model's metadata and first tensor infos, arrays cut short and shapes shrunk.
+    path = os.path.join(SHARED, "models", "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    version, head_kvs, infos = gguf_read_head(path, 3)
+    name_of = {v[0]: k for k, v in GGML.items()}
+    small = [(name, [64] + [2] * (len(ne) - 1), t, ggml_blocks(name_of[t], 64 * 2 ** (len(ne) - 1), rng))
+             for name, ne, t in infos]
+    put("fuzz_gguf", "smollm2_head.gguf", gguf(head_kvs, small, version=version))
 
 
 def seeds_npy(rng):
@@ -302,6 +430,7 @@ def main():
     rng = random.Random(8)
     seeds_safetensors(rng)
     seeds_npy(rng)
+    seeds_gguf(random.Random(9))
     seeds_llama2c(rng)
     seeds_hf_tokenizer()
     seeds_hf_config()

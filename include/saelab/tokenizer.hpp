@@ -21,6 +21,15 @@ class Tokenizer {
   virtual bool is_special(int32_t id) const = 0;
   int32_t bos_id() const { return bos_id_; }  // -1 when the vocabulary has none
   int32_t eos_id() const { return eos_id_; }
+  // Whether the model's own tokenizer puts BOS before a prompt (HF post-processor / add_bos_token,
+  // GGUF tokenizer.ggml.add_bos_token). Harvest contexts start with BOS either way (SAELens' prepend_bos).
+  bool adds_bos() const { return adds_bos_; }
+  void set_adds_bos(bool b) { adds_bos_ = b; }
+  // End-of-generation tokens: generation stops at any of them (EOS, and EOT-like tokens such as
+  // <|im_end|>, <|eot_id|>, <end_of_turn>, as transformers' generation_config and llama.cpp do).
+  const std::vector<int32_t>& eog_ids() const { return eog_ids_; }
+  bool is_eog(int32_t id) const;
+  void add_eog(int32_t id);
   // The model's config (config.json bos_token_id / eos_token_id) has the last word.
   void set_bos_eos(int32_t bos, int32_t eos) {
     if (bos >= 0) bos_id_ = bos;
@@ -29,7 +38,29 @@ class Tokenizer {
 
  protected:
   int32_t bos_id_ = -1, eos_id_ = -1;
+  bool adds_bos_ = true;
+  std::vector<int32_t> eog_ids_;
 };
+
+// A vocabulary as GGUF metadata states it (tokenizer.ggml.*), independent of the file reader.
+struct GgufVocab {
+  std::string source;               // the file, for messages
+  std::string model;                // tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece)
+  std::string pre = "default";      // tokenizer.ggml.pre: the pre-tokenizer of a gpt2 model
+  std::vector<std::string> tokens;  // tokenizer.ggml.tokens, by id
+  std::vector<float> scores;        // tokenizer.ggml.scores (llama); may be empty for gpt2
+  // tokenizer.ggml.token_type: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+  std::vector<int32_t> token_types;
+  std::vector<std::string> merges;  // tokenizer.ggml.merges, "a b" in rank order (gpt2)
+  int32_t bos = -1, eos = -1, eot = -1, eom = -1, unk = -1, pad = -1;  // -1: absent
+  bool add_bos = false, add_eos = false;
+  bool add_space_prefix = true;  // llama: "▁" before the text (tokenizer.ggml.add_space_prefix)
+};
+
+// Byte-level BPE (model "gpt2", pre-tokenizers: default / gpt-2, smollm, llama-bpe (Llama 3),
+// qwen2, ...) or SentencePiece-style BPE with scores and byte fallback (model "llama"). Throws Error
+// naming vocab.source for an unknown model or pre-tokenizer, or inconsistent arrays.
+std::unique_ptr<Tokenizer> make_gguf_tokenizer(const GgufVocab& vocab);
 
 // Hugging Face tokenizer.json. Throws Error naming the file and any component type it does not know.
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path);

@@ -41,7 +41,7 @@ void add_analyze(CLI::App& app) {
 
   auto* per = an->add_subcommand("persistence", "probing tasks' top-k latents across a run's checkpoints");
   auto prun = std::make_shared<std::string>();
-  auto pmodel = std::make_shared<std::string>(default_shared_root() + "/models/tinystories-656k");
+  auto pmodel = std::make_shared<std::string>(default_model_path());
   auto ptasks = std::make_shared<std::string>("data/probe_tasks.json");
   auto proot = std::make_shared<std::string>(default_shared_root());
   auto ptexts = std::make_shared<int>(100);

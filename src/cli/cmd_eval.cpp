@@ -16,7 +16,7 @@ void add_eval(CLI::App& app) {
   auto* core = ev->add_subcommand("core", "reconstruction, sparsity, and CE/KL with the SAE spliced into the LM");
   auto cfg = std::make_shared<CoreEvalConfig>();
   auto sae_dir = std::make_shared<std::string>();
-  auto model = std::make_shared<std::string>(default_shared_root() + "/models/tinystories-656k");
+  auto model = std::make_shared<std::string>(default_model_path());
   auto hook = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   core->add_option("--sae", *sae_dir, "SAE directory in SAELens layout (a run's sae/)")->required();
@@ -46,7 +46,7 @@ void add_eval(CLI::App& app) {
   auto* probing = ev->add_subcommand("probing", "sparse probing over the 35-task suite (SAEBench sparse_probing JSON)");
   auto pcfg = std::make_shared<ProbingConfig>();
   auto p_sae = std::make_shared<std::string>();
-  auto p_model = std::make_shared<std::string>(default_shared_root() + "/models/tinystories-656k");
+  auto p_model = std::make_shared<std::string>(default_model_path());
   auto p_tasks = std::make_shared<std::string>("data/probe_tasks.json");
   auto p_root = std::make_shared<std::string>(default_shared_root());
   auto p_out = std::make_shared<std::string>();

@@ -13,7 +13,7 @@ void add_harvest(CLI::App& app) {
   auto cfg = std::make_shared<HarvestConfig>();
   auto dtype = std::make_shared<std::string>("f32");
   const std::string shared = default_shared_root();
-  cfg->model_path = shared + "/models/tinystories-656k";
+  cfg->model_path = default_model_path();
   cfg->out_dir = "activations";
   cmd->add_option("--model", cfg->model_path, "HF model directory or llama2.c .bin")->capture_default_str();
   cmd->add_option("--corpus", cfg->corpus, "corpus files/directories (.txt paragraphs, .jsonl \"text\"); "

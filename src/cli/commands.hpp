@@ -14,4 +14,6 @@ void add_analyze(CLI::App& app);
 void add_experiment(CLI::App& app);
 // The data root (../shared by default): $SAELAB_SHARED, else ../shared beside the working directory.
 std::string default_shared_root();
+// The default --model: SmolLM2-135M-Instruct (GGUF) under the data root.
+std::string default_model_path();
 }  // namespace saelab::cli

@@ -1,8 +1,7 @@
 // GPT-2's byte-level BPE pieces: every byte is mapped to a printable unicode character, and text is
 // pre-split by GPT-2's pattern
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-// Letter/number classes come from the C library's Unicode tables (C.UTF-8), a close stand-in for
-// the regex engine's \p{L} and \p{N}.
+// (pretokenize.hpp's scanner, with Unicode classes from its generated table.)
 #pragma once
 #include <string>
 #include <string_view>

@@ -120,12 +120,16 @@ class HfTokenizer final : public Tokenizer {
       decoded_added_[id] = s;
     }
     const json& post = j.value("post_processor", json());
+    adds_bos_ = false;  // only a post-processor template that starts with a special token adds one
     if (post.is_object() && post.value("type", "") == "TemplateProcessing") {
       const json& single = post.at("single");
       if (!single.empty() && single[0].contains("SpecialToken")) {
         const std::string bos = single[0]["SpecialToken"].at("id").get<std::string>();
         auto it = vocab_.find(bos);
-        if (it != vocab_.end()) bos_id_ = it->second;
+        if (it != vocab_.end()) {
+          bos_id_ = it->second;
+          adds_bos_ = true;
+        }
       }
     }
   }

@@ -52,6 +52,7 @@ class Llama2cTokenizer final : public Tokenizer {
     if (lookup(" ") < 0) fail("'{}' has no \" \" token (the dummy prefix every encoding starts with)", path);
     bos_id_ = 1;
     eos_id_ = 2;
+    add_eog(eos_id_);
   }
 
   std::vector<int32_t> encode(std::string_view text) const override {

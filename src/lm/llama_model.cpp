@@ -8,17 +8,20 @@
 namespace saelab {
 
 namespace {
-const char* const kHookPoints[] = {"hook_resid_pre", "hook_attn_out", "hook_mlp_out", "hook_resid_post"};
+// Per block, in the order the forward reaches them (TransformerLens names).
+const char* const kHookPoints[] = {"hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out",
+                                   "hook_resid_post"};
+const char* const kEmbedHook = "hook_embed";  // the token embedding, before block 0
 }
 
-LlamaModel::LlamaModel(LlamaConfig cfg, std::unique_ptr<Tokenizer> tok, Backend& be)
-    : cfg_(std::move(cfg)), tok_(std::move(tok)), be_(be) {
-  const int64_t d = cfg_.d_model, ff = cfg_.d_ff, V = cfg_.vocab_size;
-  const int64_t qw = static_cast<int64_t>(cfg_.n_heads) * cfg_.head_dim;
-  const int64_t kw = static_cast<int64_t>(cfg_.n_kv_heads) * cfg_.head_dim;
-  auto add = [&](std::string name, std::vector<int64_t> shape) { param_specs_.emplace_back(std::move(name), shape); };
+std::vector<std::pair<std::string, std::vector<int64_t>>> llama_param_specs(const LlamaConfig& c) {
+  const int64_t d = c.d_model, ff = c.d_ff, V = c.vocab_size;
+  const int64_t qw = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  const int64_t kw = static_cast<int64_t>(c.n_kv_heads) * c.head_dim;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> specs;
+  auto add = [&](std::string name, std::vector<int64_t> shape) { specs.emplace_back(std::move(name), shape); };
   add("model.embed_tokens.weight", {V, d});
-  for (int l = 0; l < cfg_.n_layers; ++l) {
+  for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     add(p + "input_layernorm.weight", {d});
     add(p + "self_attn.q_proj.weight", {qw, d});
@@ -31,7 +34,12 @@ LlamaModel::LlamaModel(LlamaConfig cfg, std::unique_ptr<Tokenizer> tok, Backend&
     add(p + "mlp.down_proj.weight", {d, ff});
   }
   add("model.norm.weight", {d});
-  if (!cfg_.tied_embeddings) add("lm_head.weight", {V, d});
+  if (!c.tied_embeddings) add("lm_head.weight", {V, d});
+  return specs;
+}
+
+LlamaModel::LlamaModel(LlamaConfig cfg, std::unique_ptr<Tokenizer> tok, Backend& be)
+    : cfg_(std::move(cfg)), tok_(std::move(tok)), be_(be), param_specs_(llama_param_specs(cfg_)) {
   size_t total = 0;
   for (const auto& [name, shape] : param_specs_) {
     param_offsets_.push_back(total);
@@ -69,7 +77,7 @@ size_t LlamaModel::param_offset(const std::string& name) const {
 void LlamaModel::upload() { be_.upload(params_.view(), host_params_.data()); }
 
 std::vector<std::string> LlamaModel::hook_names() const {
-  std::vector<std::string> out;
+  std::vector<std::string> out{kEmbedHook};
   for (int l = 0; l < cfg_.n_layers; ++l)
     for (const char* p : kHookPoints) out.push_back(hook_name(l, p));
   return out;
@@ -78,13 +86,14 @@ std::vector<std::string> LlamaModel::hook_names() const {
 void LlamaModel::check_hook(const std::string& name) const {
   const auto names = hook_names();
   if (std::find(names.begin(), names.end(), name) != names.end()) return;
-  fail("hook '{}' is not in model '{}' (valid: blocks.{{0..{}}}.{{hook_resid_pre, hook_attn_out, hook_mlp_out, "
-       "hook_resid_post}})",
+  fail("hook '{}' is not in model '{}' (valid: hook_embed, blocks.{{0..{}}}.{{hook_resid_pre, hook_attn_out, "
+       "hook_resid_mid, hook_mlp_out, hook_resid_post}})",
        name, cfg_.name, cfg_.n_layers - 1);
 }
 
 int LlamaModel::hook_layer(const std::string& name) const {
   check_hook(name);
+  if (name == kEmbedHook) return -1;
   return std::stoi(name.substr(7, name.find('.', 7) - 7));
 }
 
@@ -123,6 +132,7 @@ Tensor LlamaModel::forward(const std::vector<int32_t>& tokens, int B, int T, con
   };
 
   be_.embedding(h, embed_, ids);
+  if (hooks) hooks->fire(kEmbedHook, h.view());
   for (int l = 0; l <= last_layer; ++l) {
     const LlamaLayerWeights& w = layers_[l];
     fire(l, "hook_resid_pre", h);
@@ -136,6 +146,7 @@ Tensor LlamaModel::forward(const std::vector<int32_t>& tokens, int B, int T, con
     be_.gemm(block_out, att, false, w.wo, true, 1.f, 0.f);
     fire(l, "hook_attn_out", block_out);
     be_.add_inplace(h, block_out);
+    fire(l, "hook_resid_mid", h);
     be_.rmsnorm(xn, h, w.mlp_norm, cfg_.rms_eps);
     be_.gemm(gate, xn, false, w.w_gate, true, 1.f, 0.f);
     be_.gemm(up, xn, false, w.w_up, true, 1.f, 0.f);
@@ -152,12 +163,13 @@ Tensor LlamaModel::forward(const std::vector<int32_t>& tokens, int B, int T, con
   return logits;
 }
 
-std::vector<int32_t> generate_greedy(const LlamaModel& m, std::vector<int32_t> seq, int steps) {
+std::vector<int32_t> generate_greedy(const LlamaModel& m, std::vector<int32_t> seq, int steps, bool stop_at_eog) {
   for (int s = 0; s < steps && static_cast<int>(seq.size()) < m.config().max_seq_len; ++s) {
     const int T = static_cast<int>(seq.size());
     Tensor logits = m.forward(seq, 1, T);
     const std::vector<float> last = to_host_f32(m.backend(), logits.view().rows(T - 1, T));
     seq.push_back(static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin()));
+    if (stop_at_eog && m.tokenizer().is_eog(seq.back())) break;
   }
   return seq;
 }

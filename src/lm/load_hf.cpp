@@ -72,6 +72,17 @@ LlamaConfig parse_hf_llama_config(const std::string& path) {
   return c;
 }
 
+namespace {
+// eos_token_id of config.json / generation_config.json: one id or a list; generation stops at each.
+void add_eog_ids(Tokenizer& tok, const json& j, int vocab_size) {
+  if (!j.is_object() || !j.contains("eos_token_id")) return;
+  const json& e = j["eos_token_id"];
+  for (const json& v : e.is_array() ? e : json::array({e}))
+    if (v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < vocab_size)
+      tok.add_eog(static_cast<int32_t>(v.get<int64_t>()));
+}
+}  // namespace
+
 std::unique_ptr<LlamaModel> load_hf_model(const std::string& dir, Backend& be) {
   LlamaConfig cfg = parse_hf_llama_config(dir + "/config.json");
   cfg.name = fs::path(dir).lexically_normal().filename().string();
@@ -87,6 +98,15 @@ std::unique_ptr<LlamaModel> load_hf_model(const std::string& dir, Backend& be) {
       return v >= 0 && v < cfg.vocab_size ? static_cast<int32_t>(v) : -1;
     };
     tok->set_bos_eos(id_of("bos_token_id"), id_of("eos_token_id"));
+    add_eog_ids(*tok, j, cfg.vocab_size);
+    tok->add_eog(tok->eos_id());
+    if (file_exists(dir + "/generation_config.json")) {
+      try {
+        add_eog_ids(*tok, json::parse(read_file(dir + "/generation_config.json")), cfg.vocab_size);
+      } catch (const json::exception& e) {
+        fail("'{}' is not valid JSON: {}", dir + "/generation_config.json", e.what());
+      }
+    }
   }
   if (tok->vocab_size() > cfg.vocab_size)
     fail("'{}': tokenizer has {} tokens but config.json vocab_size is {}", tok_path, tok->vocab_size(), cfg.vocab_size);
@@ -128,24 +148,7 @@ std::unique_ptr<LlamaModel> load_hf_model(const std::string& dir, Backend& be) {
   if (static_cast<size_t>(cfg.n_layers) > where.size() / 9)
     fail("'{}': num_hidden_layers is {}, but the weights hold only {} tensors (9 per layer)", dir + "/config.json",
          cfg.n_layers, where.size());
-  std::vector<std::pair<std::string, std::vector<int64_t>>> params;
-  const int64_t d = cfg.d_model, ff = cfg.d_ff, V = cfg.vocab_size;
-  const int64_t qw = static_cast<int64_t>(cfg.n_heads) * cfg.head_dim, kw = static_cast<int64_t>(cfg.n_kv_heads) * cfg.head_dim;
-  params.push_back({"model.embed_tokens.weight", {V, d}});
-  for (int l = 0; l < cfg.n_layers; ++l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
-    params.push_back({p + "input_layernorm.weight", {d}});
-    params.push_back({p + "self_attn.q_proj.weight", {qw, d}});
-    params.push_back({p + "self_attn.k_proj.weight", {kw, d}});
-    params.push_back({p + "self_attn.v_proj.weight", {kw, d}});
-    params.push_back({p + "self_attn.o_proj.weight", {d, qw}});
-    params.push_back({p + "post_attention_layernorm.weight", {d}});
-    params.push_back({p + "mlp.gate_proj.weight", {ff, d}});
-    params.push_back({p + "mlp.up_proj.weight", {ff, d}});
-    params.push_back({p + "mlp.down_proj.weight", {d, ff}});
-  }
-  params.push_back({"model.norm.weight", {d}});
-  if (!cfg.tied_embeddings) params.push_back({"lm_head.weight", {V, d}});
+  const auto params = llama_param_specs(cfg);
   auto stored_name = [&](const std::string& name) {
     // Tied checkpoints often store the shared matrix once, as lm_head.weight.
     if (!where.count(name) && cfg.tied_embeddings && name == "model.embed_tokens.weight") return std::string("lm_head.weight");

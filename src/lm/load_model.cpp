@@ -10,6 +10,18 @@ namespace fs = std::filesystem;
 std::unique_ptr<LlamaModel> load_model(const std::string& path, Backend& be) {
   if (!fs::exists(path)) fail("model path '{}' does not exist", path);
   if (dir_exists(path) && file_exists(path + "/config.json")) return load_hf_model(path, be);
+  if (!dir_exists(path) && fs::path(path).extension() == ".gguf") return load_gguf_model(path, be);
+  if (dir_exists(path)) {  // a directory holding one GGUF file
+    std::string gguf;
+    for (const auto& e : fs::directory_iterator(path)) {
+      if (e.path().extension() != ".gguf") continue;
+      if (!gguf.empty())
+        fail("model directory '{}' holds several .gguf files ('{}', '{}'); pass one file", path,
+             fs::path(gguf).filename().string(), e.path().filename().string());
+      gguf = e.path().string();
+    }
+    if (!gguf.empty()) return load_gguf_model(gguf, be);
+  }
   // llama2.c: a .bin file, or a directory holding one model .bin beside tok*.bin / tokenizer.bin.
   std::string bin = path, dir = fs::path(path).parent_path().string();
   if (dir_exists(path)) {
@@ -23,10 +35,11 @@ std::unique_ptr<LlamaModel> load_model(const std::string& path, Backend& be) {
       }
     }
     if (bin.empty())
-      fail("'{}' is not a model directory: expected config.json (Hugging Face) or a llama2.c .bin checkpoint", path);
+      fail("'{}' is not a model directory: expected config.json (Hugging Face), a .gguf file or a llama2.c .bin "
+           "checkpoint", path);
   }
   if (fs::path(bin).extension() != ".bin")
-    fail("'{}' is not a model: expected a Hugging Face directory or a llama2.c .bin checkpoint", path);
+    fail("'{}' is not a model: expected a Hugging Face directory, a .gguf file or a llama2.c .bin checkpoint", path);
   if (dir.empty()) dir = ".";
   std::string tok;
   for (const auto& e : fs::directory_iterator(dir)) {

@@ -91,8 +91,9 @@ void topk_row(float* row, float* out, const float* b, const float* allowed, int6
   for (const TopkEntry& e : heap) out[-e.second] = e.first > 0.f ? e.first : 0.f;
 }
 
-// pre[i] += b[i], f[i] = max(pre[i], 0) (0 everywhere when !on), cnt/sum += the firings and
-// activations, over one contiguous span of a row.
+// pre[i] += b[i], f[i] = max(pre[i], 0) (0 everywhere when !on), and with kStats cnt/sum += the
+// firings and activations, over one contiguous span of a row.
+template <bool kStats>
 void relu_span(float* __restrict f, float* __restrict pre, const float* __restrict b, int64_t n, bool on,
                float* __restrict cnt, float* __restrict sum) {
 #pragma omp simd
@@ -101,25 +102,47 @@ void relu_span(float* __restrict f, float* __restrict pre, const float* __restri
     pre[i] = v;
     const float a = on && v > 0.f ? v : 0.f;
     f[i] = a;
-    cnt[i] += a > 0.f ? 1.f : 0.f;
-    sum[i] += a;
+    if constexpr (kStats) {
+      cnt[i] += a > 0.f ? 1.f : 0.f;
+      sum[i] += a;
+    }
   }
 }
 
 // ReLU epilogue over rows [r0, r1) and one column group: plain columns [c0, c1) when P = 0, else
 // parents [c0, c1) and their children (columns P + c0·m .. P + c1·m), so every gate reads a parent
-// this call has just written. cnt/sum (indexed by column) accumulate in row order.
+// this call has just written. With kStats, cnt/sum (indexed by column) accumulate in row order.
+template <bool kStats>
 void relu_rows(float* f, float* pre, const float* b, int64_t F, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
                int64_t P, int64_t m, bool children_on, float* cnt, float* sum) {
+  // Without statistics cnt/sum are null and never offset (UBSan: offset applied to a null pointer).
+  auto at = [](float* p, int64_t i) { return kStats ? p + i : nullptr; };
   for (int64_t n = r0; n < r1; ++n) {
     float* fr = f + n * F;
     float* pr = pre + n * F;
-    relu_span(fr + c0, pr + c0, b + c0, c1 - c0, true, cnt + c0, sum + c0);
+    relu_span<kStats>(fr + c0, pr + c0, b + c0, c1 - c0, true, at(cnt, c0), at(sum, c0));
     if (P == 0) continue;
     for (int64_t p = c0; p < c1; ++p) {
       const int64_t j = P + p * m;
-      relu_span(fr + j, pr + j, b + j, m, children_on && fr[p] > 0.f, cnt + j, sum + j);
+      relu_span<kStats>(fr + j, pr + j, b + j, m, children_on && fr[p] > 0.f, at(cnt, j), at(sum, j));
     }
+  }
+}
+
+// Σ_c part[c·stride + i] over c = 0 .. chunks-1 in order: how per-chunk partials become one column's
+// total, the same order as the CUDA combine kernel.
+float sum_chunks(const float* part, int64_t stride, int64_t chunks, int64_t i) {
+  float s = 0.f;
+  for (int64_t c = 0; c < chunks; ++c) s += part[c * stride + i];
+  return s;
+}
+
+// g = (g + pen) where the latent is active, else 0: ReLU's backward with the L1 penalty's gradient.
+void relu_backward_row(float* __restrict g, const float* __restrict f, const float* __restrict pen, int64_t F) {
+#pragma omp simd
+  for (int64_t i = 0; i < F; ++i) {
+    const float v = g[i] + pen[i];
+    g[i] = f[i] > 0.f ? v : 0.f;
   }
 }
 
@@ -137,12 +160,18 @@ void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderAc
   float* pp = pre.f32();
   float* fp = f.f32();
   // Statistics per chunk of rows: part [chunks][2][F] (fires, then mass); one chunk writes the
-  // outputs directly. Each (chunk, column) is written by one task only.
-  // Without statistics every chunk counts into its own throwaway partials (a branch-free span loop).
+  // outputs directly. Each (chunk, column) is written by one task only. Without statistics nothing
+  // is counted or allocated.
   const int64_t chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
-  std::vector<float> part(!stats || chunks > 1 ? static_cast<size_t>(chunks * 2 * F) : 0, 0.f);
-  auto cnt_of = [&](int64_t c) { return stats && chunks == 1 ? fires.f32() : part.data() + c * 2 * F; };
-  auto sum_of = [&](int64_t c) { return stats && chunks == 1 ? mass.f32() : part.data() + c * 2 * F + F; };
+  std::vector<float> part(stats && chunks > 1 ? static_cast<size_t>(chunks * 2 * F) : 0, 0.f);
+  auto cnt_of = [&](int64_t c) -> float* {
+    if (!stats) return nullptr;
+    return chunks == 1 ? fires.f32() : part.data() + c * 2 * F;
+  };
+  auto sum_of = [&](int64_t c) -> float* {
+    if (!stats) return nullptr;
+    return chunks == 1 ? mass.f32() : part.data() + c * 2 * F + F;
+  };
   if (stats && chunks == 1) {
     std::fill(fires.f32(), fires.f32() + F, 0.f);
     std::fill(mass.f32(), mass.f32() + F, 0.f);
@@ -173,23 +202,22 @@ void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderAc
     const int64_t group = P == 0 ? kColBlock : std::max<int64_t>(1, kColBlock / (1 + m));
     const int64_t cols = P == 0 ? F : P;
     const int64_t groups = (cols + group - 1) / group;
+    const auto rows = stats ? relu_rows<true> : relu_rows<false>;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t c = 0; c < chunks; ++c)
       for (int64_t g = 0; g < groups; ++g)
-        relu_rows(fp, pp, bp, F, c * kEpilogueRows, std::min(N, (c + 1) * kEpilogueRows), g * group,
-                  std::min(cols, (g + 1) * group), P, m, act.children_on, cnt_of(c), sum_of(c));
+        rows(fp, pp, bp, F, c * kEpilogueRows, std::min(N, (c + 1) * kEpilogueRows), g * group,
+             std::min(cols, (g + 1) * group), P, m, act.children_on, cnt_of(c), sum_of(c));
   }
 
   if (stats && chunks > 1) {
     float* cp = fires.f32();
     float* mp = mass.f32();
     for_column_blocks(F, [&](int64_t c0, int64_t c1) {
-      for (int64_t i = c0; i < c1; ++i) cp[i] = mp[i] = 0.f;
-      for (int64_t c = 0; c < chunks; ++c)
-        for (int64_t i = c0; i < c1; ++i) {
-          cp[i] += part[c * 2 * F + i];
-          mp[i] += part[c * 2 * F + F + i];
-        }
+      for (int64_t i = c0; i < c1; ++i) {
+        cp[i] = sum_chunks(part.data(), 2 * F, chunks, i);
+        mp[i] = sum_chunks(part.data() + F, 2 * F, chunks, i);
+      }
     });
   }
 }
@@ -235,8 +263,7 @@ void col_sum(TensorView out, TensorView x, float alpha, float beta) {
     }
   for_column_blocks(F, [&](int64_t c0, int64_t c1) {
     for (int64_t i = c0; i < c1; ++i) {
-      float s = 0.f;
-      for (int64_t c = 0; c < chunks; ++c) s += part[c * F + i];
+      const float s = sum_chunks(part.data(), F, chunks, i);
       op[i] = alpha * s + (beta == 0.f ? 0.f : beta * op[i]);
     }
   });
@@ -285,12 +312,7 @@ void relu_backward(TensorView g, TensorView f, TensorView pen) {
   const float* fp = f.f32();
   const float* pp = pen.f32();
 #pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < F; ++i) {
-      const int64_t k = n * F + i;
-      const float v = gp[k] + pp[i];
-      gp[k] = fp[k] > 0.f ? v : 0.f;
-    }
+  for (int64_t n = 0; n < N; ++n) relu_backward_row(gp + n * F, fp + n * F, pp, F);
 }
 
 void scaled_diff(TensorView y, TensorView a, TensorView b, float alpha) {
@@ -351,11 +373,7 @@ void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView 
           G[p] = g;
         }
       }
-#pragma omp simd
-      for (int64_t i = 0; i < F; ++i) {
-        const float g = d[i] + pn[i];
-        d[i] = fr[i] > 0.f ? g : 0.f;
-      }
+      relu_backward_row(d, fr, pn, F);
       if (width > 0.f)
 #pragma omp simd
         for (int64_t p = 0; p < P; ++p) {
