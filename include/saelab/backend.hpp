@@ -141,6 +141,9 @@ class Backend {
 };
 
 Backend& cpu_backend();
+// Non-empty when the BLAS library runs generic kernels on a CPU with wider vector units (an
+// OpenBLAS that does not know the CPU model): the one line to show the user, with the fix.
+std::string blas_kernel_warning();
 // The backend owning memory of `device`; throws Error if this build has no such backend.
 Backend& backend_for(Device device);
 // "cpu" or "cuda" (a user's setting); throws Error saying why a CUDA backend is not available.

@@ -33,7 +33,7 @@ struct HarvestResult {
   int64_t n_tokens = 0;      // stored in total
   int64_t new_tokens = 0;    // stored by this call
   int64_t contexts = 0;      // forwarded by this call
-  double seconds = 0;        // wall time of this call
+  double seconds = 0;        // wall time of this call after the model was loaded
   bool resumed = false;
   bool already_complete = false;
 };

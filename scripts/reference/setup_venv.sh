@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
-# Creates the reference venv (torch CPU, transformers, tokenizers, safetensors, numpy) at $1
-# (default .venv-reference). Only needed to regenerate tests/data; the tests themselves never run Python.
+# Creates (or tops up) the reference venv at $1 (default .venv-reference, git-ignored): CPU torch,
+# transformers, tokenizers, safetensors, numpy, gguf. Needed to regenerate tests/data and for the
+# transformers side of bench/bench_harvest; saelab's build and tests never run Python.
+# torch comes from the CPU-only wheel index when it answers (no CUDA libraries), else from PyPI.
+# An existing venv is kept: this only pip-installs into it.
 set -euo pipefail
 venv=${1:-.venv-reference}
-python3 -m venv "$venv"
+here=$(cd "$(dirname "$0")" && pwd)
+cpu_index=https://download.pytorch.org/whl/cpu
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
-"$venv/bin/pip" install -q -r "$(dirname "$0")/requirements.txt"
-echo "reference venv ready: $venv/bin/python scripts/reference/dump_golden.py"
+if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
+  if "$venv/bin/python" - "$cpu_index/torch/" <<'PY' 2>/dev/null; then
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=15).read(1)
+PY
+    echo "torch: CPU wheel index"
+    "$venv/bin/pip" install -q torch --index-url "$cpu_index"
+  else
+    echo "torch: CPU wheel index unreachable, installing from PyPI"
+    "$venv/bin/pip" install -q torch
+  fi
+fi
+"$venv/bin/pip" install -q -r "$here/requirements.txt"
+"$venv/bin/python" -c 'import importlib.metadata, torch, transformers, gguf, numpy, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "gguf", importlib.metadata.version("gguf"))'
+echo "reference venv ready: $venv/bin/python scripts/reference/dump_golden.py (goldens)"
+echo "  or $venv/bin/python scripts/reference/bench_transformers_harvest.py --check (used by bench_harvest)"

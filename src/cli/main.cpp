@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "saelab/backend.hpp"
 #include "saelab/comm.hpp"
 #include "saelab/error.hpp"
 
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
   saelab::cli::add_eval(app);
   saelab::cli::add_analyze(app);
   saelab::cli::add_experiment(app);
+  if (const std::string w = saelab::blas_kernel_warning(); !w.empty())
+    std::fprintf(stderr, "saelab: warning: %s\n", w.c_str());
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

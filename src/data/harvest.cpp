@@ -70,7 +70,6 @@ void write_shard(ActivationManifest& m, const std::vector<float>& acts, const st
 }  // namespace
 
 HarvestResult harvest(const HarvestConfig& c, const LlamaModel* model_in) {
-  const auto t0 = std::chrono::steady_clock::now();
   if (c.out_dir.empty()) fail("harvest needs an output directory (--out)");
   if (c.context_size < 2) fail("context length must be at least 2, got {}", c.context_size);
   if (c.batch_size < 1) fail("batch size must be at least 1, got {}", c.batch_size);
@@ -79,6 +78,7 @@ HarvestResult harvest(const HarvestConfig& c, const LlamaModel* model_in) {
   std::unique_ptr<LlamaModel> owned;
   if (!model_in) owned = load_model(c.model_path, backend_named(c.device));
   const LlamaModel& model = model_in ? *model_in : *owned;
+  const auto t0 = std::chrono::steady_clock::now();  // the rate excludes loading the model
   model.check_hook(c.hook_name);
   if (c.context_size > model.config().max_seq_len)
     fail("context length {} exceeds the maximum {} of model '{}'", c.context_size, model.config().max_seq_len,

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "cpu_backend.hpp"
+#include "cpu_math.hpp"
 #include "saelab/backend.hpp"
 
 namespace saelab {
@@ -77,8 +78,10 @@ class CpuBackend final : public Backend {
     for (int64_t n = 0; n < N; ++n) {
       const float* xr = xp + n * d;
       float ss = 0.f;
+#pragma omp simd reduction(+ : ss)
       for (int64_t i = 0; i < d; ++i) ss += xr[i] * xr[i];
       const float inv = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
+#pragma omp simd
       for (int64_t i = 0; i < d; ++i) yp[n * d + i] = xr[i] * inv * wp[i];
     }
   }
@@ -121,64 +124,7 @@ class CpuBackend final : public Backend {
     check_f32(q, "attention", "q");
     check_f32(k, "attention", "k");
     check_f32(v, "attention", "v");
-    const int64_t rows = q.dim(0), qw = q.dim(-1), kw = k.dim(-1);
-    SAELAB_ASSERT(rows % T == 0 && qw % H == 0 && H % Hkv == 0 && kw == qw / H * Hkv && v.dim(-1) == kw &&
-                      out.numel() == q.numel(),
-                  "attention shapes q {} k {} T={} H={} Hkv={}", q.shape_str(), k.shape_str(), T, H, Hkv);
-    const int hd = static_cast<int>(qw / H);
-    const int64_t B = rows / T;
-    const int group = H / Hkv;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const float* qp = q.f32();
-    const float* kp = k.f32();
-    const float* vp = v.f32();
-    float* op = out.f32();
-    // Per (sequence, head): K gathered transposed [hd, T] and V contiguous [T, hd] so the inner
-    // loops run over contiguous memory and vectorise.
-#pragma omp parallel
-    {
-      std::vector<float> att(T), kt(static_cast<size_t>(hd) * T), vs(static_cast<size_t>(T) * hd);
-#pragma omp for collapse(2) schedule(static)
-      for (int64_t b = 0; b < B; ++b) {
-        for (int h = 0; h < H; ++h) {
-          const int kvh = h / group;
-          for (int s = 0; s < T; ++s) {
-            const float* kr = kp + (b * T + s) * kw + kvh * hd;
-            const float* vr = vp + (b * T + s) * kw + kvh * hd;
-            for (int i = 0; i < hd; ++i) {
-              kt[static_cast<size_t>(i) * T + s] = kr[i];
-              vs[static_cast<size_t>(s) * hd + i] = vr[i];
-            }
-          }
-          for (int t = 0; t < T; ++t) {
-            const float* qr = qp + (b * T + t) * qw + h * hd;
-            for (int s = 0; s <= t; ++s) att[s] = 0.f;
-            for (int i = 0; i < hd; ++i) {
-              const float qi = qr[i] * scale;
-              const float* krow = kt.data() + static_cast<size_t>(i) * T;
-#pragma omp simd
-              for (int s = 0; s <= t; ++s) att[s] += qi * krow[s];
-            }
-            float mx = -INFINITY;
-            for (int s = 0; s <= t; ++s) mx = std::max(mx, att[s]);
-            float sum = 0.f;
-            for (int s = 0; s <= t; ++s) {
-              att[s] = std::exp(att[s] - mx);
-              sum += att[s];
-            }
-            const float inv = 1.0f / sum;
-            float* orow = op + (b * T + t) * qw + h * hd;
-            for (int i = 0; i < hd; ++i) orow[i] = 0.f;
-            for (int s = 0; s <= t; ++s) {
-              const float p = att[s] * inv;
-              const float* vr = vs.data() + static_cast<size_t>(s) * hd;
-#pragma omp simd
-              for (int i = 0; i < hd; ++i) orow[i] += p * vr[i];
-            }
-          }
-        }
-      }
-    }
+    cpu::causal_attention(out, q, k, v, T, H, Hkv);
   }
 
   void swiglu(TensorView out, TensorView gate, TensorView up) override {
@@ -190,8 +136,8 @@ class CpuBackend final : public Backend {
     const float* g = gate.f32();
     const float* u = up.f32();
     float* o = out.f32();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + cpu::exp_simd(-g[i])) * u[i];
   }
 
   void add_inplace(TensorView y, TensorView x) override {
@@ -357,6 +303,20 @@ class CpuBackend final : public Backend {
 Backend& cpu_backend() {
   static CpuBackend be;
   return be;
+}
+
+std::string blas_kernel_warning() {
+  // OpenBLAS picks its kernels from the CPU model; one newer than the library (0.3.21 does not know
+  // Sapphire/Emerald Rapids) gets the SSE3 "Prescott" kernels, ~4x slower on an AVX-512 machine.
+  const std::string core = openblas_get_corename();
+  const bool generic = core == "Prescott" || core == "Nehalem" || core == "Core2" || core == "Penryn" ||
+                       core == "Dunnington" || core == "Atom" || core == "Katmai" || core == "Coppermine";
+  if (!generic) return "";
+  const char* better = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : "";
+  if (!*better) return "";
+  return fmt::format("OpenBLAS chose its generic '{}' kernels for this CPU, which supports {}: matrix products run "
+                     "several times slower. Set OPENBLAS_CORETYPE={} in the environment to use its {} kernels.",
+                     core, __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2", better, better);
 }
 
 }  // namespace saelab

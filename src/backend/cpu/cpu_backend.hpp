@@ -1,9 +1,11 @@
-// Free functions behind the CPU backend's SAE ops (cpu_sae_ops.cpp); the class in cpu_backend.cpp
+// Free functions behind the CPU backend's SAE ops (cpu_sae_ops.cpp) and attention; the class in cpu_backend.cpp
 // forwards to them.
 #pragma once
 #include "saelab/backend.hpp"
 
 namespace saelab::cpu {
+// cpu_attention.cpp: q [B·T, H·hd], k and v [B·T, Hkv·hd] -> out [B·T, H·hd]
+void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H, int Hkv);
 void sub_row(TensorView y, TensorView x, TensorView b);
 void add_row(TensorView y, TensorView b);
 void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderActivation& act, TensorView fires,
