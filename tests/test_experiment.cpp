@@ -1,10 +1,16 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
+#include <filesystem>
 
 #include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
+#include "saelab/eval_core.hpp"
 #include "saelab/experiment.hpp"
+#include "saelab/lm.hpp"
+#include "saelab/sae_io.hpp"
+#include "saelab/sparse_probing.hpp"
 #include "test_util.hpp"
 
 using namespace saelab;
@@ -47,5 +53,129 @@ TEST(Experiment, DefaultPlanIsMethodSection5AndBadConfigsAreNamed) {
   test::write_text(dir + "/bad.toml", "[experimnt]\ntokens = 5\n");
   EXPECT_THROW(load_experiment_config(dir + "/bad.toml", test::shared_root()), Error);
   test::write_text(dir + "/bad2.toml", "[experiment]\ntokenz = 5\n");
+  EXPECT_THROW(load_experiment_config(dir + "/bad2.toml", test::shared_root()), Error);
+}
+
+namespace {
+
+// The numbers an experiment writes from its shared passes are those of one SAE at a time; the
+// probing path pools texts in other batches (tasks sharing texts, length order), so its features
+// may differ in the last bits, its accuracies not beyond this.
+constexpr double kTolSharedPass = 1e-9;
+
+// A probe task file with three of the suite's tasks, two of them on one dataset.
+std::string small_probe_tasks(const std::string& dir) {
+  nlohmann::json j = nlohmann::json::parse(read_file(std::string(SAELAB_SOURCE_DIR) + "/data/probe_tasks.json"));
+  nlohmann::json datasets = nlohmann::json::array(), tasks = nlohmann::json::array();
+  for (const auto& d : j["datasets"])
+    if (d["name"] == "language" || d["name"] == "ag_news") datasets.push_back(d);
+  tasks.push_back({{"dataset", "language"}, {"positive", "en"}});
+  tasks.push_back({{"dataset", "language"}, {"positive", "fr"}});
+  tasks.push_back({{"dataset", "ag_news"}, {"positive", "Sports"}});
+  j["datasets"] = datasets;
+  j["tasks"] = tasks;
+  test::write_text(dir + "/tasks.json", j.dump(2));
+  return dir + "/tasks.json";
+}
+
+void expect_near_numbers(const nlohmann::json& a, const nlohmann::json& b, const std::string& where) {
+  for (const auto& [k, v] : b.items()) {
+    if (v.is_object()) {
+      expect_near_numbers(a.at(k), v, where + "." + k);
+    } else if (v.is_number()) {
+      const double want = v.get<double>();
+      EXPECT_NEAR(a.at(k).get<double>(), want, kTolSharedPass * std::max(1.0, std::abs(want))) << where << "." << k;
+    }
+  }
+}
+
+}  // namespace
+
+// With probing on: every run's eval_core, sparse probing and persistence come from passes shared by
+// the runs, equal to evaluating each run alone; a re-run recomputes only missing outputs.
+TEST(Experiment, SharedEvaluationPassesMatchOneRunAtATimeAndResume) {
+  const std::string tmp = test::make_temp_dir("expprobe");
+  ExperimentConfig c = test::small_experiment(tmp + "/runs");
+  c.tokens = 30000;
+  c.probing = true;
+  c.probe_train = 40;
+  c.probe_test = 30;
+  c.persistence_texts = 20;
+  c.probe_context = 40;
+  c.core_context = 48;
+  c.probe_tasks = small_probe_tasks(tmp);
+  const auto rows = run_experiment(c);
+  ASSERT_EQ(rows.size(), 3u);
+  for (const auto& r : rows) EXPECT_TRUE(r.contains("probe_accuracy")) << r.dump();
+  for (int i = 1; i <= 3; ++i)
+    for (const char* f : {"eval_core.json", "eval_sparse_probing.json", "probe_persistence.json", "stability.json"})
+      EXPECT_TRUE(file_exists(c.out_dir + "/run_" + std::to_string(i) + "/" + f)) << i << f;
+
+  auto model = load_model(c.model, cpu_backend());
+  const ProbeSuite suite = load_probe_suite(c.probe_tasks, c.shared_root);
+  CoreEvalConfig cc;
+  cc.corpus = c.heldout_corpus;
+  cc.n_contexts = c.core_contexts;
+  cc.context_size = c.core_context;
+  cc.progress = false;
+  ProbingConfig pc;
+  pc.n_train = c.probe_train;
+  pc.n_test = c.probe_test;
+  pc.context_size = c.probe_context;
+  pc.progress = false;
+  for (int i = 1; i <= 3; ++i) {
+    const std::string dir = c.out_dir + "/run_" + std::to_string(i);
+    const Sae sae = load_saelens(dir + "/sae", cpu_backend());
+    const auto core = nlohmann::json::parse(read_file(dir + "/eval_core.json"));
+    EXPECT_EQ(core["eval_config"]["context_size"], 48);
+    const auto one_core = core_result_json(eval_core(*model, sae, c.hook, cc), cc, read_saelens_cfg(dir + "/sae"),
+                                           model->config().name);
+    expect_near_numbers(core["eval_result_metrics"], one_core["eval_result_metrics"], dir + " core");
+    const auto probing = nlohmann::json::parse(read_file(dir + "/eval_sparse_probing.json"));
+    EXPECT_EQ(probing["eval_config"]["context_length"], 40);
+    const auto one_probing = sparse_probing(*model, sae, c.hook, suite, pc, read_saelens_cfg(dir + "/sae"));
+    expect_near_numbers(probing["eval_result_metrics"], one_probing["eval_result_metrics"], dir + " probing");
+    EXPECT_EQ(probing["eval_result_unstructured"]["tasks"].size(), 3u);
+    const auto persistence = nlohmann::json::parse(read_file(dir + "/probe_persistence.json"));
+    ProbingConfig ppc;
+    ppc.context_size = c.probe_context;
+    ppc.progress = false;
+    const auto one_persistence = probe_persistence(*model, dir, c.hook, suite, ppc, c.persistence_texts);
+    EXPECT_EQ(persistence["tasks"], one_persistence["tasks"]) << dir;
+    EXPECT_EQ(persistence["checkpoints"], one_persistence["checkpoints"]) << dir;
+  }
+
+  // Killed before some outputs were written: only those are recomputed.
+  const std::string kept_core = read_file(c.out_dir + "/run_1/eval_core.json");
+  const std::string kept_probing = read_file(c.out_dir + "/run_3/eval_sparse_probing.json");
+  std::filesystem::remove(c.out_dir + "/run_2/eval_core.json");
+  std::filesystem::remove(c.out_dir + "/run_2/eval_sparse_probing.json");
+  std::filesystem::remove(c.out_dir + "/run_1/probe_persistence.json");
+  const auto resumed = run_experiment(c);
+  EXPECT_EQ(read_file(c.out_dir + "/run_1/eval_core.json"), kept_core);
+  EXPECT_EQ(read_file(c.out_dir + "/run_3/eval_sparse_probing.json"), kept_probing);
+  for (const char* f : {"run_2/eval_core.json", "run_2/eval_sparse_probing.json", "run_1/probe_persistence.json"})
+    EXPECT_TRUE(file_exists(c.out_dir + "/" + f)) << f;
+  ASSERT_EQ(resumed.size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) expect_near_numbers(resumed[i], rows[i], "row " + std::to_string(i));
+  // Everything present: nothing to do.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(run_experiment(c), resumed);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+}
+
+TEST(Experiment, ContextSizesOfTheEvaluationsAreSettings) {
+  const std::string dir = test::make_temp_dir("expctx");
+  test::write_text(dir + "/ctx.toml", "[experiment]\nprobe_context = 64\ncore_context = 32\n");
+  const ExperimentConfig c = load_experiment_config(dir + "/ctx.toml", test::shared_root());
+  EXPECT_EQ(c.probe_context, 64);
+  EXPECT_EQ(c.core_context, 32);
+  const ExperimentConfig d = load_experiment_config("", test::shared_root());
+  EXPECT_EQ(d.probe_context, 128);
+  EXPECT_EQ(d.core_context, 128);
+  test::write_text(dir + "/bad.toml", "[experiment]\ncore_context = 1\n");
+  EXPECT_NE(test::error_of([&] { load_experiment_config(dir + "/bad.toml", test::shared_root()); }).find("core_context"),
+            std::string::npos);
+  test::write_text(dir + "/bad2.toml", "[experiment]\nprobe_context = \"long\"\n");
   EXPECT_THROW(load_experiment_config(dir + "/bad2.toml", test::shared_root()), Error);
 }

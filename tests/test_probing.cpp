@@ -46,6 +46,78 @@ const ProbeSuite& suite() {
   static const ProbeSuite s = load_probe_suite(std::string(SAELAB_SOURCE_DIR) + "/data/probe_tasks.json", test::shared_root());
   return s;
 }
+
+// Two small runs on 20k tokens of one book, trained once for this file: 0 a standard SAE, 1 a topk
+// SAE; both keep the default five checkpoints.
+const TrainConfig& trained_run(int which) {
+  static const std::vector<TrainConfig> runs = [] {
+    const std::string dir = test::make_temp_dir("persist");
+    HarvestConfig h;
+    h.model_path = test::shared_root() + "/models/tinystories-656k";
+    h.corpus = {test::shared_root() + "/corpus/gutenberg/carroll-alice.txt"};
+    h.out_dir = dir + "/acts";
+    h.max_tokens = 20000;
+    h.progress = false;
+    harvest(h, &model());
+    std::vector<TrainConfig> out;
+    for (int i = 0; i < 2; ++i) {
+      TrainConfig c;
+      c.activations = h.out_dir;
+      c.out_dir = dir + "/run" + std::to_string(i);
+      c.d_sae = 256;
+      c.batch_size = 256;
+      c.total_tokens = 40000;
+      c.lr = 1e-3f;
+      c.l1_coefficient = 2.f;
+      if (i == 1) {
+        c.architecture = "topk";
+        c.k = 8;
+      }
+      c.progress = false;
+      train_sae(c);
+      out.push_back(c);
+    }
+    return out;
+  }();
+  return runs.at(static_cast<size_t>(which));
+}
+
+// A standard SAE with seeded random weights over the 128-wide residual stream.
+Sae random_sae(int d_sae, uint64_t seed) {
+  SaeConfig c;
+  c.d_in = 128;
+  c.d_sae = d_sae;
+  c.hook_name = "blocks.0.hook_resid_post";
+  Sae sae(c, cpu_backend());
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.f, 0.1f);
+  std::vector<float> p(static_cast<size_t>(sae.params().flat.numel()));
+  for (float& v : p) v = nd(rng);
+  cpu_backend().upload(sae.params().flat.view(), p.data());
+  return sae;
+}
+
+// Probing several SAEs from one LM pass per task, with texts shared by tasks of one dataset pooled
+// once and texts batched by length, changes which rows share a GEMM: features may differ in the last
+// bits, never the probes' accuracies and F1 beyond this.
+constexpr double kTolProbeScore = 1e-9;
+
+// Every number of two SAEBench sparse-probing results (metrics, per-family and per-task entries).
+void expect_same_scores(const nlohmann::json& a, const nlohmann::json& b, const std::string& who) {
+  ASSERT_EQ(a["eval_result_unstructured"]["tasks"].size(), b["eval_result_unstructured"]["tasks"].size()) << who;
+  for (const char* side : {"llm", "sae"})
+    for (const auto& [k, v] : b["eval_result_metrics"][side].items())
+      EXPECT_NEAR(a["eval_result_metrics"][side][k].get<double>(), v.get<double>(), kTolProbeScore) << who << " " << k;
+  for (size_t t = 0; t < b["eval_result_unstructured"]["tasks"].size(); ++t) {
+    const auto& ta = a["eval_result_unstructured"]["tasks"][t];
+    const auto& tb = b["eval_result_unstructured"]["tasks"][t];
+    EXPECT_EQ(ta["task"], tb["task"]);
+    for (const auto& [k, v] : tb.items()) {
+      if (!v.is_number()) continue;
+      EXPECT_NEAR(ta[k].get<double>(), v.get<double>(), kTolProbeScore) << who << " " << tb["task"] << " " << k;
+    }
+  }
+}
 }  // namespace
 
 // As in the seed's baseline: an SAE whose weights are all zero has no information, so its probes sit
@@ -78,6 +150,82 @@ TEST(SparseProbing, ZeroSaeIsAtChanceAndTheResultHasSaeBenchLayout) {
   EXPECT_EQ(nlohmann::json::parse(read_file(path)), j);  // written and read back unchanged
 }
 
+// Several SAEs probed from one LM pass per task get the numbers each gets alone, and those are the
+// per-task algorithm spelled out: pool a task's training and test texts, then probe_task. Two tasks
+// of one dataset share texts, which are run through the LM once.
+TEST(SparseProbing, MultiSaeMatchesOneSaeAtATimeAndThePerTaskAlgorithm) {
+  const Sae a = random_sae(256, 1), b = random_sae(160, 2);
+  Sae trained = load_saelens(trained_run(1).out_dir + "/sae", cpu_backend());
+  ProbingConfig pc;
+  pc.n_train = 60;
+  pc.n_test = 40;
+  pc.context_size = 48;
+  pc.batch_size = 7;  // several batches per task, the last one partial
+  pc.progress = false;
+  pc.only_tasks = {"ag_news/World", "ag_news/Sports", "language/en"};
+  const std::string hook = "blocks.0.hook_resid_post";
+  const std::vector<const Sae*> saes{&a, &trained, &b};
+  const std::vector<nlohmann::json> cfgs{{{"d_sae", 256}}, read_saelens_cfg(trained_run(1).out_dir + "/sae"),
+                                         {{"d_sae", 160}}};
+  EvalTiming tm;
+  const auto multi = sparse_probing_multi(model(), saes, hook, suite(), pc, cfgs, &tm);
+  ASSERT_EQ(multi.size(), 3u);
+  EXPECT_GT(tm.lm_s, 0.0);
+  EXPECT_GT(tm.sae_s, 0.0);
+  for (size_t s = 0; s < saes.size(); ++s) {
+    const auto one = sparse_probing(model(), *saes[s], hook, suite(), pc, cfgs[s]);
+    expect_same_scores(multi[s], one, "SAE " + std::to_string(s));
+    EXPECT_EQ(multi[s]["sae_cfg_dict"], cfgs[s]);
+    EXPECT_NE(multi[s]["eval_id"], one["eval_id"]);
+  }
+  EXPECT_GT(multi[1]["eval_result_metrics"]["sae"]["sae_test_accuracy"].get<double>(), 0.6);
+  // The algorithm per task, one SAE and one split at a time.
+  for (size_t s = 0; s < saes.size(); ++s)
+    for (const auto& t : multi[s]["eval_result_unstructured"]["tasks"]) {
+      const ProbeTask* task = nullptr;
+      for (const auto& x : suite().tasks)
+        if (x.name == t["task"]) task = &x;
+      ASSERT_NE(task, nullptr);
+      const ProbeSplit sp = make_probe_split(suite().dataset(task->dataset), task->positive, pc.n_train, pc.n_test, pc.seed);
+      const PooledFeatures tr = pool_features(model(), saes[s], hook, sp.train_text, pc.context_size, pc.batch_size);
+      const PooledFeatures te = pool_features(model(), saes[s], hook, sp.test_text, pc.context_size, pc.batch_size);
+      const ProbeScores llm = probe_task(tr.raw, sp.train_label, te.raw, sp.test_label, tr.d, pc.k_values);
+      const ProbeScores sae = probe_task(tr.sae, sp.train_label, te.sae, sp.test_label, tr.F, pc.k_values);
+      EXPECT_NEAR(t["llm_test_accuracy"].get<double>(), llm.acc.back(), kTolProbeScore) << t["task"];
+      EXPECT_NEAR(t["sae_test_accuracy"].get<double>(), sae.acc.back(), kTolProbeScore) << t["task"];
+      EXPECT_NEAR(t["sae_test_f1"].get<double>(), sae.f1.back(), kTolProbeScore) << t["task"];
+      for (size_t i = 0; i < pc.k_values.size(); ++i) {
+        const std::string k = std::to_string(pc.k_values[i]);
+        EXPECT_NEAR(t["sae_top_" + k + "_test_accuracy"].get<double>(), sae.acc[i], kTolProbeScore) << t["task"] << k;
+        EXPECT_NEAR(t["llm_top_" + k + "_test_f1"].get<double>(), llm.f1[i], kTolProbeScore) << t["task"] << k;
+      }
+    }
+}
+
+// Text lists pooled in turn: a text an earlier list pooled is not run again, and its features are
+// the ones pooling it alone gives (up to GEMM blocking).
+TEST(SparseProbing, TextListsPoolSharedTextsOnce) {
+  const Sae a = random_sae(64, 3);
+  const std::vector<std::vector<std::string>> lists{{"The cat sat.", "A dog ran in the park.", "Rain again."},
+                                                    {"Rain again.", "Something new here.", "The cat sat."},
+                                                    {"The cat sat."}};
+  std::vector<std::vector<float>> raws, saes;
+  pool_text_lists(model(), {&a}, {1.0f}, "blocks.0.hook_resid_post", lists, 128, 2,
+                  [&](size_t i, const std::vector<float>& raw, const std::vector<std::vector<float>>& pooled) {
+                    EXPECT_EQ(i, raws.size());
+                    raws.push_back(raw);
+                    saes.push_back(pooled[0]);
+                  });
+  ASSERT_EQ(raws.size(), 3u);
+  for (size_t i = 0; i < lists.size(); ++i) {
+    const PooledFeatures f = pool_features(model(), &a, "blocks.0.hook_resid_post", lists[i], 128, 2);
+    EXPECT_LE(test::rel_error(raws[i], f.raw), 1e-6) << i;
+    EXPECT_LE(test::rel_error(saes[i], f.sae), 1e-6) << i;
+  }
+  // "The cat sat." in list 2 is list 0's row 0, copied.
+  EXPECT_EQ(std::vector<float>(raws[2].begin(), raws[2].begin() + 128), std::vector<float>(raws[0].begin(), raws[0].begin() + 128));
+}
+
 TEST(SparseProbing, PoolingIgnoresPaddingAndSpecialTokens) {
   // A text pooled alone and pooled in a batch beside a longer one: padding must not change it.
   const std::vector<std::string> one{"The cat sat."}, two{"The cat sat.", "A much longer text about a dog in the park today."};
@@ -91,24 +239,7 @@ TEST(SparseProbing, PoolingIgnoresPaddingAndSpecialTokens) {
 // itself, earlier ones are partly different, and the final selection is the one the exported SAE
 // (activation scale folded in) gives.
 TEST(ProbePersistence, FinalCheckpointMatchesTheExportAndEarlierOnesDiffer) {
-  const std::string dir = test::make_temp_dir("persist");
-  HarvestConfig h;
-  h.model_path = test::shared_root() + "/models/tinystories-656k";
-  h.corpus = {test::shared_root() + "/corpus/gutenberg/carroll-alice.txt"};
-  h.out_dir = dir + "/acts";
-  h.max_tokens = 20000;
-  h.progress = false;
-  harvest(h, &model());
-  TrainConfig c;
-  c.activations = h.out_dir;
-  c.out_dir = dir + "/run";
-  c.d_sae = 256;
-  c.batch_size = 256;
-  c.total_tokens = 40000;
-  c.lr = 1e-3f;
-  c.l1_coefficient = 2.f;
-  c.progress = false;
-  train_sae(c);
+  const TrainConfig& c = trained_run(0);
   ProbingConfig pc;
   pc.progress = false;
   pc.only_tasks = {"language/en", "code/Python", "ag_news/Sports"};
@@ -134,4 +265,30 @@ TEST(ProbePersistence, FinalCheckpointMatchesTheExportAndEarlierOnesDiffer) {
     EXPECT_EQ(top_k_by_mean_difference(f.sae, sp.train_label, f.F, 20), t["final_top_latents"].get<std::vector<int>>())
         << t["task"];
   }
+}
+
+// Persistence for several runs from one LM pass per task (every checkpoint of every run encoding the
+// same activations) gives each run what it gets alone.
+TEST(ProbePersistence, SeveralRunsInOnePassMatchOneRunAtATime) {
+  ProbingConfig pc;
+  pc.progress = false;
+  pc.only_tasks = {"language/en", "language/de", "code/Python"};
+  const std::string hook = "blocks.0.hook_resid_post";
+  const std::vector<std::string> dirs{trained_run(0).out_dir, trained_run(1).out_dir};
+  EvalTiming tm;
+  const auto multi = probe_persistence_multi(model(), dirs, hook, suite(), pc, 40, {1, 5, 20}, &tm);
+  ASSERT_EQ(multi.size(), 2u);
+  EXPECT_GT(tm.lm_s, 0.0);
+  for (size_t r = 0; r < dirs.size(); ++r) {
+    const auto one = probe_persistence(model(), dirs[r], hook, suite(), pc, 40, {1, 5, 20});
+    EXPECT_EQ(multi[r]["run"], dirs[r]);
+    ASSERT_EQ(multi[r]["tasks"].size(), one["tasks"].size());
+    for (size_t t = 0; t < one["tasks"].size(); ++t) {
+      EXPECT_EQ(multi[r]["tasks"][t]["final_top_latents"], one["tasks"][t]["final_top_latents"]) << r << " " << t;
+      EXPECT_EQ(multi[r]["tasks"][t]["persistence"], one["tasks"][t]["persistence"]) << r << " " << t;
+    }
+    EXPECT_EQ(multi[r]["checkpoints"], one["checkpoints"]) << r;
+  }
+  // The two runs differ (a standard and a topk SAE), so a mix-up of their checkpoints would show.
+  EXPECT_NE(multi[0]["tasks"][0]["final_top_latents"], multi[1]["tasks"][0]["final_top_latents"]);
 }

@@ -1,6 +1,13 @@
 // The seed's experiment as one command (method.md §5): harvest once, then train and evaluate every
 // configuration of the plan into <out>/run_1 .. run_N with the same model, hook, corpus, token
 // budget and seed; runs already complete are skipped, a killed experiment resumes.
+// Phases: (a) harvest, (b) train every run, then for all runs lacking the output at once, so LM work
+// is done once per experiment and not once per SAE: (c) eval_core (one clean and one zero-ablated
+// forward per batch, one spliced forward per SAE), (d) sparse probing (one LM pass per task feeds
+// every SAE), (e) probe persistence (one LM pass per task feeds every checkpoint of every run),
+// (f) stability, composition and the summary rows. Each output file is written atomically when its
+// phase ends; a re-run skips what exists. With `progress`, each phase's time split (LM forwards,
+// SAE work, host math) goes to stderr.
 //   <out>/experiment.json         the resolved plan
 //   <out>/activations/            training activations;  <out>/heldout/  held-out activations
 //   <out>/run_i/                  train outputs (train.hpp) + run.json + eval_core.json
@@ -26,6 +33,8 @@ struct ExperimentConfig {
   bool probing = true;
   int probe_train = 400, probe_test = 200, core_contexts = 64;
   int persistence_texts = 100;  // training texts per task for the top-k persistence across checkpoints
+  int probe_context = 128;      // tokens per probing text (BOS included), probing and persistence
+  int core_context = 128;       // tokens per eval_core context
   std::string probe_tasks = "data/probe_tasks.json";
   bool progress = true;
 };
@@ -42,6 +51,7 @@ class LlamaModel;
 void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, std::string& train_dir,
                          std::string& heldout_dir);
 // Trains and evaluates one run into `run_dir` (skipping finished steps); returns its summary row.
+// The same phases as run_experiment, over one run.
 nlohmann::json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const nlohmann::json& run,
                        const std::string& run_dir, const std::string& activations, const std::string& heldout);
 

@@ -30,11 +30,14 @@ struct CheckpointSae {
   std::vector<float> unit_dec;  // [F, d]
 };
 
-}  // namespace
+// A run's checkpoints, oldest first, each with its decoder rows unit-normed.
+struct RunCheckpoints {
+  std::string dir;
+  int64_t F = 0, d = 0;
+  std::vector<CheckpointSae> cks;
+};
 
-json probe_persistence(const LlamaModel& model, const std::string& run_dir, const std::string& hook,
-                       const ProbeSuite& suite, const ProbingConfig& cfg, int texts_per_task,
-                       const std::vector<int>& k_values) {
+RunCheckpoints load_run_checkpoints(const LlamaModel& model, const std::string& run_dir) {
   Backend& be = cpu_backend();
   const SaeConfig base = load_saelens(run_dir + "/sae", be).config();
   if (base.d_in != model.config().d_model)
@@ -42,14 +45,15 @@ json probe_persistence(const LlamaModel& model, const std::string& run_dir, cons
          model.config().d_model, model.config().name);
   const json run_cfg = json::parse(read_file(run_dir + "/config.json"));
   const double children_from = run_cfg.value("children_start_fraction", 0.0);
-  const int64_t F = base.d_sae, d = base.d_in;
-
-  std::vector<CheckpointSae> cks;
+  RunCheckpoints r;
+  r.dir = run_dir;
+  r.F = base.d_sae;
+  r.d = base.d_in;
   for (const std::string& path : list_checkpoints(run_dir + "/checkpoints")) {
     const json meta = read_checkpoint_meta(path);
-    if (meta.at("d_sae").get<int64_t>() != F || meta.at("d_in").get<int64_t>() != d)
+    if (meta.at("d_sae").get<int64_t>() != r.F || meta.at("d_in").get<int64_t>() != r.d)
       fail("checkpoint '{}' is for d_in={} d_sae={}, the run's SAE has d_in={} d_sae={}", path, meta["d_in"].dump(),
-           meta["d_sae"].dump(), d, F);
+           meta["d_sae"].dump(), r.d, r.F);
     CheckpointSae c;
     c.fraction = meta.value("fraction", 0.0);
     c.name = fs::path(path).filename().string();
@@ -58,74 +62,127 @@ json probe_persistence(const LlamaModel& model, const std::string& run_dir, cons
     SafetensorsFile st(path + "/state.safetensors");
     be.upload(c.sae->params().flat.view(), st.read_f32("flat.params", {c.sae->params().flat.numel()}).data());
     if (base.architecture == SaeArchitecture::Hierarchical) c.sae->set_children_on(c.fraction >= children_from);
-    c.unit_dec = unit_rows(to_host_f32(be, c.sae->params().W_dec), F, d);
-    cks.push_back(std::move(c));
+    c.unit_dec = unit_rows(to_host_f32(be, c.sae->params().W_dec), r.F, r.d);
+    r.cks.push_back(std::move(c));
   }
-  if (cks.size() < 2) fail("'{}' has {} checkpoints; persistence needs at least two", run_dir, cks.size());
-  std::vector<const Sae*> saes;
+  if (r.cks.size() < 2) fail("'{}' has {} checkpoints; persistence needs at least two", run_dir, r.cks.size());
+  return r;
+}
+
+// Per k: the fraction of the final checkpoint's top-k latents that persist at each checkpoint.
+// top[c]: checkpoint c's latents by |mean difference|, best first (at least max k of them).
+json persistence_curves(const RunCheckpoints& run, const std::vector<std::vector<int>>& top,
+                        const std::vector<int>& k_values, std::vector<std::vector<double>>& mean) {
+  const size_t C = run.cks.size();
+  const int64_t d = run.d;
+  json per_k = json::object();
+  for (size_t ki = 0; ki < k_values.size(); ++ki) {
+    const int k = std::min<int>(k_values[ki], static_cast<int>(run.F));
+    json curve = json::array();
+    for (size_t c = 0; c < C; ++c) {
+      int kept = 0;
+      for (int a = 0; a < k; ++a) {
+        const float* u = run.cks.back().unit_dec.data() + static_cast<int64_t>(top.back()[a]) * d;
+        double best = 0;
+        for (int b = 0; b < k; ++b) {
+          const float* v = run.cks[c].unit_dec.data() + static_cast<int64_t>(top[c][b]) * d;
+          double dot = 0;
+          for (int64_t j = 0; j < d; ++j) dot += double(u[j]) * v[j];
+          best = std::max(best, dot);
+        }
+        kept += best > kPersistCos;
+      }
+      const double frac = static_cast<double>(kept) / k;
+      curve.push_back(frac);
+      mean[c][ki] += frac;
+    }
+    per_k[std::to_string(k_values[ki])] = curve;
+  }
+  return per_k;
+}
+
+}  // namespace
+
+std::vector<json> probe_persistence_multi(const LlamaModel& model, const std::vector<std::string>& run_dirs,
+                                          const std::string& hook, const ProbeSuite& suite, const ProbingConfig& cfg,
+                                          int texts_per_task, const std::vector<int>& k_values, EvalTiming* timing) {
+  if (k_values.empty()) fail("probe persistence needs at least one k");
+  EvalTiming local;
+  EvalTiming& tm = timing ? *timing : local;
+  std::vector<RunCheckpoints> runs;
+  std::vector<const Sae*> saes;  // every checkpoint of every run, run by run
   std::vector<float> scales;
-  for (const auto& c : cks) {
-    saes.push_back(c.sae.get());
-    scales.push_back(c.scale);
+  {
+    TimeInto t(&tm.other_s);
+    for (const std::string& dir : run_dirs) runs.push_back(load_run_checkpoints(model, dir));
+    for (const auto& r : runs)
+      for (const auto& c : r.cks) {
+        saes.push_back(c.sae.get());
+        scales.push_back(c.scale);
+      }
   }
-  const size_t C = cks.size(), K = k_values.size();
+  const size_t K = k_values.size();
   const int k_max = *std::max_element(k_values.begin(), k_values.end());
 
-  std::vector<std::vector<double>> mean(C, std::vector<double>(K, 0.0));  // [checkpoint][k] sums over tasks
-  json tasks = json::array();
+  std::vector<std::vector<std::vector<double>>> mean;  // [run][checkpoint][k] sums over tasks
+  for (const auto& r : runs) mean.emplace_back(r.cks.size(), std::vector<double>(K, 0.0));
+  std::vector<json> tasks(runs.size(), json::array());
   std::vector<const ProbeTask*> selected;
   for (const auto& t : suite.tasks)
     if (cfg.only_tasks.empty() || std::find(cfg.only_tasks.begin(), cfg.only_tasks.end(), t.name) != cfg.only_tasks.end())
       selected.push_back(&t);
   if (selected.empty()) fail("no probing task selected");
-  Progress bar("probe persistence", static_cast<int64_t>(selected.size()), "tasks");
+  std::vector<ProbeSplit> splits;
+  std::vector<std::vector<std::string>> texts;
   for (const ProbeTask* t : selected) {
-    const ProbeSplit sp = make_probe_split(suite.dataset(t->dataset), t->positive, texts_per_task, 0, cfg.seed);
-    std::vector<std::vector<float>> pooled;
-    pool_features_multi(model, saes, scales, hook, sp.train_text, cfg.context_size, cfg.batch_size, pooled);
-    std::vector<std::vector<int>> top(C);
-    for (size_t c = 0; c < C; ++c) top[c] = top_k_by_mean_difference(pooled[c], sp.train_label, static_cast<int>(F), k_max);
-    json per_k = json::object();
-    for (size_t ki = 0; ki < K; ++ki) {
-      const int k = std::min<int>(k_values[ki], static_cast<int>(F));
-      json curve = json::array();
-      for (size_t c = 0; c < C; ++c) {
-        int kept = 0;
-        for (int a = 0; a < k; ++a) {
-          const float* u = cks.back().unit_dec.data() + static_cast<int64_t>(top.back()[a]) * d;
-          double best = 0;
-          for (int b = 0; b < k; ++b) {
-            const float* v = cks[c].unit_dec.data() + static_cast<int64_t>(top[c][b]) * d;
-            double dot = 0;
-            for (int64_t j = 0; j < d; ++j) dot += double(u[j]) * v[j];
-            best = std::max(best, dot);
-          }
-          kept += best > kPersistCos;
-        }
-        const double frac = static_cast<double>(kept) / k;
-        curve.push_back(frac);
-        mean[c][ki] += frac;
-      }
-      per_k[std::to_string(k_values[ki])] = curve;
+    splits.push_back(make_probe_split(suite.dataset(t->dataset), t->positive, texts_per_task, 0, cfg.seed));
+    texts.push_back(splits.back().train_text);
+  }
+  Progress bar("probe persistence", static_cast<int64_t>(selected.size()), "tasks");
+  // One LM pass per task (over texts an earlier task did not run) feeds every checkpoint of every run.
+  auto select = [&](size_t ti, const std::vector<float>&, const std::vector<std::vector<float>>& pooled) {
+    TimeInto t_sel(&tm.other_s);
+    const ProbeTask* t = selected[ti];
+    size_t first = 0;  // index of the run's first checkpoint in `pooled`
+    for (size_t r = 0; r < runs.size(); ++r) {
+      const size_t C = runs[r].cks.size();
+      std::vector<std::vector<int>> top(C);
+      for (size_t c = 0; c < C; ++c)
+        top[c] = top_k_by_mean_difference(pooled[first + c], splits[ti].train_label, static_cast<int>(runs[r].F), k_max);
+      first += C;
+      const json per_k = persistence_curves(runs[r], top, k_values, mean[r]);
+      tasks[r].push_back({{"task", t->name}, {"family", t->family}, {"final_top_latents", top.back()},
+                          {"persistence", per_k}});
     }
-    tasks.push_back({{"task", t->name}, {"family", t->family}, {"final_top_latents", top.back()},
-                     {"persistence", per_k}});
-    if (cfg.progress) bar.update(static_cast<int64_t>(tasks.size()), t->name);
-  }
+    if (cfg.progress) bar.update(static_cast<int64_t>(ti + 1), t->name);
+  };
+  pool_text_lists(model, saes, scales, hook, texts, cfg.context_size, cfg.batch_size, select, &tm);
   if (cfg.progress) bar.finish();
-  json checkpoints = json::array();
-  for (size_t c = 0; c < C; ++c) {
-    json m = json::object();
-    for (size_t ki = 0; ki < K; ++ki) m[std::to_string(k_values[ki])] = mean[c][ki] / static_cast<double>(selected.size());
-    checkpoints.push_back({{"fraction", cks[c].fraction}, {"checkpoint", cks[c].name}, {"mean_persistence", m}});
+  std::vector<json> results;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    json checkpoints = json::array();
+    for (size_t c = 0; c < runs[r].cks.size(); ++c) {
+      json m = json::object();
+      for (size_t ki = 0; ki < K; ++ki)
+        m[std::to_string(k_values[ki])] = mean[r][c][ki] / static_cast<double>(selected.size());
+      checkpoints.push_back(
+          {{"fraction", runs[r].cks[c].fraction}, {"checkpoint", runs[r].cks[c].name}, {"mean_persistence", m}});
+    }
+    results.push_back({{"run", runs[r].dir},
+                       {"k_values", k_values},
+                       {"texts_per_task", texts_per_task},
+                       {"selection", "top-k latents by |mean(pos) - mean(neg)| of mean-pooled latents on training texts"},
+                       {"persists_if", "a checkpoint top-k latent has decoder cosine > 0.7 with the final top-k latent"},
+                       {"checkpoints", checkpoints},
+                       {"tasks", std::move(tasks[r])}});
   }
-  return {{"run", run_dir},
-          {"k_values", k_values},
-          {"texts_per_task", texts_per_task},
-          {"selection", "top-k latents by |mean(pos) - mean(neg)| of mean-pooled latents on training texts"},
-          {"persists_if", "a checkpoint top-k latent has decoder cosine > 0.7 with the final top-k latent"},
-          {"checkpoints", checkpoints},
-          {"tasks", tasks}};
+  return results;
+}
+
+json probe_persistence(const LlamaModel& model, const std::string& run_dir, const std::string& hook,
+                       const ProbeSuite& suite, const ProbingConfig& cfg, int texts_per_task,
+                       const std::vector<int>& k_values) {
+  return probe_persistence_multi(model, {run_dir}, hook, suite, cfg, texts_per_task, k_values)[0];
 }
 
 }  // namespace saelab

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <map>
 #include <numeric>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "saelab/eval_core.hpp"
 #include "saelab/lm.hpp"
@@ -32,9 +36,13 @@ PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std:
 std::vector<float> pool_features_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
                                       const std::vector<float>& input_scales, const std::string& hook,
                                       const std::vector<std::string>& texts, int context_size, int batch_size,
-                                      std::vector<std::vector<float>>& pooled) {
+                                      std::vector<std::vector<float>>& pooled, EvalTiming* timing) {
   model.check_hook(hook);
   SAELAB_ASSERT(saes.size() == input_scales.size(), "one input scale per SAE");
+  if (context_size < 1 || batch_size < 1)
+    fail("pooling needs context_size and batch_size of at least 1, got {} and {}", context_size, batch_size);
+  EvalTiming local;
+  EvalTiming& tm = timing ? *timing : local;
   const Tokenizer& tok = model.tokenizer();
   const int d = model.config().d_model;
   const int64_t n = static_cast<int64_t>(texts.size());
@@ -48,42 +56,61 @@ std::vector<float> pool_features_multi(const LlamaModel& model, const std::vecto
     saes[s]->backend().row_norms(norms, saes[s]->params().W_dec);
     dec_norms[s] = to_host_f32(saes[s]->backend(), norms);
   }
+  // Every text as BOS + at most context_size − 1 tokens.
+  std::vector<std::vector<int32_t>> ids(static_cast<size_t>(n));
+  {
+    TimeInto t_lm(&tm.lm_s);
+    for (int64_t i = 0; i < n; ++i) {
+      ids[i].push_back(tok.bos_id());
+      for (int32_t t : tok.encode(texts[i])) {
+        if (static_cast<int>(ids[i].size()) >= context_size) break;
+        ids[i].push_back(t);
+      }
+    }
+  }
+  // Batches of texts of similar length, longest first: a batch is padded to its longest text, and
+  // padding is LM work. On the probe suite with SmolLM2's tokenizer (128 tokens, batches of 32) the
+  // padded forwards cost 1.28× the real tokens in text order, 1.05× sorted. A text's features do
+  // not depend on its batch (causal attention; up to GEMM row blocking in the last bits).
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return ids[a].size() > ids[b].size(); });
   const int32_t pad = tok.eos_id() >= 0 ? tok.eos_id() : tok.bos_id();
   for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
     const int B = static_cast<int>(std::min<int64_t>(batch_size, n - b0));
-    std::vector<std::vector<int32_t>> ids(B);
+    const auto text_of = [&](int b) { return order[b0 + b]; };  // batch slot -> text index
     int T = 1;
-    for (int b = 0; b < B; ++b) {
-      ids[b].push_back(tok.bos_id());
-      for (int32_t t : tok.encode(texts[b0 + b])) {
-        if (static_cast<int>(ids[b].size()) >= context_size) break;
-        ids[b].push_back(t);
-      }
-      T = std::max<int>(T, static_cast<int>(ids[b].size()));
-    }
-    // Causal attention: padding after a text cannot change its positions, which are all we read.
-    std::vector<int32_t> flat(static_cast<size_t>(B) * T, pad);
-    for (int b = 0; b < B; ++b) std::copy(ids[b].begin(), ids[b].end(), flat.begin() + static_cast<int64_t>(b) * T);
+    for (int b = 0; b < B; ++b) T = std::max<int>(T, static_cast<int>(ids[text_of(b)].size()));
     std::vector<float> act;
-    Hooks hooks;
-    hooks.observe(hook, [&](TensorView a) { act = to_host_f32(model.backend(), a); });
-    model.forward(flat, B, T, &hooks, /*want_logits=*/false);
+    {
+      TimeInto t_lm(&tm.lm_s);
+      // Causal attention: padding after a text cannot change its positions, which are all we read.
+      std::vector<int32_t> flat(static_cast<size_t>(B) * T, pad);
+      for (int b = 0; b < B; ++b)
+        std::copy(ids[text_of(b)].begin(), ids[text_of(b)].end(), flat.begin() + static_cast<int64_t>(b) * T);
+      Hooks hooks;
+      hooks.observe(hook, [&](TensorView a) { act = to_host_f32(model.backend(), a); });
+      model.forward(flat, B, T, &hooks, /*want_logits=*/false);
+    }
+    TimeInto t_sae(&tm.sae_s);  // pooling and encoding
     // Rows to pool: real, non-special tokens.
     std::vector<float> rows;
-    std::vector<int> owner;
-    for (int b = 0; b < B; ++b)
-      for (int t = 0; t < static_cast<int>(ids[b].size()); ++t) {
-        const int32_t id = ids[b][t];
-        if (tok.is_special(id) || id == tok.bos_id()) continue;
+    std::vector<int> owner;  // batch slot of each row
+    for (int b = 0; b < B; ++b) {
+      const std::vector<int32_t>& tb = ids[text_of(b)];
+      for (int t = 0; t < static_cast<int>(tb.size()); ++t) {
+        if (tok.is_special(tb[t]) || tb[t] == tok.bos_id()) continue;
         rows.insert(rows.end(), act.begin() + (static_cast<int64_t>(b) * T + t) * d,
                     act.begin() + (static_cast<int64_t>(b) * T + t + 1) * d);
         owner.push_back(b);
       }
+    }
     const int64_t R = static_cast<int64_t>(owner.size());
     std::vector<int> count(B, 0);
     for (int o : owner) ++count[o];
     for (int64_t r = 0; r < R; ++r)
-      for (int j = 0; j < d; ++j) raw[(b0 + owner[r]) * d + j] += rows[r * d + j] / static_cast<float>(count[owner[r]]);
+      for (int j = 0; j < d; ++j)
+        raw[text_of(owner[r]) * d + j] += rows[r * d + j] / static_cast<float>(count[owner[r]]);
     for (size_t s = 0; s < saes.size() && R > 0; ++s) {
       const Sae& sae = *saes[s];
       Backend& be = sae.backend();
@@ -95,7 +122,7 @@ std::vector<float> pool_features_multi(const LlamaModel& model, const std::vecto
       const std::vector<float> f = to_host_f32(be, ws.f.view().rows(0, R));
       const int F = sae.config().d_sae;
       for (int64_t r = 0; r < R; ++r) {
-        float* dst = pooled[s].data() + (b0 + owner[r]) * F;
+        float* dst = pooled[s].data() + text_of(owner[r]) * F;
         const float inv = 1.0f / static_cast<float>(count[owner[r]]);
         for (int i = 0; i < F; ++i)
           if (f[r * F + i] != 0.f) dst[i] += f[r * F + i] * dec_norms[s][i] * inv;
@@ -103,6 +130,76 @@ std::vector<float> pool_features_multi(const LlamaModel& model, const std::vecto
     }
   }
   return raw;
+}
+
+void pool_text_lists(const LlamaModel& model, const std::vector<const Sae*>& saes,
+                     const std::vector<float>& input_scales, const std::string& hook,
+                     const std::vector<std::vector<std::string>>& lists, int context_size, int batch_size,
+                     const PooledListConsumer& consume, EvalTiming* timing) {
+  const int64_t d = model.config().d_model;
+  const size_t S = saes.size();
+  // How many lists (from the current one on) still hold each text; a pooled text is kept while > 0.
+  std::unordered_map<std::string, int> uses;
+  for (const auto& list : lists) {
+    std::unordered_set<std::string_view> seen(list.begin(), list.end());
+    for (std::string_view t : seen) ++uses[std::string(t)];
+  }
+  struct Pooled {
+    std::vector<float> raw;                // [d]
+    std::vector<std::vector<float>> sae;  // [SAE][F_s]
+  };
+  std::unordered_map<std::string, Pooled> kept;
+  for (size_t li = 0; li < lists.size(); ++li) {
+    const std::vector<std::string>& list = lists[li];
+    const int64_t n = static_cast<int64_t>(list.size());
+    // One LM pass over the distinct texts not pooled before.
+    std::vector<std::string> fresh;
+    std::unordered_map<std::string_view, int64_t> fresh_row;
+    for (const std::string& t : list)
+      if (!kept.count(t) && !fresh_row.count(t)) {
+        fresh_row.emplace(t, static_cast<int64_t>(fresh.size()));
+        fresh.push_back(t);
+      }
+    std::vector<std::vector<float>> fresh_sae;
+    const std::vector<float> fresh_raw =
+        pool_features_multi(model, saes, input_scales, hook, fresh, context_size, batch_size, fresh_sae, timing);
+    // The list's features in its order, from this pass or from an earlier list.
+    std::vector<float> raw(static_cast<size_t>(n * d));
+    std::vector<std::vector<float>> pooled(S);
+    for (size_t s = 0; s < S; ++s) pooled[s].resize(static_cast<size_t>(n) * saes[s]->config().d_sae);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto fr = fresh_row.find(std::string_view(list[i]));
+      const Pooled* k = fr == fresh_row.end() ? &kept.at(list[i]) : nullptr;
+      const int64_t row = k ? 0 : fr->second;
+      const float* src = k ? k->raw.data() : fresh_raw.data() + row * d;
+      std::copy(src, src + d, raw.begin() + i * d);
+      for (size_t s = 0; s < S; ++s) {
+        const int64_t F = saes[s]->config().d_sae;
+        const float* fs = k ? k->sae[s].data() : fresh_sae[s].data() + row * F;
+        std::copy(fs, fs + F, pooled[s].begin() + i * F);
+      }
+    }
+    // Keep what a later list needs; drop what none does.
+    for (const auto& [t, row] : fresh_row)
+      if (uses.at(std::string(t)) > 1) {
+        Pooled p;
+        p.raw.assign(fresh_raw.begin() + row * d, fresh_raw.begin() + (row + 1) * d);
+        for (size_t s = 0; s < S; ++s) {
+          const int64_t F = saes[s]->config().d_sae;
+          p.sae.emplace_back(fresh_sae[s].begin() + row * F, fresh_sae[s].begin() + (row + 1) * F);
+        }
+        kept.emplace(std::string(t), std::move(p));
+      }
+    std::unordered_set<std::string_view> seen(list.begin(), list.end());
+    for (std::string_view tv : seen) {
+      const std::string t(tv);
+      if (--uses.at(t) == 0) {
+        uses.erase(t);
+        kept.erase(t);
+      }
+    }
+    consume(li, raw, pooled);
+  }
 }
 
 std::vector<int> top_k_by_mean_difference(const std::vector<float>& x, const std::vector<int>& y, int D, int k) {
@@ -144,35 +241,26 @@ ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& 
   return s;
 }
 
-json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& hook, const ProbeSuite& suite,
-                    const ProbingConfig& cfg, const json& sae_cfg) {
-  if (sae.config().d_in != model.config().d_model)
-    fail("SAE d_in {} does not match the width {} of model '{}'", sae.config().d_in, model.config().d_model,
-         model.config().name);
-  check_sae_hook(sae, hook);
+namespace {
+
+struct TaskOut {
+  std::string name, family;
+  ProbeScores llm, sae;
+};
+
+std::vector<const ProbeTask*> selected_tasks(const ProbeSuite& suite, const ProbingConfig& cfg) {
   std::vector<const ProbeTask*> tasks;
   for (const auto& t : suite.tasks)
     if (cfg.only_tasks.empty() || std::find(cfg.only_tasks.begin(), cfg.only_tasks.end(), t.name) != cfg.only_tasks.end())
       tasks.push_back(&t);
   if (tasks.empty()) fail("no probing task selected");
-  const size_t K = cfg.k_values.size() + 1;  // the k values, then all features
-  struct TaskOut {
-    std::string name, family;
-    ProbeScores llm, sae;
-  };
-  std::vector<TaskOut> outs;
-  Progress bar("sparse probing", static_cast<int64_t>(tasks.size()), "tasks");
-  for (const ProbeTask* t : tasks) {
-    const ProbeSplit sp = make_probe_split(suite.dataset(t->dataset), t->positive, cfg.n_train, cfg.n_test, cfg.seed);
-    const PooledFeatures tr = pool_features(model, &sae, hook, sp.train_text, cfg.context_size, cfg.batch_size);
-    const PooledFeatures te = pool_features(model, &sae, hook, sp.test_text, cfg.context_size, cfg.batch_size);
-    TaskOut o{t->name, t->family, probe_task(tr.raw, sp.train_label, te.raw, sp.test_label, tr.d, cfg.k_values),
-              probe_task(tr.sae, sp.train_label, te.sae, sp.test_label, tr.F, cfg.k_values)};
-    outs.push_back(std::move(o));
-    if (cfg.progress) bar.update(static_cast<int64_t>(outs.size()), t->name);
-  }
-  if (cfg.progress) bar.finish();
+  return tasks;
+}
 
+// One SAE's SAEBench "sparse_probing" result from its per-task scores.
+json probing_result_json(const std::vector<TaskOut>& outs, const ProbingConfig& cfg, const std::string& model_name,
+                         const json& sae_cfg) {
+  const size_t K = cfg.k_values.size() + 1;  // the k values, then all features
   // Field names as SAEBench writes them; F1 beside each accuracy.
   auto fields = [&](const std::string& who, const std::vector<double>& acc, const std::vector<double>& f1) {
     json j;
@@ -210,15 +298,15 @@ json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& 
     }
   }
   json per_task = json::array();
+  std::vector<std::string> names;
   for (const auto& o : outs) {
     json e = fields("llm", o.llm.acc, o.llm.f1);
     e.update(fields("sae", o.sae.acc, o.sae.f1));
     e["task"] = o.name;
     e["family"] = o.family;
     per_task.push_back(e);
+    names.push_back(o.name);
   }
-  std::vector<std::string> names;
-  for (const ProbeTask* t : tasks) names.push_back(t->name);
   return {{"eval_type_id", "sparse_probing"},
           {"eval_config",
            {{"random_seed", cfg.seed},
@@ -229,7 +317,7 @@ json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& 
             {"sae_batch_size", cfg.batch_size},
             {"llm_batch_size", cfg.batch_size},
             {"llm_dtype", "float32"},
-            {"model_name", model.config().name},
+            {"model_name", model_name},
             {"k_values", cfg.k_values},
             {"lower_vram_usage", false}}},
           {"eval_id", new_eval_id()},
@@ -238,6 +326,78 @@ json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& 
           {"eval_result_details", details},
           {"eval_result_unstructured", {{"tasks", per_task}}},
           {"sae_cfg_dict", sae_cfg}};
+}
+
+}  // namespace
+
+std::vector<json> sparse_probing_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+                                       const std::string& hook, const ProbeSuite& suite, const ProbingConfig& cfg,
+                                       const std::vector<json>& sae_cfgs, EvalTiming* timing) {
+  SAELAB_ASSERT(saes.size() == sae_cfgs.size(), "one SAE config per SAE");
+  for (const Sae* sae : saes) {
+    SAELAB_ASSERT(sae != nullptr, "null SAE");
+    if (sae->config().d_in != model.config().d_model)
+      fail("SAE d_in {} does not match the width {} of model '{}'", sae->config().d_in, model.config().d_model,
+           model.config().name);
+    check_sae_hook(*sae, hook);
+  }
+  const std::vector<const ProbeTask*> tasks = selected_tasks(suite, cfg);
+  const size_t S = saes.size();
+  const std::vector<float> ones(S, 1.0f);
+  EvalTiming local;
+  EvalTiming& tm = timing ? *timing : local;
+  std::vector<std::vector<TaskOut>> outs(S);  // [SAE][task]
+  std::vector<ProbeSplit> splits;
+  std::vector<std::vector<std::string>> texts;  // per task: train, then test
+  for (const ProbeTask* t : tasks) {
+    splits.push_back(make_probe_split(suite.dataset(t->dataset), t->positive, cfg.n_train, cfg.n_test, cfg.seed));
+    texts.push_back(splits.back().train_text);
+    texts.back().insert(texts.back().end(), splits.back().test_text.begin(), splits.back().test_text.end());
+  }
+  const int d = model.config().d_model;
+  Progress bar("sparse probing", static_cast<int64_t>(tasks.size()), "tasks");
+  // One LM pass per task over its texts (those an earlier task of its dataset did not run) feeds
+  // every SAE; then the probes.
+  auto fit = [&](size_t ti, const std::vector<float>& raw, const std::vector<std::vector<float>>& pooled) {
+    TimeInto fits(&tm.other_s);
+    const ProbeSplit& sp = splits[ti];
+    const int64_t n_tr = static_cast<int64_t>(sp.train_text.size());
+    // Rows [0, n_tr) of a list's features are the training texts, the rest the test texts.
+    auto part = [&](const std::vector<float>& x, int64_t D, bool train) {
+      return train ? std::vector<float>(x.begin(), x.begin() + n_tr * D) : std::vector<float>(x.begin() + n_tr * D, x.end());
+    };
+    const ProbeScores llm = probe_task(part(raw, d, true), sp.train_label, part(raw, d, false), sp.test_label, d,
+                                       cfg.k_values);
+    std::vector<ProbeScores> sae_scores(S);
+    std::exception_ptr error;
+    // The SAEs' probe fits are independent host work: one SAE per thread, each fit serial, so the
+    // scores do not depend on the thread count.
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t s = 0; s < static_cast<int64_t>(S); ++s) {
+      try {
+        const int F = saes[s]->config().d_sae;
+        sae_scores[s] = probe_task(part(pooled[s], F, true), sp.train_label, part(pooled[s], F, false), sp.test_label,
+                                   F, cfg.k_values);
+      } catch (...) {
+#pragma omp critical(saelab_probe_error)
+        error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    for (size_t s = 0; s < S; ++s)
+      outs[s].push_back(TaskOut{tasks[ti]->name, tasks[ti]->family, llm, std::move(sae_scores[s])});
+    if (cfg.progress) bar.update(static_cast<int64_t>(ti + 1), tasks[ti]->name);
+  };
+  pool_text_lists(model, saes, ones, hook, texts, cfg.context_size, cfg.batch_size, fit, &tm);
+  if (cfg.progress) bar.finish();
+  std::vector<json> results;
+  for (size_t s = 0; s < S; ++s) results.push_back(probing_result_json(outs[s], cfg, model.config().name, sae_cfgs[s]));
+  return results;
+}
+
+json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& hook, const ProbeSuite& suite,
+                    const ProbingConfig& cfg, const json& sae_cfg) {
+  return sparse_probing_multi(model, {&sae}, hook, suite, cfg, {sae_cfg})[0];
 }
 
 }  // namespace saelab

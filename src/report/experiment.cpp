@@ -1,6 +1,9 @@
 #include "saelab/experiment.hpp"
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 
 #include "saelab/activation_loader.hpp"
@@ -45,11 +48,6 @@ std::vector<json> default_experiment_runs() {
   return runs;
 }
 
-namespace {
-
-
-}  // namespace
-
 ExperimentConfig load_experiment_config(const std::string& path, const std::string& shared) {
   ExperimentConfig c;
   c.shared_root = shared;
@@ -76,6 +74,8 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
       else if (k == "probe_train") c.probe_train = json_int<int>(it.value(), where(k));
       else if (k == "probe_test") c.probe_test = json_int<int>(it.value(), where(k));
       else if (k == "core_contexts") c.core_contexts = json_int<int>(it.value(), where(k));
+      else if (k == "core_context") c.core_context = json_int<int>(it.value(), where(k));
+      else if (k == "probe_context") c.probe_context = json_int<int>(it.value(), where(k));
       else if (k == "probe_tasks") c.probe_tasks = it.value();
       else if (k == "persistence_texts") c.persistence_texts = json_int<int>(it.value(), where(k));
       else fail("'{}': unknown [experiment] setting '{}'", path, k);
@@ -91,6 +91,11 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
   } catch (const json::exception& ex) {
     fail("'{}': a setting has the wrong type: {}", path, ex.what());
   }
+  if (c.core_context < 2)
+    fail("'{}': [experiment] core_context must be at least 2 tokens, found {}", path, c.core_context);
+  if (c.probe_context < 2)
+    fail("'{}': [experiment] probe_context must be at least 2 tokens (BOS and one more), found {}", path,
+         c.probe_context);
   if (c.model.empty()) c.model = shared + "/models/tinystories-656k";
   if (c.corpus.empty()) c.corpus = default_corpus_paths(shared);
   if (c.heldout_corpus.empty()) c.heldout_corpus = {shared + "/corpus/inaugural"};
@@ -101,8 +106,19 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
   return c;
 }
 
-json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const json& run, const std::string& dir,
-             const std::string& activations, const std::string& heldout) {
+namespace {
+
+// One configuration of the plan: its directory and resolved training settings.
+struct PlannedRun {
+  json run;
+  std::string dir;
+  TrainConfig train;
+  TrainResult trained;
+  json sae_cfg() const { return read_saelens_cfg(dir + "/sae"); }
+};
+
+TrainConfig run_train_config(const ExperimentConfig& cfg, const json& run, const std::string& dir,
+                             const std::string& activations) {
   json tc = cfg.train;
   for (auto it = run.begin(); it != run.end(); ++it) {
     if (it.key() == "name") continue;
@@ -115,50 +131,159 @@ json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const json& r
   tc["out_dir"] = dir;
   TrainConfig t = train_config_from_json(tc, "run '" + run["name"].get<std::string>() + "'");
   t.progress = cfg.progress;
-  fs::create_directories(dir);
-  write_file_atomic(dir + "/run.json", run.dump(2) + "\n");
-  const TrainResult tr = train_sae(t);
+  return t;
+}
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// "run_1, run_3" for the log.
+std::string run_names(const std::vector<PlannedRun*>& runs) {
+  std::string s;
+  for (const PlannedRun* r : runs) s += (s.empty() ? "" : ", ") + fs::path(r->dir).filename().string();
+  return s;
+}
+
+// "== eval core: 9 runs in 812.3 s: LM 700.1 s (86%), SAE 50.2 s, host 60.0 s, other 2.0 s" on stderr.
+void log_phase(const ExperimentConfig& cfg, const char* phase, size_t runs, std::chrono::steady_clock::time_point t0,
+               const EvalTiming& tm, const char* host_work) {
+  if (!cfg.progress) return;
+  const double total = seconds_since(t0);
+  std::fprintf(stderr, "== %s: %zu run(s) in %.1f s: LM forwards %.1f s (%.0f%%), SAE %.1f s, %s %.1f s, other %.1f s\n",
+               phase, runs, total, tm.lm_s, total > 0 ? 100.0 * tm.lm_s / total : 0.0, tm.sae_s, host_work, tm.other_s,
+               std::max(0.0, total - tm.lm_s - tm.sae_s - tm.other_s));
+}
+
+// (b) Trains every run (train_sae finds finished ones complete and returns their summary).
+void train_phase(const ExperimentConfig& cfg, std::vector<PlannedRun>& runs) {
+  const auto t_all = std::chrono::steady_clock::now();
+  size_t trained = 0;
+  for (PlannedRun& r : runs) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (cfg.progress)
+      std::fprintf(stderr, "== %s: %s\n", fs::path(r.dir).filename().string().c_str(),
+                   r.run["name"].get<std::string>().c_str());
+    fs::create_directories(r.dir);
+    write_file_atomic(r.dir + "/run.json", r.run.dump(2) + "\n");
+    r.trained = train_sae(r.train);
+    trained += !r.trained.already_complete;
+    if (cfg.progress && !r.trained.already_complete)
+      std::fprintf(stderr, "== %s trained in %.1f s\n", fs::path(r.dir).filename().string().c_str(), seconds_since(t0));
+  }
+  if (cfg.progress && trained > 0) std::fprintf(stderr, "== train: %zu run(s) in %.1f s\n", trained, seconds_since(t_all));
+}
+
+// (c) eval_core for every run without eval_core.json: one pass over the held-out contexts.
+void core_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs) {
+  std::vector<PlannedRun*> todo;
+  for (PlannedRun& r : runs)
+    if (!file_exists(r.dir + "/eval_core.json")) todo.push_back(&r);
+  if (todo.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (cfg.progress) std::fprintf(stderr, "== eval core: %s\n", run_names(todo).c_str());
   Backend& be = cpu_backend();
-  const json sae_cfg = read_saelens_cfg(dir + "/sae");
-  Sae sae = load_saelens(dir + "/sae", be);
-  if (!file_exists(dir + "/eval_core.json")) {
-    CoreEvalConfig cc;
-    cc.corpus = cfg.heldout_corpus;
-    cc.n_contexts = cfg.core_contexts;
-    cc.progress = cfg.progress;
-    const CoreEvalResult r = eval_core(model, sae, cfg.hook, cc);
-    write_file_atomic(dir + "/eval_core.json", core_result_json(r, cc, sae_cfg, model.config().name).dump(2) + "\n");
+  std::vector<Sae> saes;
+  saes.reserve(todo.size());
+  for (const PlannedRun* r : todo) saes.push_back(load_saelens(r->dir + "/sae", be));
+  std::vector<const Sae*> ptrs;
+  for (const Sae& s : saes) ptrs.push_back(&s);
+  CoreEvalConfig cc;
+  cc.corpus = cfg.heldout_corpus;
+  cc.n_contexts = cfg.core_contexts;
+  cc.context_size = cfg.core_context;
+  cc.progress = cfg.progress;
+  EvalTiming tm;
+  const std::vector<CoreEvalResult> res = eval_core_multi(model, ptrs, cfg.hook, cc, &tm);
+  for (size_t i = 0; i < todo.size(); ++i)
+    write_file_atomic(todo[i]->dir + "/eval_core.json",
+                      core_result_json(res[i], cc, todo[i]->sae_cfg(), model.config().name).dump(2) + "\n");
+  log_phase(cfg, "eval core", todo.size(), t0, tm, "CE/KL on the host");
+}
+
+// The probe suite, loaded on first use.
+const ProbeSuite& probe_suite(const ExperimentConfig& cfg, std::unique_ptr<ProbeSuite>& suite) {
+  if (!suite) suite = std::make_unique<ProbeSuite>(load_probe_suite(cfg.probe_tasks, cfg.shared_root));
+  return *suite;
+}
+
+// (d) sparse probing for every run without eval_sparse_probing.json: per task one LM pass.
+void probing_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs,
+                   std::unique_ptr<ProbeSuite>& suite) {
+  std::vector<PlannedRun*> todo;
+  for (PlannedRun& r : runs)
+    if (!file_exists(r.dir + "/eval_sparse_probing.json")) todo.push_back(&r);
+  if (todo.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (cfg.progress) std::fprintf(stderr, "== sparse probing: %s\n", run_names(todo).c_str());
+  Backend& be = cpu_backend();
+  std::vector<Sae> saes;
+  saes.reserve(todo.size());
+  std::vector<const Sae*> ptrs;
+  std::vector<json> sae_cfgs;
+  for (const PlannedRun* r : todo) {
+    saes.push_back(load_saelens(r->dir + "/sae", be));
+    sae_cfgs.push_back(r->sae_cfg());
   }
-  if (cfg.probing && !file_exists(dir + "/eval_sparse_probing.json")) {
-    ProbingConfig pc;
-    pc.n_train = cfg.probe_train;
-    pc.n_test = cfg.probe_test;
-    pc.progress = cfg.progress;
-    const ProbeSuite suite = load_probe_suite(cfg.probe_tasks, cfg.shared_root);
-    write_file_atomic(dir + "/eval_sparse_probing.json",
-                      sparse_probing(model, sae, cfg.hook, suite, pc, sae_cfg).dump(2) + "\n");
-  }
-  if (cfg.probing && !file_exists(dir + "/probe_persistence.json")) {
-    ProbingConfig pc;
-    pc.progress = cfg.progress;
-    const ProbeSuite suite = load_probe_suite(cfg.probe_tasks, cfg.shared_root);
-    write_file_atomic(dir + "/probe_persistence.json",
-                      probe_persistence(model, dir, cfg.hook, suite, pc, cfg.persistence_texts).dump(2) + "\n");
-  }
+  for (const Sae& s : saes) ptrs.push_back(&s);
+  ProbingConfig pc;
+  pc.n_train = cfg.probe_train;
+  pc.n_test = cfg.probe_test;
+  pc.context_size = cfg.probe_context;
+  pc.progress = cfg.progress;
+  EvalTiming tm;
+  const std::vector<json> res = sparse_probing_multi(model, ptrs, cfg.hook, probe_suite(cfg, suite), pc, sae_cfgs, &tm);
+  for (size_t i = 0; i < todo.size(); ++i)
+    write_file_atomic(todo[i]->dir + "/eval_sparse_probing.json", res[i].dump(2) + "\n");
+  log_phase(cfg, "sparse probing", todo.size(), t0, tm, "probe fits");
+}
+
+// (e) probe persistence for every run without probe_persistence.json: per task one LM pass feeds
+// every checkpoint of every such run.
+void persistence_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs,
+                       std::unique_ptr<ProbeSuite>& suite) {
+  std::vector<PlannedRun*> todo;
+  std::vector<std::string> dirs;
+  for (PlannedRun& r : runs)
+    if (!file_exists(r.dir + "/probe_persistence.json")) {
+      todo.push_back(&r);
+      dirs.push_back(r.dir);
+    }
+  if (todo.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (cfg.progress) std::fprintf(stderr, "== probe persistence: %s\n", run_names(todo).c_str());
+  ProbingConfig pc;
+  pc.context_size = cfg.probe_context;
+  pc.progress = cfg.progress;
+  EvalTiming tm;
+  const std::vector<json> res =
+      probe_persistence_multi(model, dirs, cfg.hook, probe_suite(cfg, suite), pc, cfg.persistence_texts, {1, 5, 20}, &tm);
+  for (size_t i = 0; i < todo.size(); ++i)
+    write_file_atomic(todo[i]->dir + "/probe_persistence.json", res[i].dump(2) + "\n");
+  log_phase(cfg, "probe persistence", todo.size(), t0, tm, "checkpoint loading and top-k");
+}
+
+// (f) stability and composition where missing, and the summary row.
+json finish_run(const ExperimentConfig& cfg, const PlannedRun& r, const std::string& heldout,
+                std::unique_ptr<ActivationSample>& sample) {
+  const std::string& dir = r.dir;
   if (!file_exists(dir + "/stability.json"))
     write_file_atomic(dir + "/stability.json", concept_stability(dir).dump(2) + "\n");
-  if (sae.config().architecture == SaeArchitecture::Hierarchical && !file_exists(dir + "/composition.json")) {
-    const ActivationSample s = sample_activations(read_activation_manifest(heldout), cfg.heldout_tokens, cfg.heldout_tokens);
-    write_file_atomic(dir + "/composition.json", composition_quality(sae, s.rows, s.n).dump(2) + "\n");
+  if (sae_architecture_from_name(r.train.architecture) == SaeArchitecture::Hierarchical &&
+      !file_exists(dir + "/composition.json")) {
+    if (!sample)
+      sample = std::make_unique<ActivationSample>(
+          sample_activations(read_activation_manifest(heldout), cfg.heldout_tokens, cfg.heldout_tokens));
+    const Sae sae = load_saelens(dir + "/sae", cpu_backend());
+    write_file_atomic(dir + "/composition.json", composition_quality(sae, sample->rows, sample->n).dump(2) + "\n");
   }
-
+  const TrainConfig& t = r.train;
   const json core = json::parse(read_file(dir + "/eval_core.json"))["eval_result_metrics"];
   json row = {{"run", fs::path(dir).filename().string()},
-              {"name", run["name"]},
+              {"name", r.run["name"]},
               {"architecture", t.architecture},
               {"alpha_mode", t.penalty == "dual_adaptive" ? t.alpha_mode : "-"},
-              {"final_alpha", tr.summary.value("final_alpha", json(nullptr))},
+              {"final_alpha", r.trained.summary.value("final_alpha", json(nullptr))},
               {"l0", core["sparsity"]["l0"]},
               {"explained_variance", core["reconstruction_quality"]["explained_variance"]},
               {"ce_loss_score", core["model_performance_preservation"]["ce_loss_score"]},
@@ -171,6 +296,37 @@ json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const json& r
     row["probe_top1_f1"] = p["sae_top_1_test_f1"];
   }
   return row;
+}
+
+// Phases (b)–(f) over `plan` (run, directory); returns one summary row per run.
+json run_plan(const ExperimentConfig& cfg, const LlamaModel& model, const std::vector<std::pair<json, std::string>>& plan,
+              const std::string& activations, const std::string& heldout) {
+  std::vector<PlannedRun> runs;
+  for (const auto& [run, dir] : plan) {
+    PlannedRun r;
+    r.run = run;
+    r.dir = dir;
+    r.train = run_train_config(cfg, run, dir, activations);
+    runs.push_back(std::move(r));
+  }
+  train_phase(cfg, runs);
+  core_phase(cfg, model, runs);
+  std::unique_ptr<ProbeSuite> suite;
+  if (cfg.probing) {
+    probing_phase(cfg, model, runs, suite);
+    persistence_phase(cfg, model, runs, suite);
+  }
+  std::unique_ptr<ActivationSample> sample;
+  json rows = json::array();
+  for (const PlannedRun& r : runs) rows.push_back(finish_run(cfg, r, heldout, sample));
+  return rows;
+}
+
+}  // namespace
+
+json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const json& run, const std::string& dir,
+             const std::string& activations, const std::string& heldout) {
+  return run_plan(cfg, model, {{run, dir}}, activations, heldout)[0];
 }
 
 void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, std::string& train_dir,
@@ -202,19 +358,23 @@ json run_experiment(const ExperimentConfig& cfg) {
     if (old != plan) fail("'{}' holds an experiment with another plan; use another output directory", cfg.out_dir);
   }
   write_file_atomic(cfg.out_dir + "/experiment.json", plan.dump(2) + "\n");
+  auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(cfg.model, cpu_backend());
+  if (cfg.progress) std::fprintf(stderr, "== model '%s' loaded in %.1f s\n", cfg.model.c_str(), seconds_since(t0));
+  t0 = std::chrono::steady_clock::now();
   std::string acts, heldout;
   prepare_activations(cfg, *model, acts, heldout);
+  if (cfg.progress) std::fprintf(stderr, "== harvest (or its check): %.1f s\n", seconds_since(t0));
 
-  json rows = json::array();
+  std::vector<std::pair<json, std::string>> plan_runs;
   std::vector<std::string> dual_runs;
   for (size_t i = 0; i < cfg.runs.size(); ++i) {
     const std::string dir = fmt::format("{}/run_{}", cfg.out_dir, i + 1);
-    if (cfg.progress) std::fprintf(stderr, "== run_%zu: %s\n", i + 1, cfg.runs[i]["name"].get<std::string>().c_str());
-    rows.push_back(run_one(cfg, *model, cfg.runs[i], dir, acts, heldout));
+    plan_runs.emplace_back(cfg.runs[i], dir);
     if (cfg.runs[i].value("penalty", cfg.train.value("penalty", std::string("l1"))) == "dual_adaptive")
       dual_runs.push_back(dir);
   }
+  const json rows = run_plan(cfg, *model, plan_runs, acts, heldout);
   if (dual_runs.size() >= 2) {
     AlphaAgreementConfig ac;
     ac.heldout = heldout;
