@@ -329,7 +329,7 @@ TEST(Killed, ExperimentKilledAtRandomPointsResumesWhole) {
   const std::string dir = test::make_temp_dir("rel");
   const std::string shared = test::shared_root();
   test::write_text(dir + "/exp.toml", "[experiment]\ntokens = 30000\nheldout_tokens = 4000\nprobing = false\n"
-                                      "core_contexts = 4\nmodel = \"" + shared + "/models/tinystories-656k\"\ncorpus = [\"" + shared + "/corpus/gutenberg/carroll-alice.txt\"]\n"
+                                      "core_contexts = 4\nhook = \"blocks.0.hook_resid_post\"\nmodel = \"" + shared + "/models/tinystories-656k\"\ncorpus = [\"" + shared + "/corpus/gutenberg/carroll-alice.txt\"]\n"
                                       "heldout_corpus = [\"" + shared + "/corpus/inaugural/1789-Washington.txt\", \"" +
                                       shared + "/corpus/inaugural/1793-Washington.txt\"]\n"
                                       "[train]\nexpansion_factor = 2\nbatch_size = 512\nlr = 0.001\nl1_coefficient = 2.0\n"

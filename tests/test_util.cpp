@@ -103,6 +103,8 @@ TrainConfig planted_hierarchy_training(const std::string& activations, const std
 ExperimentConfig small_experiment(const std::string& out_dir) {
   const std::string dir = make_temp_dir("expcfg");
   write_text(dir + "/exp.toml", R"([experiment]
+model = "models/tinystories-656k"
+hook = "blocks.0.hook_resid_post"
 tokens = 60000
 heldout_tokens = 5000
 probing = false

@@ -23,10 +23,10 @@ namespace saelab {
 struct ExperimentConfig {
   std::string out_dir = "runs";
   std::string shared_root;              // data root for defaults and the probe suite's paths
-  std::string model;                    // default: <shared>/models/tinystories-656k
+  std::string model;  // default: <shared>/models/smollm2-135m-instruct; relative paths also tried in <shared>
   std::vector<std::string> corpus;      // default: shared/corpus without brown_plain
   std::vector<std::string> heldout_corpus;  // default: shared/corpus/inaugural
-  std::string hook = "blocks.0.hook_resid_post";
+  std::string hook = "blocks.9.hook_resid_post";  // a third of SmolLM2's depth (configs/experiment.toml says why)
   int64_t tokens = 1000000, heldout_tokens = 50000;
   nlohmann::json train = nlohmann::json::object();  // TrainConfig keys shared by every run
   std::vector<nlohmann::json> runs;                 // each: {"name": ..., TrainConfig overrides}

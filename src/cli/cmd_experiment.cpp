@@ -35,9 +35,9 @@ void add_experiment(CLI::App& app) {
   auto out = std::make_shared<std::string>();
   auto tokens = std::make_shared<int64_t>(0);
   auto no_probing = std::make_shared<bool>(false);
-  ex->add_option("--config", *path, "experiment config (.toml/.json); default: method.md's plan");
+  ex->add_option("--config", *path, "experiment config (.toml/.json), e.g. configs/experiment.toml; default: method.md's plan on SmolLM2");
   ex->add_option("--out", *out, "output directory (default: runs)");
-  ex->add_option("--tokens", *tokens, "training activations (default 1M)");
+  ex->add_option("--tokens", *tokens, "training activations (default: the config's tokens, else 1M)");
   ex->add_flag("--no-probing", *no_probing, "skip sparse probing");
   ex->callback([=] {
     ExperimentConfig c = load_experiment_config(*path, default_shared_root());

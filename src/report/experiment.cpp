@@ -96,7 +96,11 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
   if (c.probe_context < 2)
     fail("'{}': [experiment] probe_context must be at least 2 tokens (BOS and one more), found {}", path,
          c.probe_context);
-  if (c.model.empty()) c.model = shared + "/models/tinystories-656k";
+  if (c.model.empty()) c.model = shared + "/models/smollm2-135m-instruct";
+  // A relative model path that names nothing from the working directory is one in the data root
+  // ("models/smollm2-135m-instruct"), so configs need not know where the data is mounted.
+  if (!fs::path(c.model).is_absolute() && !fs::exists(c.model) && fs::exists(shared + "/" + c.model))
+    c.model = shared + "/" + c.model;
   if (c.corpus.empty()) c.corpus = default_corpus_paths(shared);
   if (c.heldout_corpus.empty()) c.heldout_corpus = {shared + "/corpus/inaugural"};
   if (c.runs.empty()) c.runs = default_experiment_runs();
