@@ -11,17 +11,13 @@
 // file and what was being read.
 #include "saelab/gguf.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <optional>
 
 #include "saelab/error.hpp"
+#include "util/mapped_file.hpp"
 
 namespace saelab {
 namespace {
@@ -204,36 +200,15 @@ int64_t GgufTensorInfo::numel() const {
 std::vector<int64_t> GgufTensorInfo::shape() const { return {ne.rbegin(), ne.rend()}; }
 
 GgufFile::GgufFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) fail("cannot open GGUF file '{}': {}", path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("'{}' is not a regular file, expected a GGUF file", path);
-  }
-  map_size_ = static_cast<size_t>(st.st_size);
-  if (map_size_ == 0) {
-    ::close(fd);
-    fail("'{}' is empty, expected a GGUF file", path);
-  }
-  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    fail("cannot map '{}': {}", path, std::strerror(errno));
-  }
-  // The destructor does not run when the constructor throws: unmap here (see SafetensorsFile).
-  try {
-    parse();
-  } catch (...) {
-    ::munmap(map_, map_size_);
-    map_ = nullptr;
-    throw;
-  }
+  FileMapping m = map_file(path, "GGUF file");
+  map_ = m.data;
+  map_size_ = m.size;
+  parse_or_unmap(m, [&] { parse(); });
 }
 
 GgufFile::~GgufFile() {
-  if (map_) ::munmap(map_, map_size_);
+  FileMapping m{map_, map_size_};
+  unmap_file(m);
 }
 
 void GgufFile::parse() {

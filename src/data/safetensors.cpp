@@ -1,17 +1,13 @@
 #include "saelab/safetensors.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "saelab/atomic_file.hpp"
 #include "util/json_number.hpp"
+#include "util/mapped_file.hpp"
 
 namespace saelab {
 namespace {
@@ -45,30 +41,14 @@ const char* safetensors_dtype_name(DType t) {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) fail("cannot open safetensors file '{}': {}", path, std::strerror(errno));
-  struct stat st {};
-  ::fstat(fd, &st);
-  map_size_ = static_cast<size_t>(st.st_size);
-  if (map_size_ < 8) {
-    ::close(fd);
-    fail("'{}' is not a safetensors file: {} bytes, expected at least an 8-byte header length", path, map_size_);
-  }
-  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    fail("cannot map '{}': {}", path, std::strerror(errno));
-  }
-  // The destructor does not run when the constructor throws: unmap here, or every rejected file
-  // leaks its mapping (found by fuzzing: the process ran out of mappings).
-  try {
+  FileMapping m = map_file(path, "safetensors file");
+  map_ = m.data;
+  map_size_ = m.size;
+  parse_or_unmap(m, [&] {
+    if (map_size_ < 8)
+      fail("'{}' is not a safetensors file: {} bytes, expected at least an 8-byte header length", path, map_size_);
     parse_header();
-  } catch (...) {
-    ::munmap(map_, map_size_);
-    map_ = nullptr;
-    throw;
-  }
+  });
 }
 
 void SafetensorsFile::parse_header() {
@@ -136,7 +116,8 @@ void SafetensorsFile::parse_header() {
 }
 
 SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(map_, map_size_);
+  FileMapping m{map_, map_size_};
+  unmap_file(m);
 }
 
 const SafetensorsEntry& SafetensorsFile::entry(const std::string& name) const {

@@ -14,6 +14,15 @@ using json = nlohmann::json;
 
 namespace {
 
+// log Σ_i exp(l_i) over one row of V logits, in double, shifted by the row's max.
+double log_sum_exp(const float* l, int64_t V) {
+  double mx = l[0];
+  for (int64_t i = 1; i < V; ++i) mx = std::max(mx, static_cast<double>(l[i]));
+  double s = 0;
+  for (int64_t i = 0; i < V; ++i) s += std::exp(l[i] - mx);
+  return mx + std::log(s);
+}
+
 // Log-softmax of logits [rows, V] in f64, row by row (rows in parallel; each row's arithmetic is
 // the serial one, so results do not depend on the thread count).
 void log_softmax_rows(const std::vector<float>& logits, int64_t rows, int64_t V, std::vector<double>& out) {
@@ -21,11 +30,7 @@ void log_softmax_rows(const std::vector<float>& logits, int64_t rows, int64_t V,
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float* l = logits.data() + r * V;
-    double mx = l[0];
-    for (int64_t i = 1; i < V; ++i) mx = std::max(mx, static_cast<double>(l[i]));
-    double s = 0;
-    for (int64_t i = 0; i < V; ++i) s += std::exp(l[i] - mx);
-    const double lse = mx + std::log(s);
+    const double lse = log_sum_exp(l, V);
     for (int64_t i = 0; i < V; ++i) out[r * V + i] = l[i] - lse;
   }
 }
@@ -46,11 +51,7 @@ void add_ce_kl(const CleanBatch& clean, const std::vector<float>& logits, const 
   for (int64_t p = 0; p < P; ++p) {
     const int64_t row = (p / (T - 1)) * T + p % (T - 1);
     const float* l = logits.data() + row * V;
-    double mx = l[0];
-    for (int64_t i = 1; i < V; ++i) mx = std::max(mx, static_cast<double>(l[i]));
-    double s = 0;
-    for (int64_t i = 0; i < V; ++i) s += std::exp(l[i] - mx);
-    const double lse = mx + std::log(s);
+    const double lse = log_sum_exp(l, V);
     const double* lc = clean.lc.data() + row * V;
     const double* pc = clean.pc.data() + row * V;
     double k = 0;
