@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
+#include "backend/cpu/cpu_math.hpp"
 #include "saelab/backend.hpp"
 #include "saelab/safetensors.hpp"
 #include "saelab/synthetic.hpp"
@@ -589,3 +591,15 @@ TEST(Backends, CudaCasesSkipCleanlyWithoutAGpu) {
 }
 
 }  // namespace
+
+// The CPU's vectorisable exp (SiLU, softmax): within a few ulp of std::exp, and NaN stays NaN (a NaN
+// cast to int was undefined behaviour; fuzz_llama2c_model found it with NaN weights).
+TEST(CpuMath, ExpSimdIsCloseToStdExpAndPropagatesNaN) {
+  for (float x = -86.0f; x < 88.0f; x += 0.37f) {
+    const float a = saelab::cpu::exp_simd(x), b = std::exp(x);
+    EXPECT_NEAR(a, b, 4e-7f * b) << x;
+  }
+  EXPECT_TRUE(std::isnan(saelab::cpu::exp_simd(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(saelab::cpu::exp_simd(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(saelab::cpu::exp_simd(-std::numeric_limits<float>::infinity()), 0.f);
+}

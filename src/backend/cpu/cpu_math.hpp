@@ -12,7 +12,9 @@ namespace saelab::cpu {
 // bits (then doubled, so n = 128 does not overflow the exponent field).
 inline float exp_simd(float x) {
   constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  const float xc = x < -86.5f ? -86.5f : (x > 88.72f ? 88.72f : x);
+  // NaN fails both comparisons and becomes -86.5 here (a NaN cast to int is undefined; found by
+  // fuzzing), then is returned as itself below, so a corrupt model's NaN still propagates.
+  const float xc = x > -86.5f ? (x < 88.72f ? x : 88.72f) : -86.5f;
   const float n = static_cast<float>(static_cast<int32_t>(xc * kLog2e + (xc >= 0.f ? 0.5f : -0.5f)));
   const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
   // Taylor coefficients 1/k! (k = 2..6): enough for |r| <= 0.347 at float precision.
@@ -27,7 +29,7 @@ inline float exp_simd(float x) {
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   const float y = p * scale * 2.f;
-  return x > 88.72f ? __builtin_inff() : (x < -86.5f ? 0.f : y);
+  return x > 88.72f ? __builtin_inff() : (x >= -86.5f ? y : (x < -86.5f ? 0.f : x));
 }
 
 }  // namespace saelab::cpu
