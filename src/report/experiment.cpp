@@ -143,6 +143,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // "run_1, run_3" for the log.
+// The runs whose directory lacks `file`: the ones a phase still has to do.
+std::vector<PlannedRun*> runs_missing(std::vector<PlannedRun>& runs, const char* file) {
+  std::vector<PlannedRun*> todo;
+  for (PlannedRun& r : runs)
+    if (!file_exists(r.dir + "/" + file)) todo.push_back(&r);
+  return todo;
+}
+
 std::string run_names(const std::vector<PlannedRun*>& runs) {
   std::string s;
   for (const PlannedRun* r : runs) s += (s.empty() ? "" : ", ") + fs::path(r->dir).filename().string();
@@ -180,9 +188,7 @@ void train_phase(const ExperimentConfig& cfg, std::vector<PlannedRun>& runs) {
 
 // (c) eval_core for every run without eval_core.json: one pass over the held-out contexts.
 void core_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs) {
-  std::vector<PlannedRun*> todo;
-  for (PlannedRun& r : runs)
-    if (!file_exists(r.dir + "/eval_core.json")) todo.push_back(&r);
+  const std::vector<PlannedRun*> todo = runs_missing(runs, "eval_core.json");
   if (todo.empty()) return;
   const auto t0 = std::chrono::steady_clock::now();
   if (cfg.progress) std::fprintf(stderr, "== eval core: %s\n", run_names(todo).c_str());
@@ -214,9 +220,7 @@ const ProbeSuite& probe_suite(const ExperimentConfig& cfg, std::unique_ptr<Probe
 // (d) sparse probing for every run without eval_sparse_probing.json: per task one LM pass.
 void probing_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs,
                    std::unique_ptr<ProbeSuite>& suite) {
-  std::vector<PlannedRun*> todo;
-  for (PlannedRun& r : runs)
-    if (!file_exists(r.dir + "/eval_sparse_probing.json")) todo.push_back(&r);
+  const std::vector<PlannedRun*> todo = runs_missing(runs, "eval_sparse_probing.json");
   if (todo.empty()) return;
   const auto t0 = std::chrono::steady_clock::now();
   if (cfg.progress) std::fprintf(stderr, "== sparse probing: %s\n", run_names(todo).c_str());
@@ -246,13 +250,9 @@ void probing_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::ve
 // every checkpoint of every such run.
 void persistence_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs,
                        std::unique_ptr<ProbeSuite>& suite) {
-  std::vector<PlannedRun*> todo;
+  const std::vector<PlannedRun*> todo = runs_missing(runs, "probe_persistence.json");
   std::vector<std::string> dirs;
-  for (PlannedRun& r : runs)
-    if (!file_exists(r.dir + "/probe_persistence.json")) {
-      todo.push_back(&r);
-      dirs.push_back(r.dir);
-    }
+  for (const PlannedRun* r : todo) dirs.push_back(r->dir);
   if (todo.empty()) return;
   const auto t0 = std::chrono::steady_clock::now();
   if (cfg.progress) std::fprintf(stderr, "== probe persistence: %s\n", run_names(todo).c_str());
