@@ -6,7 +6,6 @@
 // the rows of Q and K so that RoPE rotates adjacent pairs (x[2i], x[2i+1]) (ggml rope mode 0), where
 // HF rotates (i, i + hd/2). So a GGUF llama runs with RopeStyle::Interleaved on its stored rows.
 #include <algorithm>
-#include <filesystem>
 #include <unordered_set>
 #include <fmt/ranges.h>
 
@@ -16,7 +15,6 @@
 
 namespace saelab {
 
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -106,9 +104,9 @@ std::string gguf_name(const std::string& name) {
   SAELAB_ASSERT(false, "unmapped parameter {}", name);
 }
 
-// Every tensor the metadata implies, with its shape, before the model (sized by the metadata) is
-// allocated, so a block_count of 2^30 fails on the first missing block instead of allocating; and no
-// tensor the forward would silently ignore (biases, q/k norms, MoE experts).
+// Every tensor the metadata implies, with its shape and a type we decode, before the model (sized by
+// the metadata) is allocated; and no tensor the forward would silently ignore (biases, q/k norms,
+// MoE experts).
 void check_tensors(const GgufFile& f, const std::vector<std::pair<std::string, std::vector<int64_t>>>& params) {
   std::unordered_set<std::string> used;
   for (const auto& [name, shape] : params) {
@@ -129,19 +127,12 @@ void check_tensors(const GgufFile& f, const std::vector<std::pair<std::string, s
            f.path(), t.name);
 }
 
-std::string model_name(const std::string& path) {
-  const fs::path p = fs::path(path).lexically_normal();
-  // A directory holding the file names the model (shared/models/smollm2-135m-instruct).
-  const std::string dir = p.parent_path().filename().string();
-  return dir.empty() || dir == "." ? p.stem().string() : dir;
-}
-
 }  // namespace
 
-std::unique_ptr<LlamaModel> load_gguf_model(const std::string& path, Backend& be) {
+std::unique_ptr<LlamaModel> load_gguf_model(const std::string& path, const std::string& name, Backend& be) {
   GgufFile f(path);
   LlamaConfig cfg = gguf_llama_config(f);
-  cfg.name = model_name(path);
+  cfg.name = name;
   auto tok = make_gguf_tokenizer(read_gguf_vocab(f));
   if (tok->vocab_size() > cfg.vocab_size)
     fail("'{}': the tokenizer has {} tokens but token_embd.weight has {} rows", path, tok->vocab_size(), cfg.vocab_size);

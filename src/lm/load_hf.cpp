@@ -85,8 +85,7 @@ void add_eog_ids(Tokenizer& tok, const json& j, int vocab_size) {
 
 std::unique_ptr<LlamaModel> load_hf_model(const std::string& dir, Backend& be) {
   LlamaConfig cfg = parse_hf_llama_config(dir + "/config.json");
-  cfg.name = fs::path(dir).lexically_normal().filename().string();
-  if (cfg.name.empty()) cfg.name = fs::path(dir).lexically_normal().parent_path().filename().string();
+  cfg.name = directory_name(dir);
   const std::string tok_path = dir + "/tokenizer.json";
   if (!file_exists(tok_path)) fail("model directory '{}' has no tokenizer.json", dir);
   auto tok = load_hf_tokenizer(tok_path);

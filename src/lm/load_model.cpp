@@ -7,10 +7,17 @@ namespace saelab {
 
 namespace fs = std::filesystem;
 
+std::string directory_name(const std::string& dir) {
+  const fs::path p = fs::path(dir).lexically_normal();
+  const std::string name = p.filename().string();
+  return name.empty() ? p.parent_path().filename().string() : name;
+}
+
 std::unique_ptr<LlamaModel> load_model(const std::string& path, Backend& be) {
   if (!fs::exists(path)) fail("model path '{}' does not exist", path);
   if (dir_exists(path) && file_exists(path + "/config.json")) return load_hf_model(path, be);
-  if (!dir_exists(path) && fs::path(path).extension() == ".gguf") return load_gguf_model(path, be);
+  if (!dir_exists(path) && fs::path(path).extension() == ".gguf")
+    return load_gguf_model(path, fs::path(path).stem().string(), be);
   if (dir_exists(path)) {  // a directory holding one GGUF file
     std::string gguf;
     for (const auto& e : fs::directory_iterator(path)) {
@@ -20,7 +27,7 @@ std::unique_ptr<LlamaModel> load_model(const std::string& path, Backend& be) {
              fs::path(gguf).filename().string(), e.path().filename().string());
       gguf = e.path().string();
     }
-    if (!gguf.empty()) return load_gguf_model(gguf, be);
+    if (!gguf.empty()) return load_gguf_model(gguf, directory_name(path), be);
   }
   // llama2.c: a .bin file, or a directory holding one model .bin beside tok*.bin / tokenizer.bin.
   std::string bin = path, dir = fs::path(path).parent_path().string();
