@@ -12,6 +12,16 @@ cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 source scripts/env.sh
 bash scripts/build.sh
+# Debian 12's OpenBLAS (0.3.21) gives CPUs newer than itself (Sapphire/Emerald Rapids) its generic SSE3
+# kernels, ~4x slower; saelab names the kernels to ask for, and the main job runs with them. A value
+# you set yourself is kept.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  core=$(./build/saelab --version 2>&1 >/dev/null | sed -n 's/.*OPENBLAS_CORETYPE=\([A-Za-z0-9]*\).*/\1/p')
+  if [ -n "$core" ]; then
+    export OPENBLAS_CORETYPE=$core
+    echo "quickstart: OpenBLAS does not know this CPU; running with OPENBLAS_CORETYPE=$core"
+  fi
+fi
 args=(--config "${SAELAB_CONFIG:-configs/experiment.toml}" --out "${SAELAB_OUT:-runs}")
 [ -n "${SAELAB_TOKENS:-}" ] && args+=(--tokens "$SAELAB_TOKENS")
 ./build/saelab experiment "${args[@]}"
