@@ -447,25 +447,30 @@ TEST_P(BackendEquivalence, SmoothL0AndDots) {
   const int N = 9, F = 301;
   auto f = randn(N * F, 41);
   for (auto& v : f) v = std::max(v, 0.f);
-  const auto dpre = randn(N * F, 42), pen = randn(F, 43);
-  const float c = 0.7f, eps = 0.3f;
-  std::vector<double> want(N * F);
+  const auto df = randn(N * F, 42);
+  auto a = randn(F, 43);
+  for (auto& v : a) v = 0.5f + std::abs(v);
+  const float c = 0.7f;
+  std::vector<double> want(N * F), want_sech(F, 0.0);
   double st = 0;
   for (int n = 0; n < N; ++n)
     for (int i = 0; i < F; ++i) {
-      const double fv = f[n * F + i], th = std::tanh(fv / eps);
-      want[n * F + i] = dpre[n * F + i] + (fv > 0 ? c * (1 - th * th) - pen[i] : 0.0);
+      const double fv = f[n * F + i], th = std::tanh(a[i] * fv);
+      want[n * F + i] = fv > 0 ? df[n * F + i] + c * a[i] * (1 - th * th) : 0.0;
+      want_sech[i] += (1 - th * th) * fv;
       st += th;
     }
-  Tensor Fo = dev(be, f, {N, F}), D = dev(be, dpre, {N, F}), Pn = dev(be, pen, {F}), O({N, F}, DType::F32, be.device());
-  be.smooth_l0_grad(O, D, Fo, Pn, c, eps);
+  Tensor Fo = dev(be, f, {N, F}), D = dev(be, df, {N, F}), A = dev(be, a, {F}), O({N, F}, DType::F32, be.device());
+  Tensor S({F}, DType::F32, be.device());
+  be.smooth_l0_grad(O, D, Fo, A, c, S);
   EXPECT_LE(rel_error(to_host_f32(be, O), want), kTolF32Op);
-  EXPECT_NEAR(be.sum_tanh(Fo, eps), st, kTolF32Op * std::abs(st));
+  EXPECT_LE(rel_error(to_host_f32(be, S), want_sech), kTolF32Op);
+  EXPECT_NEAR(be.sum_tanh(Fo, A), st, kTolF32Op * std::abs(st));
   std::vector<double> cd(F, 0.0), rd(N, 0.0);
   for (int n = 0; n < N; ++n)
     for (int i = 0; i < F; ++i) {
-      cd[i] += double(f[n * F + i]) * dpre[n * F + i];
-      rd[n] += double(f[n * F + i]) * dpre[n * F + i];
+      cd[i] += double(f[n * F + i]) * df[n * F + i];
+      rd[n] += double(f[n * F + i]) * df[n * F + i];
     }
   Tensor C({F}, DType::F32, be.device()), R({N}, DType::F32, be.device());
   be.col_dot(C, Fo, D);
@@ -583,11 +588,26 @@ TEST(Backends, TrainingOnCudaTracksTheCpu) {
   EXPECT_LE(rel_error(weights[1], weights[0]), 1e-2);
 }
 
-TEST(Backends, CudaCasesSkipCleanlyWithoutAGpu) {
-  bool has_cuda = false;
-  for (Backend* be : available_backends()) has_cuda |= be->device() == Device::CUDA;
-  if (!has_cuda) GTEST_SKIP() << "no CUDA backend/GPU here: CUDA equivalence cases skipped";
-  SUCCEED();
+// The CUDA backend is offered exactly where it can run: listed by available_backends() (so every
+// equivalence case above runs on it) and returned by name; elsewhere, asking for it is one clear
+// error that says whether the build or the machine lacks it.
+TEST(Backends, CudaIsOfferedExactlyWhereItCanRun) {
+  Backend* cuda = nullptr;
+  for (Backend* be : available_backends())
+    if (be->device() == Device::CUDA) cuda = be;
+  EXPECT_EQ(available_backends().front(), &cpu_backend());
+  if (cuda) {
+    EXPECT_EQ(&backend_named("cuda"), cuda);
+    EXPECT_EQ(&backend_for(Device::CUDA), cuda);
+    return;
+  }
+  try {
+    backend_named("cuda");
+    ADD_FAILURE() << "backend_named(\"cuda\") returned a backend that available_backends() does not list";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no CUDA device available"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(backend_named("tpu"), Error);
 }
 
 }  // namespace

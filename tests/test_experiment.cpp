@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "saelab/atomic_file.hpp"
+#include "saelab/corpus.hpp"
 #include "saelab/error.hpp"
 #include "saelab/eval_core.hpp"
 #include "saelab/experiment.hpp"
@@ -14,6 +15,7 @@
 #include "test_util.hpp"
 
 using namespace saelab;
+namespace fs = std::filesystem;
 
 
 TEST(Experiment, RunsThePlanIntoRunDirectoriesAndResumes) {
@@ -54,6 +56,20 @@ TEST(Experiment, DefaultPlanIsMethodSection5AndBadConfigsAreNamed) {
   EXPECT_THROW(load_experiment_config(dir + "/bad.toml", test::shared_root()), Error);
   test::write_text(dir + "/bad2.toml", "[experiment]\ntokenz = 5\n");
   EXPECT_THROW(load_experiment_config(dir + "/bad2.toml", test::shared_root()), Error);
+}
+
+// Held-out text stays out of training by construction: the default corpus list names the held-out
+// corpus (inaugural) too, and the training files the experiment harvests leave it out.
+TEST(Experiment, HeldOutTextIsNeverTrainingText) {
+  const ExperimentConfig cfg = load_experiment_config("", test::shared_root());
+  const std::vector<std::string> train = training_corpus_files(cfg), heldout = expand_corpus_paths(cfg.heldout_corpus);
+  ASSERT_FALSE(heldout.empty());
+  EXPECT_LT(train.size(), expand_corpus_paths(cfg.corpus).size()) << "the default corpus names the held-out text";
+  for (const auto& h : heldout)
+    for (const auto& t : train) EXPECT_NE(fs::weakly_canonical(t), fs::weakly_canonical(h)) << t;
+  ExperimentConfig only = cfg;
+  only.corpus = cfg.heldout_corpus;
+  EXPECT_THROW(training_corpus_files(only), Error);
 }
 
 namespace {

@@ -1,7 +1,8 @@
 // Agreement of learned α with the best α of a manual sweep (method.md §3), on held-out activations.
 // One meta-objective for every run, in the held-out data's own normalisation (E‖x·s‖² = d):
-//   J = MSE + λ_J (1/N) Σ_n Σ_i tanh(f_ni / ε),  λ_J = λ·m̄,  ε = 0.1·m̄,
-// m̄ the mean active latent value over all runs (each run's latents brought to the common scale).
+//   J = MSE + λ_J (1/N) Σ_n Σ_i tanh(f̃_ni / ε),  λ_J = λ·m̄,  ε = 0.1·m̄,
+// on folded activations f̃_ni = f_ni‖W_dec,i‖ (what training prices; raw f drifts along the
+// (f·c, W_dec/c) symmetry), m̄ the mean active folded value over all runs, in the common scale.
 // λ must be the same in every run (it is the sparsity the sweep is at).
 #pragma once
 #include <nlohmann/json.hpp>

@@ -116,11 +116,15 @@ class Backend {
   //   G_np = Σ_{children j of p} (raw df[n,j] + pen_j)·max(pre[n,j], 0)  (∂L/∂gate_p)
   virtual void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
                                   int children_per_parent, float width) = 0;
-  // Gradient of the meta-objective's smooth L0 from the training dpre:
-  //   out[n,i] = dpre[n,i] + (c·sech²(f[n,i]/eps) − pen[i])·1[f[n,i] > 0]
-  virtual void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) = 0;
-  // Σ tanh(f / eps) (double accumulation)
-  virtual double sum_tanh(TensorView f, float eps) = 0;
+  // ∂J/∂pre of the meta-objective J = MSE + λ_J/N Σ tanh(a_i f) (a_i = ‖W_dec,i‖/ε: J reads
+  // decoder-norm-folded activations) from the raw ∂MSE/∂f [N,F], with the gate held (no
+  // straight-through term), and the per-latent sums its decoder-norm gradient needs:
+  //   out[n,i] = (df[n,i] + c·a_i·sech²(a_i f[n,i]))·1[f[n,i] > 0],  c = λ_J/N
+  //   sech_f[i] = Σ_n sech²(a_i f[n,i])·f[n,i]
+  virtual void smooth_l0_grad(TensorView out, TensorView df, TensorView f, TensorView a, float c,
+                              TensorView sech_f) = 0;
+  // Σ_n Σ_i tanh(a_i f[n,i]) for f [N,F], a [F] (double accumulation)
+  virtual double sum_tanh(TensorView f, TensorView a) = 0;
   // out[i] = Σ_r A[r, i] B[r, i] for A, B [R, F]  /  out[i] = Σ_j A[i, j] B[i, j] for A, B [F, d]
   virtual void col_dot(TensorView out, TensorView A, TensorView B) = 0;
   virtual void row_dot(TensorView out, TensorView A, TensorView B) = 0;

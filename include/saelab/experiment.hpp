@@ -24,8 +24,10 @@ struct ExperimentConfig {
   std::string out_dir = "runs";
   std::string shared_root;              // data root for defaults and the probe suite's paths
   std::string model;  // default: <shared>/models/smollm2-135m-instruct; relative paths also tried in <shared>
-  std::vector<std::string> corpus;      // default: shared/corpus without brown_plain
-  std::vector<std::string> heldout_corpus;  // default: shared/corpus/inaugural
+  // Training text; default: shared/corpus without brown_plain (probing data). Files of the held-out
+  // corpus are taken out of it (training_corpus_files).
+  std::vector<std::string> corpus;
+  std::vector<std::string> heldout_corpus;  // default: shared/corpus/inaugural (core eval, held-out J)
   std::string hook = "blocks.9.hook_resid_post";  // a third of SmolLM2's depth (configs/experiment.toml says why)
   int64_t tokens = 1000000, heldout_tokens = 50000;
   nlohmann::json train = nlohmann::json::object();  // TrainConfig keys shared by every run
@@ -44,6 +46,10 @@ struct ExperimentConfig {
 std::vector<nlohmann::json> default_experiment_runs();
 
 ExperimentConfig load_experiment_config(const std::string& path, const std::string& shared_root);
+
+// The training corpus's files without any file of the held-out corpus: evaluation text stays out of
+// training by construction, whatever the two lists name. Throws Error when nothing is left.
+std::vector<std::string> training_corpus_files(const ExperimentConfig& cfg);
 
 class LlamaModel;
 

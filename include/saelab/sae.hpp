@@ -64,6 +64,7 @@ struct SaeWorkspace {
   Tensor xc, xhat, dxhat, ehat;  // [N, d]
   Tensor pre, f, df, f_aux;      // [N, F]
   Tensor vec_F, pen;             // [F]
+  Tensor dpre_J;                 // [N, F] ∂J/∂pre, allocated by the first hypergradient request
   Tensor dec_tmp;                // [F, d]
   Tensor grad_col;               // [d]
 };
@@ -86,19 +87,24 @@ struct SaeLossTerms {
   std::vector<float> dead;             // [F] 1 where latent i is dead (topk aux-k); empty = none
 };
 
-// The pieces learnable α needs from a batch (method.md §2), computed in the same pass:
-//   J = (1/N) Σ_n ‖x_n − x̂_n‖² + (λ_J/N) Σ_n Σ_i tanh(f_ni / ε)   (smooth_l0 = false: MSE only)
-//   grad_J = ∇_W J
-//   g_alpha = ∇_W [(λ/N) Σ_n Σ_i dw_i f_ni ‖W_dec,i‖],  dw_i = ∂w_i/∂α = w_freq,i − w_mag,i
-// g_alpha's parts are separable by latent except its b_dec part, which is also given per level.
+// The pieces learnable α needs from a batch (method.md §2), computed in the same pass. J reads the
+// decoder-norm-folded activations f̃_ni = f_ni‖W_dec,i‖, so (f_i·c, W_dec,i/c), the same SAE, has
+// the same J:
+//   J = (1/N) Σ_n ‖x_n − x̂_n‖² + (λ_J/N) Σ_n Σ_i tanh(f̃_ni / ε)   (smooth_l0 = false: MSE only)
+//   grad_J = ∇_W J, the hierarchy's gate held where it is: J's gradient wherever it has one (the
+//            gate is a step), which finite differences of J check. The straight-through term is a
+//            device of training's update, and lives in g_alpha.
+//   g_alpha[l] = ∂g/∂α_l, the derivative of the training gradient g that the update uses
+//            (straight-through gate included) with respect to level l's α: the penalty weights
+//            w_i = α_l w_freq,i + (1 − α_l) w_mag,i of level l's latents move by dw_i = w_freq,i − w_mag,i.
+//            Through the gate, the children's α also moves the parents' gradient.
 struct SaeHyperRequest {
   float lambda_J = 0.f, eps = 1.f;
   bool smooth_l0 = true;
-  std::vector<float> dw;                            // [F]
-  std::vector<std::pair<int, int>> levels;          // latent ranges [begin, end)
-  SaeParams* grad_J = nullptr;                      // outputs
-  SaeParams* g_alpha = nullptr;
-  std::vector<std::vector<float>> g_alpha_bdec;     // [levels][d]
+  std::vector<float> dw;                    // [F]
+  std::vector<std::pair<int, int>> levels;  // latent ranges [begin, end)
+  SaeParams* grad_J = nullptr;              // outputs
+  std::vector<SaeParams>* g_alpha = nullptr;  // [levels], sized by the caller
   double J = 0;
 };
 
@@ -131,10 +137,15 @@ class Sae {
   // Hierarchical: removes from every child's decoder row its component along its parent's row, so a
   // child refines its parent instead of duplicating it.
   void orthogonalize_children();
+  // The derivative of that projection at the current parameters, applied to a tangent of W_dec
+  // ([F, d], in place): the tangent of the projected decoder. Call before orthogonalize_children.
+  void orthogonalize_children_tangent(TensorView dW_dec) const;
 
  private:
-  void hyper_terms(TensorView x, const SaeLossTerms& terms, const std::vector<float>& pen, const SaeParams& g,
-                   SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const;
+  std::vector<float> hyper_dpre_J(SaeWorkspace& ws, int64_t N, const SaeBatchStats& st, SaeHyperRequest& h) const;
+  void hyper_grad_J(const SaeLossTerms& terms, const std::vector<float>& j_norm_row, const SaeParams& g,
+                    SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const;
+  void hyper_g_alpha(const SaeLossTerms& terms, SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const;
   SaeConfig cfg_;
   Backend& be_;
   SaeParams params_;

@@ -20,6 +20,13 @@ struct RunEval {
   std::vector<float> f;  // [N, F] latents on the held-out rows, in the common scale
 };
 
+std::vector<float> decoder_row_norms(const Sae& sae) {
+  Backend& be = sae.backend();
+  Tensor n({sae.config().d_sae}, DType::F32, be.device());
+  be.row_norms(n, sae.params().W_dec);
+  return to_host_f32(be, n);
+}
+
 }  // namespace
 
 json alpha_agreement(const AlphaAgreementConfig& cfg) {
@@ -63,17 +70,19 @@ json alpha_agreement(const AlphaAgreementConfig& cfg) {
     for (int64_t i = 0; i < N * d; ++i) sse += (xh[i] - s.rows[i]) * (xh[i] - s.rows[i]);
     e.ev = 1.0 - sse / var;
     e.mse = sse * s_ref * s_ref / static_cast<double>(N);
-    // The run's latents are in its own activation scale; bring them to the common one.
-    const double k = s_ref / e.scale;
-    for (auto& v : e.f) {
-      v = static_cast<float>(v * k);
-      if (v > 0) {
+    // J prices folded activations f_i‖W_dec,i‖ (method.md §1), which do not drift along the
+    // (f·c, W_dec/c) symmetry. The export's decoder takes raw activations: × s_ref puts every run's
+    // folded latents in the common scale.
+    const std::vector<float> norms = decoder_row_norms(sae);
+    for (int64_t r = 0; r < N; ++r)
+      for (int64_t i = 0; i < F; ++i) {
+        float& v = e.f[r * F + i];
+        v = static_cast<float>(v * norms[i] * s_ref);
+        if (v <= 0) continue;
         e.l0 += 1.0 / static_cast<double>(N);
         m_sum += v;
         ++m_count;
       }
-    }
-    (void)F;
     evals.push_back(std::move(e));
   }
   const double mbar = m_count ? m_sum / static_cast<double>(m_count) : 1.0;

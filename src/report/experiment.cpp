@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <sstream>
+
+#include <fmt/ranges.h>
 
 #include "saelab/activation_loader.hpp"
 #include "saelab/alpha_agreement.hpp"
@@ -333,11 +336,24 @@ json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const json& r
   return run_plan(cfg, model, {{run, dir}}, activations, heldout)[0];
 }
 
+std::vector<std::string> training_corpus_files(const ExperimentConfig& cfg) {
+  std::set<std::string> heldout;
+  for (const auto& f : expand_corpus_paths(cfg.heldout_corpus)) heldout.insert(fs::weakly_canonical(f).string());
+  std::vector<std::string> out;
+  for (const auto& f : expand_corpus_paths(cfg.corpus))
+    if (!heldout.count(fs::weakly_canonical(f).string())) out.push_back(f);
+  if (out.empty())
+    fail("the training corpus ({}) holds only held-out files ({}): give the experiment a corpus with text to "
+         "train on besides its held-out evaluation text",
+         fmt::join(cfg.corpus, ", "), fmt::join(cfg.heldout_corpus, ", "));
+  return out;
+}
+
 void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, std::string& train_dir,
                          std::string& heldout_dir) {
   HarvestConfig h;
   h.model_path = cfg.model;
-  h.corpus = cfg.corpus;
+  h.corpus = training_corpus_files(cfg);
   h.hook_name = cfg.hook;
   h.max_tokens = cfg.tokens;
   h.out_dir = cfg.out_dir + "/activations";

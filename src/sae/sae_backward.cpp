@@ -68,6 +68,9 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   // Sparse: only where f ≠ 0, which is all the ReLU / top-k backward below keeps.
   if (cfg_.sparse_decode) be_.sparse_decode_grad_f(df, f, dxhat, params_.W_dec);
   else be_.gemm(df, dxhat, false, params_.W_dec, true, 1.f, 0.f);  // [N, d] x [d, F]
+  // J's ∂/∂pre reads the raw ∂MSE/∂f, which the activation backward below overwrites.
+  std::vector<float> j_norm_row;
+  if (hyper) j_norm_row = hyper_dpre_J(ws, N, st, *hyper);
   be_.upload(ws.pen.view(), pen.data());
   if (cfg_.architecture == SaeArchitecture::Hierarchical)
     be_.hierarchy_backward(df, f, ws.pre.view().rows(0, N), ws.pen, cfg_.n_parents, cfg_.children_per_parent,
@@ -107,69 +110,100 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
     // b_dec also enters through x − b_dec: ∂/∂b_dec −= W_enc Σ_n dpre_n.
     be_.gemm(g.b_dec.reshape({d, 1}), params_.W_enc, false, g.b_enc.reshape({F, 1}), false, -1.f, 1.f);
   }
-  if (hyper) hyper_terms(x, terms, pen, g, ws, st, *hyper);
+  if (hyper) {
+    hyper_grad_J(terms, j_norm_row, g, ws, st, *hyper);
+    hyper_g_alpha(terms, ws, st, *hyper);  // ws.df is free now
+  }
   return st;
 }
 
-// ∇J and g_α reuse the batch's forward and the training gradients (see the header):
-//   dpre_J = dpre + (λ_J/(Nε) sech²(f/ε) − pen_i)·1[f > 0],  ∇J_W_dec = ∇L_W_dec − (norm term)
-//   dpre_α = (λ/N) dw_i ‖W_dec,i‖ · 1[f > 0],  g_α,W_dec = diag((λ/N) dw_i Σ_n f_ni / ‖W_dec,i‖) W_dec
-// Two extra GEMMs ((x − b_dec)ᵀ dpre_J and (x − b_dec)ᵀ dpre_α); the rest is elementwise.
-void Sae::hyper_terms(TensorView x, const SaeLossTerms& terms, const std::vector<float>& pen, const SaeParams& g,
-                      SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const {
+// J's ∂/∂pre into ws.dpre_J from the raw ∂MSE/∂f in ws.df, with a_i = ‖W_dec,i‖/ε (folded
+// activations) and c = λ_J/N:  dpre_J = (df + c·a_i·sech²(a_i f))·1[f > 0]. Also J itself (into
+// h.J, without the MSE, which hyper_grad_J adds) and, returned, J's decoder-norm factor per latent:
+//   ∂/∂W_dec,i (λ_J/N) Σ_n tanh(f_ni‖W_dec,i‖/ε) = (c/ε) Σ_n sech²(·) f_ni · W_dec,i/‖W_dec,i‖
+std::vector<float> Sae::hyper_dpre_J(SaeWorkspace& ws, int64_t N, const SaeBatchStats& st,
+                                     SaeHyperRequest& h) const {
   SAELAB_ASSERT(cfg_.architecture != SaeArchitecture::TopK, "hypergradients need a penalised SAE");
-  SAELAB_ASSERT(h.grad_J && h.g_alpha && static_cast<int>(h.dw.size()) == cfg_.d_sae, "hyper request incomplete");
-  const int64_t N = x.dim(0), F = cfg_.d_sae, d = cfg_.d_in;
-  const float invN = 1.0f / static_cast<float>(N);
-  TensorView xc = ws.xc.view().rows(0, N), f = ws.f.view().rows(0, N), dxhat = ws.dxhat.view().rows(0, N);
-  TensorView dpre = ws.df.view().rows(0, N), work = ws.pre.view().rows(0, N);
-  SaeParams& gJ = *h.grad_J;
-  SaeParams& ga = *h.g_alpha;
+  SAELAB_ASSERT(h.grad_J && h.g_alpha && h.g_alpha->size() == h.levels.size() &&
+                    static_cast<int>(h.dw.size()) == cfg_.d_sae && h.eps > 0,
+                "hyper request incomplete");
+  const int64_t F = cfg_.d_sae;
+  if (ws.dpre_J.empty()) ws.dpre_J = Tensor({ws.capacity, F}, DType::F32, be_.device());
+  const float c = h.smooth_l0 ? h.lambda_J / static_cast<float>(N) : 0.f;
+  std::vector<float> a(static_cast<size_t>(F));
+  for (int64_t i = 0; i < F; ++i) a[i] = st.dec_norms[i] / h.eps;
+  Tensor A({F}, DType::F32, be_.device()), sech_f({F}, DType::F32, be_.device());
+  be_.upload(A.view(), a.data());
+  TensorView f = ws.f.view().rows(0, N);
+  be_.smooth_l0_grad(ws.dpre_J.view().rows(0, N), ws.df.view().rows(0, N), f, A, c, sech_f);
+  h.J = c != 0.f ? static_cast<double>(c) * be_.sum_tanh(f, A) : 0.0;
+  std::vector<float> row = to_host_f32(be_, sech_f);
+  for (int64_t i = 0; i < F; ++i) row[i] = st.dec_norms[i] > 0 ? c / h.eps * row[i] / st.dec_norms[i] : 0.f;
+  return row;
+}
 
-  // ∇J. ws.dec_tmp holds diag(norm_grad) W_dec when λ ≠ 0 (the norm term of ∇L_W_dec).
-  const bool l1 = terms.l1_coefficient != 0.f;
-  if (l1) be_.scaled_diff(gJ.W_dec, g.W_dec, ws.dec_tmp, 1.f);
+// ∇J from ws.dpre_J and the batch's reconstruction gradients:
+//   ∇J_W_dec = fᵀ dx̂ + diag(j_norm_row) W_dec   (fᵀ dx̂ = ∇L_W_dec minus the penalty's norm term)
+//   ∇J_W_enc = (x − b_dec)ᵀ dpre_J,  ∇J_b_enc = Σ_n dpre_J,  ∇J_b_dec = Σ_n dx̂ − W_enc Σ_n dpre_J
+void Sae::hyper_grad_J(const SaeLossTerms& terms, const std::vector<float>& j_norm_row, const SaeParams& g,
+                       SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const {
+  const int64_t N = st.n, F = cfg_.d_sae, d = cfg_.d_in;
+  TensorView xc = ws.xc.view().rows(0, N), dxhat = ws.dxhat.view().rows(0, N), dpre_J = ws.dpre_J.view().rows(0, N);
+  SaeParams& gJ = *h.grad_J;
+  // ws.dec_tmp holds diag(norm_grad) W_dec when λ ≠ 0 (the penalty's norm term of ∇L_W_dec).
+  if (terms.l1_coefficient != 0.f) be_.scaled_diff(gJ.W_dec, g.W_dec, ws.dec_tmp, 1.f);
   else be_.copy(gJ.W_dec, g.W_dec);
-  const float c = h.smooth_l0 ? h.lambda_J * invN / h.eps : 0.f;
-  be_.upload(ws.pen.view(), pen.data());
-  be_.smooth_l0_grad(work, dpre, f, ws.pen, c, h.eps);
-  be_.gemm(gJ.W_enc, xc, true, work, false, 1.f, 0.f);
-  be_.col_sum(gJ.b_enc, work, 1.f, 0.f);
+  if (h.smooth_l0) {
+    be_.copy(ws.dec_tmp, params_.W_dec);
+    be_.upload(ws.vec_F.view(), j_norm_row.data());
+    be_.scale_rows(ws.dec_tmp, ws.vec_F);
+    be_.axpy(gJ.W_dec, ws.dec_tmp, 1.f);
+  }
+  be_.gemm(gJ.W_enc, xc, true, dpre_J, false, 1.f, 0.f);
+  be_.col_sum(gJ.b_enc, dpre_J, 1.f, 0.f);
   be_.col_sum(gJ.b_dec, dxhat, 1.f, 0.f);
   if (cfg_.apply_b_dec_to_input)
     be_.gemm(gJ.b_dec.reshape({d, 1}), params_.W_enc, false, gJ.b_enc.reshape({F, 1}), false, -1.f, 1.f);
-  h.J = st.sse * invN + (h.smooth_l0 ? static_cast<double>(h.lambda_J) * invN * be_.sum_tanh(f, h.eps) : 0.0);
+  h.J += st.sse / static_cast<double>(N);
+}
 
-  // g_α.
-  std::vector<float> pen_a(static_cast<size_t>(F)), row_a(static_cast<size_t>(F)), benc_a(static_cast<size_t>(F));
-  for (int64_t i = 0; i < F; ++i) {
-    const float n = st.dec_norms[i];
-    pen_a[i] = terms.l1_coefficient * invN * h.dw[i] * n;
-    row_a[i] = n > 0 ? terms.l1_coefficient * invN * h.dw[i] * st.fsum[i] / n : 0.f;
-    benc_a[i] = pen_a[i] * st.fires[i];  // Σ_n dpre_α[n, i]
-  }
-  be_.scale(work, 0.f);
-  be_.upload(ws.pen.view(), pen_a.data());
-  be_.relu_backward(work, f, ws.pen);
-  be_.gemm(ga.W_enc, xc, true, work, false, 1.f, 0.f);
-  be_.upload(ga.b_enc, benc_a.data());
-  be_.copy(ga.W_dec, params_.W_dec);
-  be_.upload(ws.vec_F.view(), row_a.data());
-  be_.scale_rows(ga.W_dec, ws.vec_F);
-  // b_dec: −W_enc Σ_n dpre_α, split by level (a GEMV on the level's entries of Σ_n dpre_α).
-  h.g_alpha_bdec.assign(h.levels.size(), std::vector<float>(static_cast<size_t>(d), 0.f));
-  std::vector<float> total(static_cast<size_t>(d), 0.f);
-  Tensor part({d}, DType::F32, be_.device());
+// g_α per level: the training backward of the penalty alone with level l's ∂pen/∂α_l, through the
+// same activation backward as training (the hierarchy's straight-through gate passes the children's
+// part to their parents):
+//   pen_α,i = (λ/N) dw_i ‖W_dec,i‖ (i in level l, else 0);  dpre_α = backward(0; pen_α)
+//   g_α,W_enc = (x − b_dec)ᵀ dpre_α,  g_α,b_enc = Σ_n dpre_α,  g_α,b_dec = −W_enc Σ_n dpre_α
+//   g_α,W_dec = diag((λ/N) dw_i Σ_n f_ni / ‖W_dec,i‖) W_dec   (level l's rows)
+// One GEMM per level; ws.df is the scratch.
+void Sae::hyper_g_alpha(const SaeLossTerms& terms, SaeWorkspace& ws, const SaeBatchStats& st,
+                        SaeHyperRequest& h) const {
+  const int64_t N = st.n, F = cfg_.d_sae, d = cfg_.d_in;
+  const float invN = 1.0f / static_cast<float>(N);
+  TensorView xc = ws.xc.view().rows(0, N), f = ws.f.view().rows(0, N), work = ws.df.view().rows(0, N);
   for (size_t l = 0; l < h.levels.size(); ++l) {
-    if (!cfg_.apply_b_dec_to_input) continue;
-    std::vector<float> masked(static_cast<size_t>(F), 0.f);
-    for (int i = h.levels[l].first; i < h.levels[l].second; ++i) masked[i] = benc_a[i];
-    be_.upload(ws.vec_F.view(), masked.data());
-    be_.gemm(part.view().reshape({d, 1}), params_.W_enc, false, ws.vec_F.view().reshape({F, 1}), false, -1.f, 0.f);
-    h.g_alpha_bdec[l] = to_host_f32(be_, part);
-    for (int64_t j = 0; j < d; ++j) total[j] += h.g_alpha_bdec[l][j];
+    SaeParams& ga = (*h.g_alpha)[l];
+    std::vector<float> pen_a(static_cast<size_t>(F), 0.f), row_a(static_cast<size_t>(F), 0.f);
+    for (int i = h.levels[l].first; i < h.levels[l].second; ++i) {
+      const float n = st.dec_norms[i];
+      pen_a[i] = terms.l1_coefficient * invN * h.dw[i] * n;
+      row_a[i] = n > 0 ? terms.l1_coefficient * invN * h.dw[i] * st.fsum[i] / n : 0.f;
+    }
+    be_.scale(work, 0.f);
+    be_.upload(ws.pen.view(), pen_a.data());
+    if (cfg_.architecture == SaeArchitecture::Hierarchical)
+      be_.hierarchy_backward(work, f, ws.pre.view().rows(0, N), ws.pen, cfg_.n_parents, cfg_.children_per_parent,
+                             cfg_.gate_ste_width);
+    else
+      be_.relu_backward(work, f, ws.pen);
+    be_.gemm(ga.W_enc, xc, true, work, false, 1.f, 0.f);
+    be_.col_sum(ga.b_enc, work, 1.f, 0.f);
+    be_.copy(ga.W_dec, params_.W_dec);
+    be_.upload(ws.vec_F.view(), row_a.data());
+    be_.scale_rows(ga.W_dec, ws.vec_F);
+    if (cfg_.apply_b_dec_to_input)
+      be_.gemm(ga.b_dec.reshape({d, 1}), params_.W_enc, false, ga.b_enc.reshape({F, 1}), false, -1.f, 0.f);
+    else
+      be_.scale(ga.b_dec, 0.f);
   }
-  be_.upload(ga.b_dec, total.data());
 }
 
 }  // namespace saelab

@@ -31,15 +31,15 @@ DataParallelStep::DataParallelStep(const Sae& sae, Communicator& comm, int parts
   if (parts_ > 1) {
     part_grads_ = SaeParams(sae.config(), sae.backend().device());
     part_grad_J_ = SaeParams(sae.config(), sae.backend().device());
-    part_g_alpha_ = SaeParams(sae.config(), sae.backend().device());
+    for (size_t l = 0; l < sae.levels().size(); ++l) part_g_alpha_.emplace_back(sae.config(), sae.backend().device());
   }
 }
 
 namespace {
 
 // One part's host-side contribution, flattened: doubles {sse, penalty, aux, l0, J, Σ‖x‖², Σx [d]},
-// then floats {fires [F], Σf [F], and with a hyper request g_α b_dec [levels·d]}. Its gradients
-// ({∇L, then ∇J and g_α with a hyper request} [Pn] each) stay on the backend's device.
+// then floats {fires [F], Σf [F]}. Its gradients ({∇L, then ∇J and g_α per level with a hyper
+// request} [Pn] each) stay on the backend's device.
 struct Record {
   size_t n_double, n_float;
   size_t bytes() const { return n_double * sizeof(double) + n_float * sizeof(float); }
@@ -68,8 +68,8 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   Backend& be = sae_.backend();
   const int64_t Pn = grads.flat.numel();
   const size_t levels = hyper ? hyper->levels.size() : 0;
-  const Record rec{6 + static_cast<size_t>(d), 2 * static_cast<size_t>(F) + levels * static_cast<size_t>(d)};
-  const int64_t Pg = (hyper ? 3 : 1) * Pn;  // one part's gradients on the device
+  const Record rec{6 + static_cast<size_t>(d), 2 * static_cast<size_t>(F)};
+  const int64_t Pg = (hyper ? 2 + static_cast<int64_t>(levels) : 1) * Pn;  // one part's gradients on the device
   const TensorView local_grads = first_n(local_grads_, local_ * Pg, be.device());
   const TensorView all_grads = first_n(all_grads_, parts_ * Pg, be.device());
   std::vector<char> local(rec.bytes() * static_cast<size_t>(local_));
@@ -93,13 +93,14 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
     float* flt = reinterpret_cast<float*>(dbl + rec.n_double);
     std::memcpy(flt, st.fires.data(), static_cast<size_t>(F) * sizeof(float));
     std::memcpy(flt + F, st.fsum.data(), static_cast<size_t>(F) * sizeof(float));
-    for (size_t l = 0; l < levels; ++l)
-      std::memcpy(flt + 2 * F + l * d, part_hyper.g_alpha_bdec[l].data(), static_cast<size_t>(d) * sizeof(float));
     const TensorView mine = local_grads.rows(p * Pg, (p + 1) * Pg);
     be.copy(mine.rows(0, Pn), part_grads_.flat);
     if (hyper) {
       be.copy(mine.rows(Pn, 2 * Pn), part_grad_J_.flat);
-      be.copy(mine.rows(2 * Pn, 3 * Pn), part_g_alpha_.flat);
+      for (size_t l = 0; l < levels; ++l) {
+        const int64_t at = (2 + static_cast<int64_t>(l)) * Pn;
+        be.copy(mine.rows(at, at + Pn), part_g_alpha_[l].flat);
+      }
     }
     if (p == 0) first = std::move(st);
   }
@@ -136,10 +137,7 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   moments.sum.assign(dsum.begin() + 6, dsum.end());
   if (hyper) {
     mean_over_parts(hyper->grad_J->flat, Pn);
-    mean_over_parts(hyper->g_alpha->flat, 2 * Pn);
-    hyper->g_alpha_bdec.assign(levels, std::vector<float>(static_cast<size_t>(d)));
-    for (size_t l = 0; l < levels; ++l)
-      for (int j = 0; j < d; ++j) hyper->g_alpha_bdec[l][j] = fsum[2 * F + l * d + j] * inv;
+    for (size_t l = 0; l < levels; ++l) mean_over_parts((*hyper->g_alpha)[l].flat, (2 + static_cast<int64_t>(l)) * Pn);
     hyper->J = dsum[4] / static_cast<double>(parts_);
   }
   return st;

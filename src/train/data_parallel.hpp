@@ -39,9 +39,10 @@ class DataParallelStep {
   Communicator& comm_;
   int parts_, first_, local_;
   int64_t part_rows_;
-  SaeParams part_grads_, part_grad_J_, part_g_alpha_;  // scratch for one part
+  SaeParams part_grads_, part_grad_J_;  // scratch for one part
+  std::vector<SaeParams> part_g_alpha_;  // [levels]
   // This process's parts' gradients [local · Pg] and every part's [parts · Pg] on the device, in
-  // buffers that only grow (Pg = the parameter count, or 3 × it with ∇J and g_α).
+  // buffers that only grow (Pg = the parameter count, or (2 + levels) × it with ∇J and g_α per level).
   Tensor local_grads_, all_grads_;
 };
 

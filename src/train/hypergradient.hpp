@@ -17,10 +17,13 @@
 
 namespace saelab {
 
+// Every tangent is kept per level l: through the hierarchy's straight-through gate the children's
+// α moves the parents' parameters too, so no level's tangent is confined to its own latents.
 struct HyperState {
-  SaeParams grad_J, g_alpha, u;            // ∇J(t), g_α(t), tangent of the last update(s)
-  SaeParams step_u;                        // scratch: the tangent of this step alone
-  std::vector<std::vector<float>> u_bdec;  // [levels][d] b_dec tangent per level
+  SaeParams grad_J;               // ∇J(t)
+  std::vector<SaeParams> g_alpha;  // [levels] g_α,l(t) = ∂g/∂α_l
+  std::vector<SaeParams> u;        // [levels] one-step: dW/dα_l through the last update(s)
+  SaeParams step_u;                // scratch: the tangent of this step alone
   bool have_u = false;
   // u ← decay·u + (this step's tangent): 0 is Baydin's one-step hypergradient; closer to 1 lets α
   // see how its effect accumulates over ~1/(1 − decay) updates (the Hessian term of the exact
@@ -32,7 +35,11 @@ struct HyperState {
   std::vector<SaeParams> dg;         // this step's dg/dα_l
   SaeParams shifted, grad_shifted;   // scratch: W + εZ_l and the training gradient there
   void init(const SaeConfig& c, Device device, size_t levels, bool forward_mode = false);
-  void reset_tangents();  // parameters were re-initialised (children switched on, resampling)
+  // Parameters were re-initialised in part (children switched on, latents resampled): W jumped in
+  // a way no tangent describes, so the tangents restart from zero and the next step takes no α step.
+  void reset_tangents();
+  // The tangents of W itself (u or z per level): what a projection applied to W must also map.
+  std::vector<SaeParams*> parameter_tangents();
 };
 
 // The training gradient at other parameters (flat [P]) on the current batch with the current loss
@@ -42,20 +49,16 @@ using GradientAt = std::function<void(TensorView params_flat, SaeParams& grad_ou
 // Forward mode: h_l = ⟨∇J, Z_l⟩.
 std::vector<double> forward_hypergradients(const Sae& sae, const HyperState& hs);
 // Forward mode, after the backward of step t (g: its training gradient): dg_l = H Z_l + g_α,l.
-void forward_gradient_tangents(const Sae& sae, HyperState& hs, const SaeParams& g,
-                               const std::vector<std::pair<int, int>>& levels,
-                               const std::vector<std::vector<float>>& g_alpha_bdec, const GradientAt& gradient_at);
+void forward_gradient_tangents(const Sae& sae, HyperState& hs, const SaeParams& g, const GradientAt& gradient_at);
 // Forward mode, after the Adam step t: Z_l, and the moments' tangents, advance through it.
 void update_forward_tangents(const Sae& sae, HyperState& hs, const SaeParams& g, const SaeParams& m,
                              const SaeParams& v, float lr, float beta1, float beta2, float eps, int64_t t);
 
-// h per level from the current ∇J (hs.grad_J) and the previous tangent (hs.u).
-std::vector<double> level_hypergradients(const Sae& sae, const HyperState& hs,
-                                         const std::vector<std::pair<int, int>>& levels);
+// One-step: h_l = ⟨∇J(t), u_l(t−1)⟩.
+std::vector<double> level_hypergradients(const Sae& sae, const HyperState& hs);
 
-// After the Adam step t: u = ∂ΔW/∂α from g (training gradient), g_α and the new moments.
+// After the Adam step t: u_l = ∂ΔW/∂α_l from g (training gradient), g_α,l and the new moments.
 void update_tangent(const Sae& sae, HyperState& hs, const SaeParams& grads, const SaeParams& m, const SaeParams& v,
-                    const std::vector<std::vector<float>>& g_alpha_bdec, float lr, float beta1, float beta2, float eps,
-                    int64_t t);
+                    float lr, float beta1, float beta2, float eps, int64_t t);
 
 }  // namespace saelab

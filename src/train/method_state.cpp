@@ -59,9 +59,9 @@ void MethodState::after_backward(const SaeBatchStats& st, const SaeLossTerms& te
     if (hyper_.forward) {
       // α holds while λ ramps up: the trajectory so far says how α moves a warm-up, not training.
       if (hyper_.have_u && !warming_) alpha_.hyper_step(forward_hypergradients(sae_, hyper_));
-      forward_gradient_tangents(sae_, hyper_, g, levels_, request_.g_alpha_bdec, gradient_at);
+      forward_gradient_tangents(sae_, hyper_, g, gradient_at);
     } else if (hyper_.have_u) {
-      alpha_.hyper_step(level_hypergradients(sae_, hyper_, levels_));
+      alpha_.hyper_step(level_hypergradients(sae_, hyper_));
     }
   } else if (alpha_.mode() == AlphaMode::Naive && dual_ && weights_.ready() && !st.dec_norms.empty()) {
     // ∂L/∂α_level = (λ/N) Σ_{i ∈ level} (w_freq,i − w_mag,i) ‖W_dec,i‖ Σ_n f_ni
@@ -80,11 +80,30 @@ void MethodState::after_adam(const SaeParams& grads, const SaeParams& m, const S
                              float beta2, float eps, int64_t t) {
   if (alpha_.mode() != AlphaMode::Learned || !requested_) return;
   if (hyper_.forward) update_forward_tangents(sae_, hyper_, grads, m, v, lr, beta1, beta2, eps, t);
-  else update_tangent(sae_, hyper_, grads, m, v, request_.g_alpha_bdec, lr, beta1, beta2, eps, t);
+  else update_tangent(sae_, hyper_, grads, m, v, lr, beta1, beta2, eps, t);
+}
+
+void MethodState::before_children_projection() {
+  if (alpha_.mode() != AlphaMode::Learned || !hyper_.have_u) return;
+  for (SaeParams* t : hyper_.parameter_tangents()) sae_.orthogonalize_children_tangent(t->W_dec);
+}
+
+void MethodState::set_alphas(const std::vector<double>& alphas) {
+  SAELAB_ASSERT(alphas.size() == levels_.size(), "{} alphas for {} levels", alphas.size(), levels_.size());
+  const bool learned = alpha_.mode() == AlphaMode::Learned;
+  for (size_t l = 0; l < alphas.size(); ++l)
+    alpha_.theta[l] = learned ? std::log(alphas[l] / (1.0 - alphas[l])) : alphas[l];
 }
 
 void MethodState::after_step(const SaeBatchStats& st) {
-  if (dual_) weights_.update(st.fires, st.fsum, st.n);
+  if (dual_) {
+    // Magnitudes of the folded activations f_i‖W_dec,i‖ (method.md §1): raw f drifts along the
+    // (f·c, W_dec/c) symmetry, which the decoder-norm-weighted penalty does not see.
+    SAELAB_ASSERT(st.dec_norms.size() == st.fsum.size(), "dual-adaptive statistics need the decoder norms");
+    std::vector<float> folded(st.fsum.size());
+    for (size_t i = 0; i < folded.size(); ++i) folded[i] = st.fsum[i] * st.dec_norms[i];
+    weights_.update(st.fires, folded, st.n);
+  }
   if (cfg_.target_l0 > 0) {
     // Multiplicative controller: λ grows while L0 is above target and shrinks below it.
     const double l0 = st.l0 / static_cast<double>(st.n);
@@ -112,8 +131,8 @@ void MethodState::save(std::vector<std::pair<std::string, std::vector<float>>>& 
   if (alpha_.mode() == AlphaMode::Learned) {
     m["have_u"] = hyper_.have_u;
     Backend& be = sae_.backend();
-    tensors.push_back({"method.u", to_host_f32(be, hyper_.u.flat)});
-    for (size_t l = 0; l < hyper_.u_bdec.size(); ++l) tensors.push_back({"method.u_bdec." + std::to_string(l), hyper_.u_bdec[l]});
+    for (size_t l = 0; l < hyper_.u.size(); ++l)
+      tensors.push_back({"method.u." + std::to_string(l), to_host_f32(be, hyper_.u[l].flat)});
     for (size_t l = 0; l < hyper_.z.size(); ++l) {
       const std::string s = std::to_string(l);
       tensors.push_back({"method.z." + s, to_host_f32(be, hyper_.z[l].flat)});
@@ -141,10 +160,10 @@ void MethodState::load(const SafetensorsFile& f, const json& meta) {
   }
   if (alpha_.mode() == AlphaMode::Learned) {
     hyper_.have_u = m.value("have_u", false);
-    sae_.backend().upload(hyper_.u.flat.view(), f.read_f32("method.u", {hyper_.u.flat.numel()}).data());
-    for (size_t l = 0; l < hyper_.u_bdec.size(); ++l) hyper_.u_bdec[l] = f.read_f32("method.u_bdec." + std::to_string(l));
     Backend& be = sae_.backend();
-    const int64_t P = hyper_.u.flat.numel();
+    const int64_t P = hyper_.grad_J.flat.numel();
+    for (size_t l = 0; l < hyper_.u.size(); ++l)
+      be.upload(hyper_.u[l].flat.view(), f.read_f32("method.u." + std::to_string(l), {P}).data());
     for (size_t l = 0; l < hyper_.z.size(); ++l) {
       const std::string s = std::to_string(l);
       be.upload(hyper_.z[l].flat.view(), f.read_f32("method.z." + s, {P}).data());

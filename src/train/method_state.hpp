@@ -41,6 +41,11 @@ class MethodState {
   // After the Adam step: the tangent for the next hypergradient.
   void after_adam(const SaeParams& grads, const SaeParams& m, const SaeParams& v, float lr, float beta1, float beta2,
                   float eps, int64_t t);
+  // After the Adam step, before the hierarchy's orthogonal-children projection of W_dec: the
+  // tangents of W follow W through the projection (its derivative at the pre-projection point).
+  void before_children_projection();
+  // Starts α over at these values (per level); tests use it to vary one step's α.
+  void set_alphas(const std::vector<double>& alphas);
   // After the step: statistics EMAs and the λ controller.
   void after_step(const SaeBatchStats& st);
 

@@ -12,6 +12,7 @@
 #include "checkpoint.hpp"
 #include "data_parallel.hpp"
 #include "method_state.hpp"
+#include "update_step.hpp"
 #include "saelab/activation_loader.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/comm.hpp"
@@ -477,15 +478,8 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
       BatchMoments unused;
       shadow_dp->forward_backward(X, xh.data(), terms, out, *shadow_ws, nullptr, unused);
     };
-    method.after_backward(bs, terms, grads, gradient_at);
-    if (sc.unit_norm_decoder) be.project_out_rows(grads.W_dec, sae.params().W_dec);
     const float lr = lr_at(cfg, step, S);
-    be.adam(sae.params().flat, grads.flat, st.adam_m.flat, st.adam_v.flat, lr, cfg.adam_beta1, cfg.adam_beta2,
-            cfg.adam_eps, step + 1);
-    method.after_adam(grads, st.adam_m, st.adam_v, lr, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps, step + 1);
-    if (sc.unit_norm_decoder) sae.normalize_decoder_rows();
-    if (sc.architecture == SaeArchitecture::Hierarchical && cfg.orthogonal_children) sae.orthogonalize_children();
-    method.after_step(bs);
+    apply_update(sae, grads, st.adam_m, st.adam_v, method, cfg, {bs, terms, gradient_at, lr, step + 1});
     if (writer && method.dual()) {
       const auto alphas = method.alphas();
       for (size_t l = 0; l < alphas.size(); ++l)

@@ -260,14 +260,14 @@ class CpuBackend final : public Backend {
     check_f32(pre, "hierarchy_backward", "pre"), check_f32(pen, "hierarchy_backward", "pen");
     cpu::hierarchy_backward(df, f, pre, pen, n_parents, children_per_parent, width);
   }
-  void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) override {
-    check_f32(out, "smooth_l0_grad", "out"), check_f32(dpre, "smooth_l0_grad", "dpre"), check_f32(f, "smooth_l0_grad", "f");
-    check_f32(pen, "smooth_l0_grad", "pen");
-    cpu::smooth_l0_grad(out, dpre, f, pen, c, eps);
+  void smooth_l0_grad(TensorView out, TensorView df, TensorView f, TensorView a, float c, TensorView sech_f) override {
+    check_f32(out, "smooth_l0_grad", "out"), check_f32(df, "smooth_l0_grad", "df"), check_f32(f, "smooth_l0_grad", "f");
+    check_f32(a, "smooth_l0_grad", "a"), check_f32(sech_f, "smooth_l0_grad", "sech_f");
+    cpu::smooth_l0_grad(out, df, f, a, c, sech_f);
   }
-  double sum_tanh(TensorView f, float eps) override {
-    check_f32(f, "sum_tanh", "f");
-    return cpu::sum_tanh(f, eps);
+  double sum_tanh(TensorView f, TensorView a) override {
+    check_f32(f, "sum_tanh", "f"), check_f32(a, "sum_tanh", "a");
+    return cpu::sum_tanh(f, a);
   }
   void col_dot(TensorView out, TensorView A, TensorView B) override {
     check_f32(out, "col_dot", "out"), check_f32(A, "col_dot", "A"), check_f32(B, "col_dot", "B");

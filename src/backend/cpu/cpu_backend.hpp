@@ -28,8 +28,8 @@ void adam(TensorView p, TensorView g, TensorView m, TensorView v, float lr, floa
           int64_t t);
 void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView pen, int n_parents,
                         int children_per_parent, float width);
-void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps);
-double sum_tanh(TensorView f, float eps);
+void smooth_l0_grad(TensorView out, TensorView df, TensorView f, TensorView a, float c, TensorView sech_f);
+double sum_tanh(TensorView f, TensorView a);
 void col_dot(TensorView out, TensorView A, TensorView B);
 void row_dot(TensorView out, TensorView A, TensorView B);
 void adam_forward_tangent(TensorView z, TensorView zm, TensorView zv, TensorView g, TensorView dg, TensorView m,

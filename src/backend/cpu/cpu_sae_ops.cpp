@@ -384,32 +384,51 @@ void hierarchy_backward(TensorView df, TensorView f, TensorView pre, TensorView 
   }
 }
 
-void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) {
-  const int64_t F = pen.numel(), N = f.numel() / F;
-  SAELAB_ASSERT(out.numel() == f.numel() && dpre.numel() == f.numel() && f.numel() == N * F, "smooth_l0_grad shapes");
+void smooth_l0_grad(TensorView out, TensorView df, TensorView f, TensorView a, float c, TensorView sech_f) {
+  const int64_t F = a.numel(), N = f.numel() / F;
+  SAELAB_ASSERT(out.numel() == f.numel() && df.numel() == f.numel() && f.numel() == N * F && sech_f.numel() == F,
+                "smooth_l0_grad shapes");
   float* op = out.f32();
-  const float* dp = dpre.f32();
+  float* sp = sech_f.f32();
+  const float* dp = df.f32();
   const float* fp = f.f32();
-  const float* pp = pen.f32();
-  const float inv_eps = 1.0f / eps;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < F; ++i) {
-      const int64_t k = n * F + i;
-      if (fp[k] > 0.f) {
-        const float th = std::tanh(fp[k] * inv_eps);
-        op[k] = dp[k] + c * (1.0f - th * th) - pp[i];
-      } else {
-        op[k] = dp[k];
+  const float* ap = a.f32();
+  // Per-thread column sums added in thread order: the same result on every run (resumed runs are
+  // bit-identical).
+  std::vector<std::vector<double>> partial(static_cast<size_t>(omp_get_max_threads()));
+#pragma omp parallel
+  {
+    std::vector<double>& mine = partial[static_cast<size_t>(omp_get_thread_num())];
+    mine.assign(static_cast<size_t>(F), 0.0);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < F; ++i) {
+        const int64_t k = n * F + i;
+        if (fp[k] > 0.f) {
+          const float th = std::tanh(ap[i] * fp[k]);
+          const float sech2 = 1.0f - th * th;
+          op[k] = dp[k] + c * ap[i] * sech2;
+          mine[i] += static_cast<double>(sech2) * fp[k];
+        } else {
+          op[k] = 0.f;
+        }
       }
-    }
+  }
+  for (int64_t i = 0; i < F; ++i) {
+    double t = 0.0;
+    for (const auto& part : partial)
+      if (!part.empty()) t += part[i];
+    sp[i] = static_cast<float>(t);
+  }
 }
 
-double sum_tanh(TensorView f, float eps) {
+double sum_tanh(TensorView f, TensorView a) {
+  const int64_t F = a.numel();
+  SAELAB_ASSERT(f.numel() % F == 0, "sum_tanh shapes");
   const float* fp = f.f32();
-  const float inv_eps = 1.0f / eps;
-  return chunked_sum(f.numel(), [fp, inv_eps](int64_t i) {
-    return fp[i] != 0.f ? std::tanh(static_cast<double>(fp[i]) * inv_eps) : 0.0;
+  const float* ap = a.f32();
+  return chunked_sum(f.numel(), [fp, ap, F](int64_t k) {
+    return fp[k] != 0.f ? std::tanh(static_cast<double>(ap[k % F]) * fp[k]) : 0.0;
   });
 }
 

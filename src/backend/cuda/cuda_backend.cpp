@@ -279,16 +279,19 @@ class CudaBackend final : public Backend {
                   "hierarchy_backward shapes");
     cuda::hierarchy_backward(stream_, df.f32(), f.f32(), pre.f32(), pen.f32(), f.numel() / F, P, m, width);
   }
-  void smooth_l0_grad(TensorView out, TensorView dpre, TensorView f, TensorView pen, float c, float eps) override {
-    check_f32(out, "smooth_l0_grad", "out"), check_f32(dpre, "smooth_l0_grad", "dpre");
-    check_f32(f, "smooth_l0_grad", "f"), check_f32(pen, "smooth_l0_grad", "pen");
-    const int64_t F = pen.numel();
-    SAELAB_ASSERT(out.numel() == f.numel() && dpre.numel() == f.numel() && f.numel() % F == 0, "smooth_l0_grad shapes");
-    cuda::smooth_l0_grad(stream_, out.f32(), dpre.f32(), f.f32(), pen.f32(), f.numel() / F, F, c, eps);
+  void smooth_l0_grad(TensorView out, TensorView df, TensorView f, TensorView a, float c, TensorView sech_f) override {
+    check_f32(out, "smooth_l0_grad", "out"), check_f32(df, "smooth_l0_grad", "df");
+    check_f32(f, "smooth_l0_grad", "f"), check_f32(a, "smooth_l0_grad", "a");
+    check_f32(sech_f, "smooth_l0_grad", "sech_f");
+    const int64_t F = a.numel();
+    SAELAB_ASSERT(out.numel() == f.numel() && df.numel() == f.numel() && f.numel() % F == 0 && sech_f.numel() == F,
+                  "smooth_l0_grad shapes");
+    cuda::smooth_l0_grad(stream_, out.f32(), df.f32(), f.f32(), a.f32(), f.numel() / F, F, c, sech_f.f32());
   }
-  double sum_tanh(TensorView f, float eps) override {
-    check_f32(f, "sum_tanh", "f");
-    return cuda::sum_tanh(stream_, f.f32(), f.numel(), eps, partials_);
+  double sum_tanh(TensorView f, TensorView a) override {
+    check_f32(f, "sum_tanh", "f"), check_f32(a, "sum_tanh", "a");
+    SAELAB_ASSERT(f.numel() % a.numel() == 0, "sum_tanh shapes");
+    return cuda::sum_tanh(stream_, f.f32(), f.numel(), a.f32(), a.numel(), partials_);
   }
   void col_dot(TensorView out, TensorView A, TensorView B) override {
     check_f32(out, "col_dot", "out"), check_f32(A, "col_dot", "A"), check_f32(B, "col_dot", "B");

@@ -424,15 +424,25 @@ __global__ void hierarchy_backward_k(float* df, const float* f, const float* pre
   }
 }
 
-__global__ void smooth_l0_grad_k(float* out, const float* dpre, const float* f, const float* pen, int64_t n, int64_t F,
-                                 float c, float inv_eps) {
-  SAELAB_FOR(i, n) {
-    if (f[i] > 0.f) {
-      const float th = tanhf(f[i] * inv_eps);
-      out[i] = dpre[i] + c * (1.0f - th * th) - pen[i % F];
-    } else {
-      out[i] = dpre[i];
+// A thread per latent i, down its column: out[n, i] and the column's Σ_n sech²(a_i f)·f in a fixed
+// order (threads of a warp read consecutive latents of one row).
+__global__ void smooth_l0_grad_k(float* out, const float* df, const float* f, const float* a, int64_t N, int64_t F,
+                                 float c, float* sech_f) {
+  SAELAB_FOR(i, F) {
+    const float ai = a[i];
+    double acc = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t k = n * F + i;
+      if (f[k] > 0.f) {
+        const float th = tanhf(ai * f[k]);
+        const float sech2 = 1.0f - th * th;
+        out[k] = df[k] + c * ai * sech2;
+        acc += static_cast<double>(sech2) * f[k];
+      } else {
+        out[k] = 0.f;
+      }
     }
+    sech_f[i] = static_cast<float>(acc);
   }
 }
 
@@ -474,12 +484,12 @@ __global__ void adam_k(float* p, const float* g, float* m, float* v, int64_t n, 
 }
 
 template <bool kTanh>
-__global__ void reduce_partials_k(double* partials, const float* x, int64_t n, float inv_eps) {
+__global__ void reduce_partials_k(double* partials, const float* x, int64_t n, const float* a, int64_t F) {
   __shared__ double sh[32];
   double s = 0.0;
   SAELAB_FOR(i, n) {
     const double v = x[i];
-    if (kTanh) s += v != 0.0 ? tanh(v * inv_eps) : 0.0;
+    if (kTanh) s += v != 0.0 ? tanh(static_cast<double>(a[i % F]) * v) : 0.0;
     else s += v * v;
   }
   s = block_sum(s, sh);
@@ -487,8 +497,8 @@ __global__ void reduce_partials_k(double* partials, const float* x, int64_t n, f
 }
 
 template <bool kTanh>
-double reduce(cudaStream_t st, const float* x, int64_t n, float eps, double* partials) {
-  reduce_partials_k<kTanh><<<kReducePartials, kThreads, 0, st>>>(partials, x, n, 1.0f / eps);
+double reduce(cudaStream_t st, const float* x, int64_t n, const float* a, int64_t F, double* partials) {
+  reduce_partials_k<kTanh><<<kReducePartials, kThreads, 0, st>>>(partials, x, n, a, F);
   double host[kReducePartials];
   cudaMemcpyAsync(host, partials, sizeof host, cudaMemcpyDeviceToHost, st);
   cudaStreamSynchronize(st);
@@ -592,9 +602,9 @@ void hierarchy_backward(cudaStream_t s, float* df, const float* f, const float* 
                         int64_t P, int64_t m, float width) {
   hierarchy_backward_k<<<blocks_for(N * P), kThreads, 0, s>>>(df, f, pre, pen, N, P, m, width);
 }
-void smooth_l0_grad(cudaStream_t s, float* out, const float* dpre, const float* f, const float* pen, int64_t N,
-                    int64_t F, float c, float eps) {
-  smooth_l0_grad_k<<<blocks_for(N * F), kThreads, 0, s>>>(out, dpre, f, pen, N * F, F, c, 1.0f / eps);
+void smooth_l0_grad(cudaStream_t s, float* out, const float* df, const float* f, const float* a, int64_t N, int64_t F,
+                    float c, float* sech_f) {
+  smooth_l0_grad_k<<<blocks_for(F), kThreads, 0, s>>>(out, df, f, a, N, F, c, sech_f);
 }
 void col_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t R, int64_t F) {
   col_dot_k<<<blocks_for(F), kThreads, 0, s>>>(out, A, B, R, F);
@@ -622,10 +632,10 @@ void adam(cudaStream_t s, float* p, const float* g, float* m, float* v, int64_t 
   adam_k<<<blocks_for(n), kThreads, 0, s>>>(p, g, m, v, n, lr / bc1, 1.0f / sqrtf(bc2), beta1, beta2, eps);
 }
 double sum_squares(cudaStream_t s, const float* x, int64_t n, double* partials) {
-  return reduce<false>(s, x, n, 1.0f, partials);
+  return reduce<false>(s, x, n, nullptr, 1, partials);
 }
-double sum_tanh(cudaStream_t s, const float* x, int64_t n, float eps, double* partials) {
-  return reduce<true>(s, x, n, eps, partials);
+double sum_tanh(cudaStream_t s, const float* x, int64_t n, const float* a, int64_t F, double* partials) {
+  return reduce<true>(s, x, n, a, F, partials);
 }
 
 }  // namespace saelab::cuda

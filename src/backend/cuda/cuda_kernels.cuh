@@ -44,8 +44,8 @@ void axpy(cudaStream_t s, float* y, const float* x, float alpha, int64_t n);
 void scale(cudaStream_t s, float* y, float alpha, int64_t n);
 void hierarchy_backward(cudaStream_t s, float* df, const float* f, const float* pre, const float* pen, int64_t N,
                         int64_t P, int64_t m, float width);
-void smooth_l0_grad(cudaStream_t s, float* out, const float* dpre, const float* f, const float* pen, int64_t N,
-                    int64_t F, float c, float eps);
+void smooth_l0_grad(cudaStream_t s, float* out, const float* df, const float* f, const float* a, int64_t N, int64_t F,
+                    float c, float* sech_f);
 void col_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t R, int64_t F);
 void row_dot(cudaStream_t s, float* out, const float* A, const float* B, int64_t F, int64_t d);
 void adam_tangent(cudaStream_t s, float* u, const float* g, const float* ga, const float* m, const float* v, int64_t n,
@@ -56,10 +56,10 @@ void adam_forward_tangent(cudaStream_t s, float* z, float* zm, float* zv, const 
 void adam(cudaStream_t s, float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
           float eps, int64_t t);
 
-// Deterministic Σ x² and Σ tanh(x/eps) (x ≠ 0) in double: fixed grid partials, summed in order.
+// Deterministic Σ x² and Σ tanh(a[k mod F]·x[k]) (x ≠ 0) in double: fixed grid partials, summed in order.
 // `partials` is device scratch of kReducePartials doubles.
 constexpr int kReducePartials = 256;
 double sum_squares(cudaStream_t s, const float* x, int64_t n, double* partials);
-double sum_tanh(cudaStream_t s, const float* x, int64_t n, float eps, double* partials);
+double sum_tanh(cudaStream_t s, const float* x, int64_t n, const float* a, int64_t F, double* partials);
 
 }  // namespace saelab::cuda
