@@ -26,7 +26,9 @@ TEST(Experiment, RunsThePlanIntoRunDirectoriesAndResumes) {
   EXPECT_EQ(rows[0]["run"], "run_1");
   EXPECT_EQ(rows[2]["alpha_mode"], "learned");
   for (const auto& r : rows) {
-    EXPECT_GT(r["ce_loss_score"].get<double>(), 0.5) << r.dump();
+    // SAEBench's zero ablation (BOS zeroed too) costs less CE than zeroing all but BOS did, so the
+    // scores of these 60k-token SAEs are near 0.48 where they were above 0.5.
+    EXPECT_GT(r["ce_loss_score"].get<double>(), 0.4) << r.dump();
     EXPECT_GT(r["l0"].get<double>(), 0.0);
   }
   for (const char* f : {"experiment.json", "summary.json", "alpha_agreement.json", "run_1/eval_core.json",

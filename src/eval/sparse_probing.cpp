@@ -307,7 +307,7 @@ json probing_result_json(const std::vector<TaskOut>& outs, const ProbingConfig& 
     per_task.push_back(e);
     names.push_back(o.name);
   }
-  return {{"eval_type_id", "sparse_probing"},
+  return with_saebench_provenance({{"eval_type_id", "sparse_probing"},
           {"eval_config",
            {{"random_seed", cfg.seed},
             {"dataset_names", names},
@@ -325,7 +325,7 @@ json probing_result_json(const std::vector<TaskOut>& outs, const ProbingConfig& 
           {"eval_result_metrics", {{"llm", fields("llm", la, lf)}, {"sae", fields("sae", sa, sf)}}},
           {"eval_result_details", details},
           {"eval_result_unstructured", {{"tasks", per_task}}},
-          {"sae_cfg_dict", sae_cfg}};
+          {"sae_cfg_dict", sae_cfg}});
 }
 
 }  // namespace
