@@ -78,3 +78,29 @@ TEST(Logistic, ScoresCountAccuracyAndF1) {
   EXPECT_DOUBLE_EQ(s.recall, 2.0 / 3.0);
   EXPECT_DOUBLE_EQ(s.f1, 2.0 / 3.0);
 }
+
+// SAEBench's AdamW probe: separable data reach accuracy 1, after which no epoch is strictly better,
+// so it stops `patience` epochs later; the same seed gives the same result.
+TEST(AdamWProbe, SeparableDataStopsAfterPatienceAndIsDeterministic) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> nd;
+  const int D = 20;
+  auto make = [&](int n, std::vector<float>& X, std::vector<int>& y) {
+    for (int i = 0; i < n; ++i) {
+      y.push_back(i % 2);
+      for (int j = 0; j < D; ++j) X.push_back(nd(rng) + (j == 3 ? (y.back() ? 4.f : -4.f) : 0.f));
+    }
+  };
+  std::vector<float> Xtr, Xte;
+  std::vector<int> ytr, yte;
+  make(600, Xtr, ytr);
+  make(200, Xte, yte);
+  AdamWProbeOptions opt;
+  const AdamWProbeResult a = fit_adamw_probe(Xtr, 600, D, ytr, Xte, 200, yte, opt);
+  ASSERT_EQ(a.best.accuracy, 1.0);  // 4σ apart: no test point on the wrong side
+  EXPECT_EQ(a.best.f1, 1.0);
+  EXPECT_EQ(a.epochs, a.best_epoch + opt.patience);
+  const AdamWProbeResult b = fit_adamw_probe(Xtr, 600, D, ytr, Xte, 200, yte, opt);
+  EXPECT_EQ(a.best.accuracy, b.best.accuracy);
+  EXPECT_EQ(a.best_epoch, b.best_epoch);
+}

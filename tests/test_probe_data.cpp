@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <set>
 
+#include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
 #include "saelab/probe_data.hpp"
 #include "test_util.hpp"
@@ -45,8 +48,8 @@ TEST(ProbeData, ThirtyFiveTasksInSixFamilies) {
 
 TEST(ProbeData, SplitsAreBalancedDeterministicAndByGroup) {
   for (const auto& t : suite().tasks) {
-    const ProbeSplit a = make_probe_split(suite().dataset(t.dataset), t.positive, 200, 100, 42);
-    const ProbeSplit b = make_probe_split(suite().dataset(t.dataset), t.positive, 200, 100, 42);
+    const ProbeSplit a = make_probe_split(suite().dataset(t.dataset), t.positive, t.negatives, 200, 100, 42);
+    const ProbeSplit b = make_probe_split(suite().dataset(t.dataset), t.positive, t.negatives, 200, 100, 42);
     EXPECT_EQ(a.train_text, b.train_text) << t.name;
     EXPECT_GE(a.train_text.size(), 60u) << t.name;
     EXPECT_GE(a.test_text.size(), 20u) << t.name;
@@ -67,11 +70,103 @@ TEST(ProbeData, SplitsDoNotDependOnWhereTheDataRootIs) {
   const ProbeSuite moved = load_probe_suite(std::string(SAELAB_SOURCE_DIR) + "/data/probe_tasks.json", link);
   ASSERT_EQ(moved.tasks.size(), suite().tasks.size());
   for (const auto& t : suite().tasks) {
-    const ProbeSplit a = make_probe_split(suite().dataset(t.dataset), t.positive, 200, 100, 42);
-    const ProbeSplit b = make_probe_split(moved.dataset(t.dataset), t.positive, 200, 100, 42);
+    const ProbeSplit a = make_probe_split(suite().dataset(t.dataset), t.positive, t.negatives, 200, 100, 42);
+    const ProbeSplit b = make_probe_split(moved.dataset(t.dataset), t.positive, t.negatives, 200, 100, 42);
     EXPECT_EQ(a.train_text, b.train_text) << t.name;
     EXPECT_EQ(a.test_text, b.test_text) << t.name;
     EXPECT_EQ(a.train_group, b.train_group) << t.name;
+  }
+}
+
+// SAEBench draws a task's negatives from the dataset's other chosen classes: here the positives of
+// the dataset's other tasks (brown has 15 genres, 5 with a task), or with one task, the other labels.
+TEST(ProbeData, NegativesComeFromTheOtherTaskClasses) {
+  for (const auto& t : suite().tasks) {
+    if (t.dataset == "brown") {
+      EXPECT_EQ(t.negatives.size(), 4u) << t.name;
+      EXPECT_EQ(std::count(t.negatives.begin(), t.negatives.end(), "fiction"), 0) << t.name << ": no task of its own";
+    }
+    if (t.dataset == "amazon_sentiment_books_dvd") {
+      EXPECT_EQ(t.negatives, std::vector<std::string>{"1"});
+    }
+    EXPECT_EQ(std::count(t.negatives.begin(), t.negatives.end(), t.positive), 0) << t.name;
+    const ProbeDataset& ds = suite().dataset(t.dataset);
+    std::map<std::pair<std::string, std::string>, std::string> label_of;  // (group, text) -> label
+    for (const auto& x : ds.items) label_of[{x.group, x.text}] = x.label;
+    const ProbeSplit sp = make_probe_split(ds, t.positive, t.negatives, 200, 100, 42);
+    std::map<std::string, int> per_class;
+    for (size_t i = 0; i < sp.train_label.size(); ++i) {
+      const std::string& label = label_of.at({sp.train_group[i], sp.train_text[i]});
+      EXPECT_EQ(label == t.positive, sp.train_label[i] == 1) << t.name;
+      if (!sp.train_label[i]) ++per_class[label];
+    }
+    for (const auto& [label, n] : per_class)
+      EXPECT_NE(std::find(t.negatives.begin(), t.negatives.end(), label), t.negatives.end()) << t.name << " " << label;
+    // Where every negative class has its share, each gives ceil(P / C) or fewer, and none is left out.
+    const size_t P = sp.train_label.size() / 2, C = t.negatives.size();
+    if (t.dataset == "language" || t.dataset == "ag_news") {
+      EXPECT_EQ(per_class.size(), C) << t.name;
+      for (const auto& [label, n] : per_class) EXPECT_LE(static_cast<size_t>(n), (P + C - 1) / C) << t.name << " " << label;
+    }
+  }
+}
+
+// Tasks of one dataset share texts as SAEBench's do: every class has one sample per side, so a
+// task's positives are the texts another task's negatives are drawn from.
+TEST(ProbeData, TasksOfADatasetShareTheirClassSamples) {
+  const ProbeDataset& ds = suite().dataset("language");
+  std::map<std::string, std::set<std::pair<std::string, std::string>>> positives, negatives;  // task -> (group, text)
+  for (const auto& t : suite().tasks) {
+    if (t.dataset != "language") continue;
+    const ProbeSplit sp = make_probe_split(ds, t.positive, t.negatives, 400, 100, 7);
+    for (size_t i = 0; i < sp.train_text.size(); ++i)
+      (sp.train_label[i] ? positives : negatives)[t.positive].insert({sp.train_group[i], sp.train_text[i]});
+  }
+  std::set<std::pair<std::string, std::string>> de_items;
+  for (const auto& x : ds.items)
+    if (x.label == "de") de_items.insert({x.group, x.text});
+  size_t shared = 0;
+  for (const auto& e : negatives["en"])
+    if (de_items.count(e)) {
+      ++shared;
+      EXPECT_TRUE(positives["de"].count(e)) << "a German negative of 'en' that is not among the positives of 'de'";
+    }
+  EXPECT_GT(shared, 0u);
+}
+
+// SAEBench's stratified negatives (probe_training.prepare_probe_data, run by
+// scripts/reference/saebench_probing_goldens.py over 300 torch seeds): each negative class gives
+// between SAEBench's fewest and most, and on average what it gives on average.
+TEST(ProbeData, NegativeCountsPerClassMatchSaebench) {
+  const auto goldens = nlohmann::json::parse(read_file(test::test_data("saebench_probing/goldens.json")));
+  constexpr double kTolMeanCount = 0.25;  // about 5 standard errors of a difference of two 300-draw means
+  for (const auto& g : goldens["negatives"]) {
+    ProbeDataset ds;
+    ds.name = "synthetic";
+    std::vector<std::string> negatives;
+    for (const auto& [label, n] : g["sizes"].items()) {
+      if (label != g["positive"]) negatives.push_back(label);
+      for (int i = 0; i < n.get<int>(); ++i) ds.items.push_back({label + std::to_string(i), label, label + std::to_string(i)});
+    }
+    const int P = g["sizes"][g["positive"].get<std::string>()];
+    std::map<std::string, std::vector<int>> counts;
+    for (uint64_t seed = 0; seed < 300; ++seed) {
+      // test_fraction 0: every group on the training side; n_train 2P: the positive class whole.
+      const ProbeSplit sp = make_probe_split(ds, g["positive"], negatives, 2 * P, 0, seed, 0.0);
+      ASSERT_EQ(sp.train_label.size(), static_cast<size_t>(2 * P));
+      std::map<std::string, int> per_class;
+      for (size_t i = 0; i < sp.train_text.size(); ++i)
+        if (!sp.train_label[i]) ++per_class[sp.train_group[i].substr(0, 1)];
+      for (const auto& c : negatives) counts[c].push_back(per_class[c]);
+    }
+    for (const auto& c : negatives) {
+      const auto& want = g["per_class"][c];
+      const auto [lo, hi] = std::minmax_element(counts[c].begin(), counts[c].end());
+      const double mean = std::accumulate(counts[c].begin(), counts[c].end(), 0.0) / counts[c].size();
+      EXPECT_GE(*lo, want["min"].get<int>()) << g["sizes"].dump() << " " << c;
+      EXPECT_LE(*hi, want["max"].get<int>()) << g["sizes"].dump() << " " << c;
+      EXPECT_NEAR(mean, want["mean"].get<double>(), kTolMeanCount) << g["sizes"].dump() << " " << c;
+    }
   }
 }
 

@@ -24,6 +24,9 @@ struct ProbeTask {
   std::string family;
   std::string dataset;  // index into the loaded datasets by name
   std::string positive;
+  // Labels its negatives are drawn from: the positives of the dataset's other tasks (SAEBench's
+  // "chosen classes" of the dataset); for a dataset with one task, every other label.
+  std::vector<std::string> negatives;
 };
 
 struct ProbeSuite {
@@ -43,9 +46,15 @@ struct ProbeSplit {
   std::vector<std::string> train_group, test_group;
 };
 
-// Balanced one-vs-rest split: test groups are those whose hash falls in the last `test_fraction`;
-// each side samples up to n/2 positives and as many negatives (seeded, deterministic).
-ProbeSplit make_probe_split(const ProbeDataset& ds, const std::string& positive, int n_train, int n_test,
-                            uint64_t seed, double test_fraction = 0.2);
+// Balanced one-vs-rest split as SAEBench builds it (dataset_utils + probe_training.prepare_probe_data).
+// Test groups are those whose hash falls in the last `test_fraction`. On each side every class has
+// one seeded sample of up to n/2 texts, the same whichever task asks (so tasks of a dataset share
+// texts). The positives are the positive class's sample (P texts); the negatives take
+// ceil(P / C) at random from each of the C negative classes' samples (more from the others where
+// one is short), then P of those at random. Where fewer than P negatives exist, P shrinks to match.
+// Deterministic by seed; SAEBench redraws the negatives for every probe, saelab draws once per task.
+ProbeSplit make_probe_split(const ProbeDataset& ds, const std::string& positive,
+                            const std::vector<std::string>& negatives, int n_train, int n_test, uint64_t seed,
+                            double test_fraction = 0.2);
 
 }  // namespace saelab

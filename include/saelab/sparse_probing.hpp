@@ -1,9 +1,11 @@
-// Sparse probing (SAEBench's algorithm, method.md §4) over the probe suite (probe_data.hpp):
-// texts truncated to context_size tokens (BOS first), hook activations with special tokens masked;
-// SAE latents encoded per token (decoder rows unit-normed: latents scaled by ‖W_dec,i‖), then
-// mean-pooled; the LLM baseline mean-pools the raw activations. Per task: the top-k features by
-// |mean(pos) − mean(neg)| on train for every k, an L2 logistic probe (C = 1) on them, test accuracy
-// and F1; plus a probe on all features. Averages per family, then over families.
+// Sparse probing (SAEBench's sparse_probing eval, method.md §4) over the probe suite (probe_data.hpp):
+// texts truncated to context_size tokens (BOS first); hook activations mean-pooled over the tokens
+// that are not BOS, EOS or PAD (SAEBench's mask); SAE latents encoded per token, scaled as SAEBench
+// scales them (probe_latent_scales), then mean-pooled. Per task: the top-k features by
+// |mean(pos) − mean(neg)| on train for every k, an L2 logistic probe (C = 1, sklearn's) on them, test
+// accuracy and F1; on all features SAEBench's AdamW probe ("<who>_test_accuracy", its epoch picked
+// on test) and the held-out L2 probe ("<who>_all_l2_test_accuracy"). Averages per family, then
+// over families. Goldens from SAEBench's own functions: tests/data/saebench_probing.
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "saelab/eval_core.hpp"
+#include "saelab/logistic.hpp"
 #include "saelab/probe_data.hpp"
 #include "saelab/sae.hpp"
 
@@ -20,7 +23,7 @@ class LlamaModel;
 
 struct ProbingConfig {
   int context_size = 128;
-  int n_train = 400, n_test = 200;  // per task, balanced
+  int n_train = 4000, n_test = 1000;  // per task, balanced (SAEBench's sizes); fewer where data is short
   std::vector<int> k_values = {1, 2, 5, 10, 20, 50};
   uint64_t seed = 42;
   int batch_size = 32;
@@ -28,7 +31,30 @@ struct ProbingConfig {
   std::vector<std::string> only_tasks;  // empty: all
 };
 
-// Mean-pooled features of every text: raw [n, d] and SAE latents [n, F] (decoder-norm scaled).
+// Token ids SAEBench's mean-pooling leaves out (activation_collection.get_bos_pad_eos_mask): BOS,
+// EOS and PAD wherever they occur. Other special tokens are pooled, as there. -1: no such token.
+struct PoolMask {
+  int32_t bos = -1, eos = -1, pad = -1;
+  bool masked(int32_t id) const { return id >= 0 && (id == bos || id == eos || id == pad); }
+};
+
+// Per-latent factor [F] on an SAE's latents before pooling, as SAEBench's latents carry it: it folds
+// the decoder norms into the encoder (sae.fold_W_dec_norm(): latents f_i‖W_dec,i‖) for standard and
+// hierarchical SAEs, while SAELens refuses to fold a topk SAE (the top k could change), so there
+// SAEBench probes the raw latents: factor 1.
+std::vector<float> probe_latent_scales(const Sae& sae);
+
+// SAEBench's mean-pooling of one padded batch (create_meaned_model_activations,
+// get_sae_meaned_activations): ids[b] are text b's tokens (at most T), act [B, T, d] the hook
+// activations. Masked positions are left out; a text with none left pools to zeros (SAEBench
+// divides 0 by 0 there). Returns raw [B, d]; pooled[s] [B, F_s] is the mean of SAE s's latents on
+// act · input_scales[s], times latent_scales[s] [F_s].
+std::vector<float> pool_batch(const std::vector<std::vector<int32_t>>& ids, const std::vector<float>& act, int T, int d,
+                              const PoolMask& mask, const std::vector<const Sae*>& saes,
+                              const std::vector<float>& input_scales, const std::vector<std::vector<float>>& latent_scales,
+                              std::vector<std::vector<float>>& pooled);
+
+// Mean-pooled features of every text: raw [n, d] and SAE latents [n, F] (scaled by probe_latent_scales).
 struct PooledFeatures {
   std::vector<float> raw, sae;
   int d = 0, F = 0;
@@ -61,14 +87,19 @@ void pool_text_lists(const LlamaModel& model, const std::vector<const Sae*>& sae
 std::vector<int> top_k_by_mean_difference(const std::vector<float>& x, const std::vector<int>& y, int D, int k);
 
 struct ProbeScores {
-  std::vector<double> acc, f1;  // per k (cfg.k_values), then "all" last
+  std::vector<double> acc, f1;  // per k (cfg.k_values), then SAEBench's AdamW probe on all features last
+  BinaryScores l2_all;          // the L2 probe (C = 1, held out) on all features: accuracy and f1 only
 };
-// Top-k selection and probes on one task's features ([n, D] train/test).
+// The AdamW probe's seed for a task: the run's seed and the task's name, so a task's probe is the
+// same whichever tasks or SAEs run beside it.
+uint64_t probe_seed(uint64_t seed, const std::string& task);
+// Top-k selection and probes on one task's features ([n, D] train/test); `seed` seeds the AdamW probe.
 ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& train_y, const std::vector<float>& test,
-                       const std::vector<int>& test_y, int D, const std::vector<int>& k_values);
+                       const std::vector<int>& test_y, int D, const std::vector<int>& k_values, uint64_t seed = 42);
 
 // The SAEBench "sparse_probing" result (eval_result_metrics.llm/.sae with accuracies and, beside
-// them, F1; eval_result_details per family; per-task results in eval_result_unstructured).
+// them, F1; eval_result_details per family; per-task results, with each task's train/test/positive
+// counts, in eval_result_unstructured).
 nlohmann::json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& hook,
                               const ProbeSuite& suite, const ProbingConfig& cfg, const nlohmann::json& sae_cfg);
 // The same for several SAEs at one hook: per task one LM pass over its train and its test texts

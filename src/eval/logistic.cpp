@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <numeric>
+#include <random>
 
 #include "saelab/error.hpp"
 
@@ -193,15 +195,17 @@ LogisticModel fit_logistic(const std::vector<float>& X, int64_t n, int k, const 
   return out;
 }
 
-BinaryScores score_logistic(const LogisticModel& m, const std::vector<float>& X, int64_t n, int k,
-                            const std::vector<int>& labels) {
+namespace {
+
+// Accuracy, and precision, recall and F1 of the positive class, from predictions pred[i] = ŷ_i.
+BinaryScores count_scores(const std::vector<int>& pred, const std::vector<int>& labels) {
   int64_t tp = 0, fp = 0, fn = 0, correct = 0;
+  const int64_t n = static_cast<int64_t>(pred.size());
   for (int64_t i = 0; i < n; ++i) {
-    const int pred = m.decision(X.data() + i * k) > 0 ? 1 : 0;
-    correct += pred == labels[i];
-    tp += pred == 1 && labels[i] == 1;
-    fp += pred == 1 && labels[i] == 0;
-    fn += pred == 0 && labels[i] == 1;
+    correct += pred[i] == labels[i];
+    tp += pred[i] == 1 && labels[i] == 1;
+    fp += pred[i] == 1 && labels[i] == 0;
+    fn += pred[i] == 0 && labels[i] == 1;
   }
   BinaryScores s;
   s.accuracy = n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
@@ -209,6 +213,94 @@ BinaryScores score_logistic(const LogisticModel& m, const std::vector<float>& X,
   s.recall = tp + fn ? static_cast<double>(tp) / static_cast<double>(tp + fn) : 0.0;
   s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall) : 0.0;
   return s;
+}
+
+}  // namespace
+
+BinaryScores score_logistic(const LogisticModel& m, const std::vector<float>& X, int64_t n, int k,
+                            const std::vector<int>& labels) {
+  SAELAB_ASSERT(static_cast<int64_t>(X.size()) == n * k && static_cast<int64_t>(labels.size()) == n, "score_logistic shapes");
+  std::vector<int> pred(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) pred[i] = m.decision(X.data() + i * k) > 0 ? 1 : 0;
+  return count_scores(pred, labels);
+}
+
+namespace {
+
+// x·w in float with eight partial sums, so the compiler can vectorise the reduction.
+float dot8(const float* x, const float* w, int D) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int j = 0;
+  for (; j + 8 <= D; j += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += x[j + l] * w[j + l];
+  float s = 0;
+  for (; j < D; ++j) s += x[j] * w[j];
+  for (float a : acc) s += a;
+  return s;
+}
+
+// Scores of the float probe (w = θ[0, D), b = θ[D]) on X [m, D]: predicts 1 where the logit > 0.
+BinaryScores score_linear(const std::vector<float>& X, int64_t m, int D, const std::vector<int>& y,
+                          const std::vector<float>& th) {
+  std::vector<int> pred(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) pred[i] = dot8(X.data() + i * D, th.data(), D) + th[D] > 0.f ? 1 : 0;
+  return count_scores(pred, y);
+}
+
+}  // namespace
+
+AdamWProbeResult fit_adamw_probe(const std::vector<float>& Xtr, int64_t n, int D, const std::vector<int>& ytr,
+                                 const std::vector<float>& Xte, int64_t m, const std::vector<int>& yte,
+                                 const AdamWProbeOptions& opt) {
+  SAELAB_ASSERT(D > 0 && static_cast<int64_t>(Xtr.size()) == n * D && static_cast<int64_t>(ytr.size()) == n &&
+                    static_cast<int64_t>(Xte.size()) == m * D && static_cast<int64_t>(yte.size()) == m,
+                "fit_adamw_probe shapes");
+  std::mt19937_64 rng(opt.seed);
+  const float bound = 1.0f / std::sqrt(static_cast<float>(D));
+  std::uniform_real_distribution<float> init(-bound, bound);
+  // θ = (w [D], b): one buffer so AdamW's update is one loop.
+  std::vector<float> th(static_cast<size_t>(D) + 1), g(th.size()), m1(th.size(), 0.f), m2(th.size(), 0.f);
+  for (float& v : th) v = init(rng);
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  AdamWProbeResult out;
+  int step = 0, since_best = 0;
+  double best_acc = 0.0;  // SAEBench starts from 0 and keeps strictly better epochs
+  for (int epoch = 1; epoch <= opt.epochs; ++epoch) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int64_t b0 = 0; b0 < n; b0 += opt.batch_size) {
+      const int64_t B = std::min<int64_t>(opt.batch_size, n - b0);
+      std::fill(g.begin(), g.end(), 0.f);
+      for (int64_t r = b0; r < b0 + B; ++r) {
+        const float* x = Xtr.data() + order[r] * D;
+        const float z = dot8(x, th.data(), D) + th[D];
+        const float c = (static_cast<float>(sigmoid(z)) - static_cast<float>(ytr[order[r]])) / static_cast<float>(B);
+        for (int j = 0; j < D; ++j) g[j] += c * x[j];  // ∂ mean BCE / ∂w
+        g[D] += c;
+      }
+      // torch.optim.AdamW: decoupled decay on every parameter (bias included), bias-corrected moments.
+      ++step;
+      const float bc1 = 1.f - std::pow(opt.beta1, static_cast<float>(step));
+      const float bc2 = std::sqrt(1.f - std::pow(opt.beta2, static_cast<float>(step)));
+      for (size_t j = 0; j < th.size(); ++j) {
+        th[j] *= 1.f - opt.lr * opt.weight_decay;
+        m1[j] = opt.beta1 * m1[j] + (1.f - opt.beta1) * g[j];
+        m2[j] = opt.beta2 * m2[j] + (1.f - opt.beta2) * g[j] * g[j];
+        th[j] -= opt.lr / bc1 * m1[j] / (std::sqrt(m2[j]) / bc2 + opt.eps);
+      }
+    }
+    out.epochs = epoch;
+    const BinaryScores s = score_linear(Xte, m, D, yte, th);
+    if (s.accuracy > best_acc) {
+      best_acc = s.accuracy;
+      out.best = s;
+      out.best_epoch = epoch;
+      since_best = 0;
+    } else if (++since_best >= opt.patience) {
+      break;
+    }
+  }
+  return out;
 }
 
 }  // namespace saelab

@@ -232,6 +232,22 @@ uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
+// SAEBench draws a task's negatives from the dataset's other chosen classes, those with a task of
+// their own; a dataset with one task (e.g. 5 vs 1 stars) has its other labels.
+std::vector<std::string> negative_classes(const ProbeSuite& suite, const ProbeTask& task) {
+  std::vector<std::string> out;
+  for (const ProbeTask& t : suite.tasks)
+    if (t.dataset == task.dataset && t.positive != task.positive &&
+        std::find(out.begin(), out.end(), t.positive) == out.end())
+      out.push_back(t.positive);
+  if (!out.empty()) return out;
+  std::set<std::string> labels;
+  for (const LabeledText& x : suite.dataset(task.dataset).items)
+    if (x.label != task.positive) labels.insert(x.label);
+  if (labels.empty()) fail("probe task '{}': dataset '{}' has no label besides '{}'", task.name, task.dataset, task.positive);
+  return {labels.begin(), labels.end()};
+}
+
 }  // namespace
 
 const ProbeDataset& ProbeSuite::dataset(const std::string& name) const {
@@ -276,28 +292,73 @@ ProbeSuite load_probe_suite(const std::string& task_file, const std::string& roo
   } catch (const json::exception& e) {
     fail("'{}' is not a probe task file: {}", task_file, e.what());
   }
+  for (ProbeTask& t : suite.tasks) t.negatives = negative_classes(suite, t);
   return suite;
 }
 
-ProbeSplit make_probe_split(const ProbeDataset& ds, const std::string& positive, int n_train, int n_test,
-                            uint64_t seed, double test_fraction) {
-  std::vector<size_t> pos[2], neg[2];  // [0] train, [1] test
+namespace {
+
+// Up to `want` of `items`, in a random order that depends only on the seed and `key`.
+std::vector<size_t> seeded_sample(std::vector<size_t> items, size_t want, uint64_t seed, const std::string& key) {
+  std::mt19937_64 rng(seed ^ fnv1a(key));
+  std::shuffle(items.begin(), items.end(), rng);
+  items.resize(std::min(items.size(), want));
+  return items;
+}
+
+// SAEBench's negatives (prepare_probe_data): ceil(P / C) at random from each class's sample, then P
+// of those at random. Where a class holds fewer, the others give more (SAEBench would fail there).
+std::vector<size_t> stratified_negatives(std::vector<std::vector<size_t>> classes, size_t P, std::mt19937_64& rng) {
+  std::vector<size_t> pool;
+  if (classes.empty() || P == 0) return pool;
+  const size_t share = (P + classes.size() - 1) / classes.size();
+  std::vector<size_t> taken(classes.size(), 0);
+  for (size_t c = 0; c < classes.size(); ++c) {
+    std::shuffle(classes[c].begin(), classes[c].end(), rng);
+    taken[c] = std::min(share, classes[c].size());
+    pool.insert(pool.end(), classes[c].begin(), classes[c].begin() + static_cast<int64_t>(taken[c]));
+  }
+  for (bool more = true; pool.size() < P && more;) {  // short classes: round-robin over the rest
+    more = false;
+    for (size_t c = 0; c < classes.size() && pool.size() < P; ++c)
+      if (taken[c] < classes[c].size()) {
+        pool.push_back(classes[c][taken[c]++]);
+        more = true;
+      }
+  }
+  std::shuffle(pool.begin(), pool.end(), rng);
+  pool.resize(std::min(pool.size(), P));
+  return pool;
+}
+
+}  // namespace
+
+ProbeSplit make_probe_split(const ProbeDataset& ds, const std::string& positive,
+                            const std::vector<std::string>& negatives, int n_train, int n_test, uint64_t seed,
+                            double test_fraction) {
+  if (n_train < 0 || n_test < 0) fail("probe split sizes must be non-negative, got {} and {}", n_train, n_test);
+  std::map<std::string, std::vector<size_t>> by_class[2];  // [0] train, [1] test: label -> items
   for (size_t i = 0; i < ds.items.size(); ++i) {
     const bool test = static_cast<double>(fnv1a(ds.items[i].group) % 10000) >= (1.0 - test_fraction) * 10000.0;
-    (ds.items[i].label == positive ? pos : neg)[test].push_back(i);
+    by_class[test][ds.items[i].label].push_back(i);
   }
   std::mt19937_64 rng(seed ^ fnv1a(ds.name + "/" + positive));
   ProbeSplit out;
   for (int side = 0; side < 2; ++side) {
-    const int want = side == 0 ? n_train : n_test;
-    std::shuffle(pos[side].begin(), pos[side].end(), rng);
-    std::shuffle(neg[side].begin(), neg[side].end(), rng);
-    const size_t k = std::min({static_cast<size_t>(want / 2), pos[side].size(), neg[side].size()});
+    const size_t half = static_cast<size_t>(side == 0 ? n_train : n_test) / 2;
+    const std::string tag = std::string(side == 0 ? "train" : "test") + "/" + ds.name + "/";
+    auto sample = [&](const std::string& label) {
+      const auto it = by_class[side].find(label);
+      return it == by_class[side].end() ? std::vector<size_t>{} : seeded_sample(it->second, half, seed, tag + label);
+    };
+    std::vector<size_t> pos = sample(positive);
+    std::vector<std::vector<size_t>> neg_classes;
+    for (const std::string& label : negatives) neg_classes.push_back(sample(label));
+    const std::vector<size_t> neg = stratified_negatives(std::move(neg_classes), pos.size(), rng);
+    pos.resize(neg.size());  // balanced: as many positives as negatives were found
     std::vector<std::pair<size_t, int>> chosen;
-    for (size_t i = 0; i < k; ++i) {
-      chosen.push_back({pos[side][i], 1});
-      chosen.push_back({neg[side][i], 0});
-    }
+    for (size_t i : pos) chosen.push_back({i, 1});
+    for (size_t i : neg) chosen.push_back({i, 0});
     std::shuffle(chosen.begin(), chosen.end(), rng);
     for (const auto& [i, y] : chosen) {
       (side == 0 ? out.train_text : out.test_text).push_back(ds.items[i].text);

@@ -135,7 +135,7 @@ std::vector<json> probe_persistence_multi(const LlamaModel& model, const std::ve
   std::vector<ProbeSplit> splits;
   std::vector<std::vector<std::string>> texts;
   for (const ProbeTask* t : selected) {
-    splits.push_back(make_probe_split(suite.dataset(t->dataset), t->positive, texts_per_task, 0, cfg.seed));
+    splits.push_back(make_probe_split(suite.dataset(t->dataset), t->positive, t->negatives, texts_per_task, 0, cfg.seed));
     texts.push_back(splits.back().train_text);
   }
   Progress bar("probe persistence", static_cast<int64_t>(selected.size()), "tasks");

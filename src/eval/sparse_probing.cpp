@@ -33,6 +33,63 @@ PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std:
   return out;
 }
 
+std::vector<float> probe_latent_scales(const Sae& sae) {
+  const int F = sae.config().d_sae;
+  if (sae.config().architecture == SaeArchitecture::TopK) return std::vector<float>(static_cast<size_t>(F), 1.0f);
+  Tensor norms({F}, DType::F32, sae.backend().device());
+  sae.backend().row_norms(norms, sae.params().W_dec);
+  return to_host_f32(sae.backend(), norms);
+}
+
+std::vector<float> pool_batch(const std::vector<std::vector<int32_t>>& ids, const std::vector<float>& act, int T, int d,
+                              const PoolMask& mask, const std::vector<const Sae*>& saes,
+                              const std::vector<float>& input_scales, const std::vector<std::vector<float>>& latent_scales,
+                              std::vector<std::vector<float>>& pooled) {
+  const int B = static_cast<int>(ids.size());
+  SAELAB_ASSERT(static_cast<int64_t>(act.size()) == int64_t{B} * T * d, "pool_batch: act is not [B, T, d]");
+  SAELAB_ASSERT(saes.size() == input_scales.size() && saes.size() == latent_scales.size(), "pool_batch: one scale per SAE");
+  // Rows to pool: the unmasked positions, and the text each belongs to.
+  std::vector<float> rows;  // [R, d]
+  std::vector<int> owner;   // [R]
+  std::vector<int> count(static_cast<size_t>(B), 0);
+  for (int b = 0; b < B; ++b) {
+    SAELAB_ASSERT(static_cast<int>(ids[b].size()) <= T, "pool_batch: text longer than the batch");
+    for (int t = 0; t < static_cast<int>(ids[b].size()); ++t) {
+      if (mask.masked(ids[b][t])) continue;
+      const auto at = act.begin() + (static_cast<int64_t>(b) * T + t) * d;
+      rows.insert(rows.end(), at, at + d);
+      owner.push_back(b);
+      ++count[b];
+    }
+  }
+  const int64_t R = static_cast<int64_t>(owner.size());
+  std::vector<float> raw(static_cast<size_t>(B) * d, 0.f);  // [B, d]
+  for (int64_t r = 0; r < R; ++r)
+    for (int j = 0; j < d; ++j) raw[owner[r] * d + j] += rows[r * d + j] / static_cast<float>(count[owner[r]]);
+  pooled.assign(saes.size(), {});
+  for (size_t s = 0; s < saes.size(); ++s) {
+    const Sae& sae = *saes[s];
+    const int F = sae.config().d_sae;
+    pooled[s].assign(static_cast<size_t>(B) * F, 0.f);  // [B, F]
+    if (R == 0) continue;
+    Backend& be = sae.backend();
+    std::vector<float> x = rows;
+    if (input_scales[s] != 1.0f)
+      for (float& v : x) v *= input_scales[s];
+    SaeWorkspace ws(sae.config(), R, be.device());
+    sae.encode(to_device(be, {R, d}, x.data()), ws);
+    const std::vector<float> f = to_host_f32(be, ws.f.view().rows(0, R));  // [R, F]
+    const std::vector<float>& scale = latent_scales[s];
+    for (int64_t r = 0; r < R; ++r) {
+      float* dst = pooled[s].data() + static_cast<int64_t>(owner[r]) * F;
+      const float inv = 1.0f / static_cast<float>(count[owner[r]]);
+      for (int i = 0; i < F; ++i)
+        if (f[r * F + i] != 0.f) dst[i] += f[r * F + i] * scale[i] * inv;
+    }
+  }
+  return raw;
+}
+
 std::vector<float> pool_features_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
                                       const std::vector<float>& input_scales, const std::string& hook,
                                       const std::vector<std::string>& texts, int context_size, int batch_size,
@@ -48,15 +105,13 @@ std::vector<float> pool_features_multi(const LlamaModel& model, const std::vecto
   const int64_t n = static_cast<int64_t>(texts.size());
   std::vector<float> raw(static_cast<size_t>(n * d), 0.f);
   pooled.assign(saes.size(), {});
-  std::vector<std::vector<float>> dec_norms(saes.size());
+  std::vector<std::vector<float>> latent_scales;
   for (size_t s = 0; s < saes.size(); ++s) {
-    const int F = saes[s]->config().d_sae;
-    pooled[s].assign(static_cast<size_t>(n * F), 0.f);
-    Tensor norms({F}, DType::F32, saes[s]->backend().device());
-    saes[s]->backend().row_norms(norms, saes[s]->params().W_dec);
-    dec_norms[s] = to_host_f32(saes[s]->backend(), norms);
+    pooled[s].assign(static_cast<size_t>(n * saes[s]->config().d_sae), 0.f);
+    latent_scales.push_back(probe_latent_scales(*saes[s]));
   }
-  // Every text as BOS + at most context_size − 1 tokens.
+  // Every text as BOS + at most context_size − 1 tokens (SAEBench: the tokenizer's BOS, truncated
+  // to context_length).
   std::vector<std::vector<int32_t>> ids(static_cast<size_t>(n));
   {
     TimeInto t_lm(&tm.lm_s);
@@ -76,56 +131,37 @@ std::vector<float> pool_features_multi(const LlamaModel& model, const std::vecto
   std::iota(order.begin(), order.end(), int64_t{0});
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return ids[a].size() > ids[b].size(); });
   const int32_t pad = tok.eos_id() >= 0 ? tok.eos_id() : tok.bos_id();
+  // SAEBench masks BOS, EOS and PAD wherever they occur; saelab's padding lies past every text's
+  // end and is never read, so PAD is the tokenizer's EOS or BOS here, masked already.
+  const PoolMask mask{tok.bos_id(), tok.eos_id(), -1};
   for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
     const int B = static_cast<int>(std::min<int64_t>(batch_size, n - b0));
-    const auto text_of = [&](int b) { return order[b0 + b]; };  // batch slot -> text index
+    std::vector<std::vector<int32_t>> batch_ids(static_cast<size_t>(B));  // slot b holds text order[b0 + b]
     int T = 1;
-    for (int b = 0; b < B; ++b) T = std::max<int>(T, static_cast<int>(ids[text_of(b)].size()));
-    std::vector<float> act;
+    for (int b = 0; b < B; ++b) {
+      batch_ids[b] = ids[order[b0 + b]];
+      T = std::max<int>(T, static_cast<int>(batch_ids[b].size()));
+    }
+    std::vector<float> act;  // [B, T, d]
     {
       TimeInto t_lm(&tm.lm_s);
       // Causal attention: padding after a text cannot change its positions, which are all we read.
       std::vector<int32_t> flat(static_cast<size_t>(B) * T, pad);
       for (int b = 0; b < B; ++b)
-        std::copy(ids[text_of(b)].begin(), ids[text_of(b)].end(), flat.begin() + static_cast<int64_t>(b) * T);
+        std::copy(batch_ids[b].begin(), batch_ids[b].end(), flat.begin() + static_cast<int64_t>(b) * T);
       Hooks hooks;
       hooks.observe(hook, [&](TensorView a) { act = to_host_f32(model.backend(), a); });
       model.forward(flat, B, T, &hooks, /*want_logits=*/false);
     }
     TimeInto t_sae(&tm.sae_s);  // pooling and encoding
-    // Rows to pool: real, non-special tokens.
-    std::vector<float> rows;
-    std::vector<int> owner;  // batch slot of each row
+    std::vector<std::vector<float>> part;
+    const std::vector<float> part_raw = pool_batch(batch_ids, act, T, d, mask, saes, input_scales, latent_scales, part);
     for (int b = 0; b < B; ++b) {
-      const std::vector<int32_t>& tb = ids[text_of(b)];
-      for (int t = 0; t < static_cast<int>(tb.size()); ++t) {
-        if (tok.is_special(tb[t]) || tb[t] == tok.bos_id()) continue;
-        rows.insert(rows.end(), act.begin() + (static_cast<int64_t>(b) * T + t) * d,
-                    act.begin() + (static_cast<int64_t>(b) * T + t + 1) * d);
-        owner.push_back(b);
-      }
-    }
-    const int64_t R = static_cast<int64_t>(owner.size());
-    std::vector<int> count(B, 0);
-    for (int o : owner) ++count[o];
-    for (int64_t r = 0; r < R; ++r)
-      for (int j = 0; j < d; ++j)
-        raw[text_of(owner[r]) * d + j] += rows[r * d + j] / static_cast<float>(count[owner[r]]);
-    for (size_t s = 0; s < saes.size() && R > 0; ++s) {
-      const Sae& sae = *saes[s];
-      Backend& be = sae.backend();
-      std::vector<float> x = rows;
-      if (input_scales[s] != 1.0f)
-        for (float& v : x) v *= input_scales[s];
-      SaeWorkspace ws(sae.config(), R, be.device());
-      sae.encode(to_device(be, {R, d}, x.data()), ws);
-      const std::vector<float> f = to_host_f32(be, ws.f.view().rows(0, R));
-      const int F = sae.config().d_sae;
-      for (int64_t r = 0; r < R; ++r) {
-        float* dst = pooled[s].data() + text_of(owner[r]) * F;
-        const float inv = 1.0f / static_cast<float>(count[owner[r]]);
-        for (int i = 0; i < F; ++i)
-          if (f[r * F + i] != 0.f) dst[i] += f[r * F + i] * dec_norms[s][i] * inv;
+      const int64_t i = order[b0 + b];
+      std::copy(part_raw.begin() + int64_t{b} * d, part_raw.begin() + int64_t{b + 1} * d, raw.begin() + i * d);
+      for (size_t s = 0; s < saes.size(); ++s) {
+        const int64_t F = saes[s]->config().d_sae;
+        std::copy(part[s].begin() + b * F, part[s].begin() + (b + 1) * F, pooled[s].begin() + i * F);
       }
     }
   }
@@ -220,8 +256,14 @@ std::vector<int> top_k_by_mean_difference(const std::vector<float>& x, const std
   return order;
 }
 
+uint64_t probe_seed(uint64_t seed, const std::string& task) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : task) h = (h ^ c) * 1099511628211ull;
+  return seed ^ h;
+}
+
 ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& train_y, const std::vector<float>& test,
-                       const std::vector<int>& test_y, int D, const std::vector<int>& k_values) {
+                       const std::vector<int>& test_y, int D, const std::vector<int>& k_values, uint64_t seed) {
   const int64_t n = static_cast<int64_t>(train_y.size()), m = static_cast<int64_t>(test_y.size());
   const std::vector<int> order = top_k_by_mean_difference(train, train_y, D, D);
   ProbeScores s;
@@ -237,7 +279,14 @@ ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& 
     s.f1.push_back(sc.f1);
   };
   for (int k : k_values) run(std::min(k, D));
+  // All features: the held-out L2 probe, then SAEBench's AdamW probe (its "<who>_test_accuracy").
   run(D);
+  s.l2_all = BinaryScores{s.acc.back(), s.f1.back()};
+  AdamWProbeOptions opt;
+  opt.seed = seed;
+  const BinaryScores all = n > 0 && m > 0 ? fit_adamw_probe(train, n, D, train_y, test, m, test_y, opt).best : BinaryScores{};
+  s.acc.back() = all.accuracy;
+  s.f1.back() = all.f1;
   return s;
 }
 
@@ -246,6 +295,7 @@ namespace {
 struct TaskOut {
   std::string name, family;
   ProbeScores llm, sae;
+  int64_t n_train = 0, n_test = 0, n_train_positive = 0, n_test_positive = 0;
 };
 
 std::vector<const ProbeTask*> selected_tasks(const ProbeSuite& suite, const ProbingConfig& cfg) {
@@ -328,6 +378,48 @@ json probing_result_json(const std::vector<TaskOut>& outs, const ProbingConfig& 
           {"sae_cfg_dict", sae_cfg}});
 }
 
+// saelab's additions beside SAEBench's fields: the held-out L2 probe on all features
+// ("<who>_all_l2_test_accuracy" / "_f1", averaged as the other fields are: per family, then over
+// families) and each task's counts of texts (n_train, n_test, n_train_positive, n_test_positive).
+void add_l2_and_counts(json& result, const std::vector<TaskOut>& outs) {
+  std::map<std::string, std::vector<const TaskOut*>> by_family;
+  for (const auto& o : outs) by_family[o.family].push_back(&o);
+  auto put = [](json& j, const std::string& who, double acc, double f1) {
+    j[who + "_all_l2_test_accuracy"] = acc;
+    j[who + "_all_l2_test_f1"] = f1;
+  };
+  double total[2][2] = {{0, 0}, {0, 0}};  // [llm, sae][acc, f1]
+  json& details = result["eval_result_details"];
+  for (const auto& [fam, sel] : by_family) {
+    double m[2][2] = {{0, 0}, {0, 0}};
+    for (const TaskOut* o : sel)
+      for (int w = 0; w < 2; ++w) {
+        const BinaryScores& b = (w == 0 ? o->llm : o->sae).l2_all;
+        m[w][0] += b.accuracy / static_cast<double>(sel.size());
+        m[w][1] += b.f1 / static_cast<double>(sel.size());
+      }
+    for (json& e : details)
+      if (e["dataset_name"] == fam + "_results") {
+        put(e, "llm", m[0][0], m[0][1]);
+        put(e, "sae", m[1][0], m[1][1]);
+      }
+    for (int w = 0; w < 2; ++w)
+      for (int q = 0; q < 2; ++q) total[w][q] += m[w][q] / static_cast<double>(by_family.size());
+  }
+  put(result["eval_result_metrics"]["llm"], "llm", total[0][0], total[0][1]);
+  put(result["eval_result_metrics"]["sae"], "sae", total[1][0], total[1][1]);
+  json& tasks = result["eval_result_unstructured"]["tasks"];
+  SAELAB_ASSERT(tasks.size() == outs.size(), "one per-task entry per task");
+  for (size_t i = 0; i < outs.size(); ++i) {
+    put(tasks[i], "llm", outs[i].llm.l2_all.accuracy, outs[i].llm.l2_all.f1);
+    put(tasks[i], "sae", outs[i].sae.l2_all.accuracy, outs[i].sae.l2_all.f1);
+    tasks[i]["n_train"] = outs[i].n_train;
+    tasks[i]["n_test"] = outs[i].n_test;
+    tasks[i]["n_train_positive"] = outs[i].n_train_positive;
+    tasks[i]["n_test_positive"] = outs[i].n_test_positive;
+  }
+}
+
 }  // namespace
 
 std::vector<json> sparse_probing_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
@@ -350,7 +442,8 @@ std::vector<json> sparse_probing_multi(const LlamaModel& model, const std::vecto
   std::vector<ProbeSplit> splits;
   std::vector<std::vector<std::string>> texts;  // per task: train, then test
   for (const ProbeTask* t : tasks) {
-    splits.push_back(make_probe_split(suite.dataset(t->dataset), t->positive, cfg.n_train, cfg.n_test, cfg.seed));
+    splits.push_back(make_probe_split(suite.dataset(t->dataset), t->positive, t->negatives, cfg.n_train, cfg.n_test,
+                                      cfg.seed));
     texts.push_back(splits.back().train_text);
     texts.back().insert(texts.back().end(), splits.back().test_text.begin(), splits.back().test_text.end());
   }
@@ -366,8 +459,9 @@ std::vector<json> sparse_probing_multi(const LlamaModel& model, const std::vecto
     auto part = [&](const std::vector<float>& x, int64_t D, bool train) {
       return train ? std::vector<float>(x.begin(), x.begin() + n_tr * D) : std::vector<float>(x.begin() + n_tr * D, x.end());
     };
+    const uint64_t seed = probe_seed(cfg.seed, tasks[ti]->name);
     const ProbeScores llm = probe_task(part(raw, d, true), sp.train_label, part(raw, d, false), sp.test_label, d,
-                                       cfg.k_values);
+                                       cfg.k_values, seed);
     std::vector<ProbeScores> sae_scores(S);
     std::exception_ptr error;
     // The SAEs' probe fits are independent host work: one SAE per thread, each fit serial, so the
@@ -377,21 +471,27 @@ std::vector<json> sparse_probing_multi(const LlamaModel& model, const std::vecto
       try {
         const int F = saes[s]->config().d_sae;
         sae_scores[s] = probe_task(part(pooled[s], F, true), sp.train_label, part(pooled[s], F, false), sp.test_label,
-                                   F, cfg.k_values);
+                                   F, cfg.k_values, seed);
       } catch (...) {
 #pragma omp critical(saelab_probe_error)
         error = std::current_exception();
       }
     }
     if (error) std::rethrow_exception(error);
+    const auto positives = [](const std::vector<int>& y) { return std::count(y.begin(), y.end(), 1); };
     for (size_t s = 0; s < S; ++s)
-      outs[s].push_back(TaskOut{tasks[ti]->name, tasks[ti]->family, llm, std::move(sae_scores[s])});
+      outs[s].push_back(TaskOut{tasks[ti]->name, tasks[ti]->family, llm, std::move(sae_scores[s]), n_tr,
+                                static_cast<int64_t>(sp.test_label.size()), positives(sp.train_label),
+                                positives(sp.test_label)});
     if (cfg.progress) bar.update(static_cast<int64_t>(ti + 1), tasks[ti]->name);
   };
   pool_text_lists(model, saes, ones, hook, texts, cfg.context_size, cfg.batch_size, fit, &tm);
   if (cfg.progress) bar.finish();
   std::vector<json> results;
-  for (size_t s = 0; s < S; ++s) results.push_back(probing_result_json(outs[s], cfg, model.config().name, sae_cfgs[s]));
+  for (size_t s = 0; s < S; ++s) {
+    results.push_back(probing_result_json(outs[s], cfg, model.config().name, sae_cfgs[s]));
+    add_l2_and_counts(results.back(), outs[s]);
+  }
   return results;
 }
 
