@@ -7,6 +7,12 @@
 
 namespace saelab {
 
+// Per probing score (probe_accuracy, probe_f1, probe_top1_accuracy): the best run by its headline
+// and, against every other run scored on the same tasks, a paired bootstrap over the tasks of the
+// difference (paired_bootstrap.hpp). runs: rows with "run", "name", the headline keys and
+// "probing_tasks" {"task", "family", per-task "sae_test_accuracy", "sae_test_f1",
+// "sae_top_1_test_accuracy"}. The summary names a winner only where every difference is significant.
+nlohmann::json probing_significance(const nlohmann::json& runs);
 // Collects the runs' results into one JSON document (the report's data).
 nlohmann::json collect_report_data(const std::string& experiment_dir);
 // Renders the HTML from that data.

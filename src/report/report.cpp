@@ -5,9 +5,12 @@
 #include <map>
 #include <sstream>
 
+#include <fmt/ranges.h>
+
 #include "saelab/alpha.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
+#include "saelab/paired_bootstrap.hpp"
 #include "svg_chart.hpp"
 
 namespace saelab {
@@ -36,7 +39,53 @@ json alpha_curves(const std::string& path) {
   return out;
 }
 
+// The per-task probing scores behind a run's headline numbers: {"task", "family", and per score key
+// a list}, in the file's task order.
+const char* const kTaskScores[] = {"sae_test_accuracy", "sae_test_f1", "sae_top_1_test_accuracy"};
+
+json probing_tasks(const json& probing) {
+  if (probing.is_null() || !probing.contains("eval_result_unstructured")) return nullptr;
+  json out = {{"task", json::array()}, {"family", json::array()}};
+  for (const char* k : kTaskScores) out[k] = json::array();
+  for (const auto& t : probing["eval_result_unstructured"]["tasks"]) {
+    out["task"].push_back(t.value("task", ""));
+    out["family"].push_back(t.value("family", ""));
+    for (const char* k : kTaskScores) out[k].push_back(t.value(k, 0.0));
+  }
+  return out;
+}
+
 }  // namespace
+
+json probing_significance(const json& runs) {
+  json out = json::object();
+  const std::pair<const char*, const char*> keys[] = {{"probe_accuracy", "sae_test_accuracy"},
+                                                      {"probe_f1", "sae_test_f1"},
+                                                      {"probe_top1_accuracy", "sae_top_1_test_accuracy"}};
+  for (const auto& [headline, per_task] : keys) {
+    const json* best = nullptr;
+    for (const auto& r : runs)
+      if (r.contains(headline) && r[headline].is_number() && !r["probing_tasks"].is_null() &&
+          (!best || r[headline] > (*best)[headline]))
+        best = &r;
+    if (!best) continue;
+    const json& bt = (*best)["probing_tasks"];
+    const auto fam = bt["family"].get<std::vector<std::string>>();
+    const auto a = bt[per_task].get<std::vector<double>>();
+    json cmp = json::array();
+    for (const auto& r : runs) {
+      if (&r == best || r["probing_tasks"].is_null()) continue;
+      const json& rt = r["probing_tasks"];
+      if (rt["task"] != bt["task"]) continue;  // not the same tasks: no paired comparison
+      const PairedDifference d = paired_bootstrap(a, rt[per_task].get<std::vector<double>>(), fam);
+      cmp.push_back({{"run", r["run"]}, {"name", r["name"]}, {"difference", d.mean}, {"lo", d.lo}, {"hi", d.hi},
+                     {"significant", d.significant}});
+    }
+    out[headline] = {{"best_run", (*best)["run"]}, {"best_name", (*best)["name"]}, {"best", (*best)[headline]},
+                     {"tasks", a.size()}, {"level", 0.95}, {"against", cmp}};
+  }
+  return out;
+}
 
 json collect_report_data(const std::string& dir) {
   const json summary = read_json_if(dir + "/summary.json");
@@ -46,6 +95,7 @@ json collect_report_data(const std::string& dir) {
     const std::string rd = dir + "/" + row["run"].get<std::string>();
     json r = row;
     r["probing"] = read_json_if(rd + "/eval_sparse_probing.json");
+    r["probing_tasks"] = probing_tasks(r["probing"]);
     if (!r["probing"].is_null()) {
       r["probing"].erase("sae_cfg_dict");
       r["probing"].erase("eval_result_unstructured");
@@ -57,8 +107,10 @@ json collect_report_data(const std::string& dir) {
     r["probe_persistence"] = read_json_if(rd + "/probe_persistence.json");
     runs.push_back(r);
   }
+  const json significance = probing_significance(runs);
   return {{"experiment", read_json_if(dir + "/experiment.json")},
           {"alpha_agreement", read_json_if(dir + "/alpha_agreement.json")},
+          {"significance", significance},
           {"runs", runs}};
 }
 
@@ -78,24 +130,46 @@ std::string render_report_html(const json& data) {
                      escape(fs::path(ex.value("model", std::string())).filename().string()), escape(ex.value("hook", "")),
                      ex.value("tokens", 0));
 
-  // Which method wins on what.
-  auto best_by = [&](const char* key, bool low) {
-    const json* best = nullptr;
-    for (const auto& r : runs)
-      if (r.contains(key) && r[key].is_number() &&
-          (!best || (low ? r[key] < (*best)[key] : r[key] > (*best)[key])))
-        best = &r;
-    return best;
-  };
+  // Which method wins on what: probing by a paired bootstrap over the tasks; the single-number
+  // metrics have no error bar yet (one seed) and are reported as highest values, not verdicts.
   h += "<h2>Summary</h2><ul>";
+  const json& sig = data.contains("significance") ? data["significance"] : json(nullptr);
   for (auto [key, label] : {std::pair{"probe_accuracy", "sparse-probing accuracy (all latents)"},
                             std::pair{"probe_f1", "sparse-probing F1"},
-                            std::pair{"probe_top1_accuracy", "top-1 probing accuracy"},
-                            std::pair{"explained_variance", "explained variance"},
-                            std::pair{"ce_loss_score", "CE loss recovered"}})
-    if (const json* b = best_by(key, false))
-      h += fmt::format("<li>Best {}: <b>{}</b> ({:.4f}, L0 {:.1f}).</li>", label, escape((*b)["name"].get<std::string>()),
-                       (*b)[key].get<double>(), (*b)["l0"].get<double>());
+                            std::pair{"probe_top1_accuracy", "top-1 probing accuracy"}}) {
+    if (sig.is_null() || !sig.contains(key)) continue;
+    const json& g = sig[key];
+    std::vector<std::string> tied;
+    const json* closest = nullptr;
+    for (const auto& c : g["against"]) {
+      if (!c["significant"].get<bool>()) tied.push_back(escape(c["name"].get<std::string>()));
+      if (!closest || c["difference"] < (*closest)["difference"]) closest = &c;
+    }
+    const std::string best = escape(g["best_name"].get<std::string>());
+    const std::string how = fmt::format("paired bootstrap over the {} probing tasks, {:.0f}% intervals",
+                                        g["tasks"].get<int>(), 100 * g["level"].get<double>());
+    if (tied.empty() && closest)
+      h += fmt::format("<li>Best {}: <b>{}</b> ({:.4f}), ahead of every other run beyond the noise: the closest, {}, "
+                       "by {:+.4f} [{:+.4f}, {:+.4f}] ({}).</li>",
+                       label, best, g["best"].get<double>(), escape((*closest)["name"].get<std::string>()),
+                       (*closest)["difference"].get<double>(), (*closest)["lo"].get<double>(),
+                       (*closest)["hi"].get<double>(), how);
+    else if (closest)
+      h += fmt::format("<li>{}: no significant difference between <b>{}</b> ({:.4f}, the highest) and {} ({}: each "
+                       "interval of the difference includes 0); {} other run(s) are significantly lower.</li>",
+                       label, best, g["best"].get<double>(), fmt::join(tied, ", "), how,
+                       g["against"].size() - tied.size());
+  }
+  for (auto [key, label] : {std::pair{"explained_variance", "explained variance"},
+                            std::pair{"ce_loss_score", "CE loss recovered"}}) {
+    const json* top = nullptr;
+    for (const auto& r : runs)
+      if (r.contains(key) && r[key].is_number() && (!top || r[key] > (*top)[key])) top = &r;
+    if (top)
+      h += fmt::format("<li>Highest {}: {} ({:.4f}, L0 {:.1f}); one seed, no error bar: not a verdict.</li>", label,
+                       escape((*top)["name"].get<std::string>()), (*top)[key].get<double>(),
+                       (*top)["l0"].get<double>());
+  }
   const json& ag = data["alpha_agreement"];
   if (!ag.is_null() && !ag["best_manual_alpha"].is_null()) {
     auto per_level = [](const json& alphas) {
