@@ -500,8 +500,8 @@ TEST(Hierarchical, RecoversPlantedParentsAndChildren) {
   for (double v : children) kids += v > 0.9;
   EXPECT_GE(kids, 24) << "of 36 planted children found by child latents at cosine > 0.9";
   const auto cfg = read_saelens_cfg(c.out_dir + "/sae");
-  EXPECT_EQ(cfg["architecture"], "standard");  // loadable as a standard SAE over concatenated latents
-  EXPECT_EQ(cfg["saelab"]["hierarchy"]["n_parents"], 12);
+  EXPECT_EQ(cfg["architecture"], "saelab_hierarchical");  // SAELens loads it with python/saelab_saelens.py
+  EXPECT_EQ(cfg["n_parents"], 12);
 }
 
 // Fixed α stays put, learned α moves by hypergradient and is analysed, naive α runs to a bound

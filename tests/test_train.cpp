@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "train/checkpoint.hpp"
@@ -115,6 +116,77 @@ TEST(Train, ExportEncodesRawActivationsLikeTheTrainedModel) {
   exported.encode(to_device(be, {N, d}, x.data()), w1);
   trained.encode(to_device(be, {N, d}, xs.data()), w2);
   EXPECT_LE(test::rel_error(to_host_f32(be, w1.f), to_host_f32(be, w2.f)), 1e-5);
+}
+
+// A hierarchical export names its own architecture (plain SAELens refuses it; the plugin
+// python/saelab_saelens.py gates it) and loads back gated: children never fire without their parent.
+// act_scale 2 folds exactly, so the export encodes raw x exactly as the SAE encodes 2x.
+TEST(Train, HierarchicalExportRoundTripsAsItsOwnArchitecture) {
+  Backend& be = cpu_backend();
+  SaeConfig c;
+  c.architecture = SaeArchitecture::Hierarchical;
+  c.d_in = 16, c.n_parents = 6, c.children_per_parent = 3, c.d_sae = 6 * (1 + 3);
+  c.act_scale = 2.f;
+  Sae sae(c, be);
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> nd(0.f, 0.3f);
+  std::vector<float> b_dec(16);
+  for (auto& v : b_dec) v = nd(rng);
+  sae.init(11, 1.f, b_dec);
+  std::vector<float> b_enc(static_cast<size_t>(c.d_sae));
+  for (auto& v : b_enc) v = nd(rng);  // some latents on, some off at init
+  be.upload(sae.params().b_enc, b_enc.data());
+
+  const std::string dir = test::make_temp_dir("export") + "/sae";
+  export_saelens(sae, dir, std::vector<float>(static_cast<size_t>(c.d_sae), 0.1f));
+  const json cfg = read_saelens_cfg(dir);
+  EXPECT_EQ(cfg["architecture"], "saelab_hierarchical");
+  EXPECT_EQ(cfg["n_parents"], 6);
+  EXPECT_EQ(cfg["children_per_parent"], 3);
+  EXPECT_EQ(cfg["d_sae"], 24);
+
+  const int64_t N = 64, d = 16, P = 6, m = 3, F = 24;
+  std::vector<float> x(static_cast<size_t>(N * d));
+  for (auto& v : x) v = nd(rng);
+  std::vector<float> x2(x);
+  for (auto& v : x2) v *= 2.f;
+  auto encode = [&](const Sae& s, const std::vector<float>& in, std::vector<float>* pre) {
+    SaeWorkspace ws(s.config(), N, be.device());
+    s.encode(to_device(be, {N, d}, in.data()), ws);
+    if (pre) *pre = to_host_f32(be, ws.pre.view().rows(0, N));
+    return to_host_f32(be, ws.f.view().rows(0, N));
+  };
+  const std::vector<float> want = encode(sae, x2, nullptr);
+
+  // Read back from this export and from the older layout ("standard" + saelab.hierarchy).
+  json old = cfg;
+  old["architecture"] = "standard";
+  old.erase("n_parents");
+  old.erase("children_per_parent");
+  old["saelab"]["hierarchy"] = {{"n_parents", 6}, {"children_per_parent", 3}};
+  const std::string old_dir = test::make_temp_dir("export") + "/old";
+  fs::create_directories(old_dir);
+  for (const char* f : {"sae_weights.safetensors", "sparsity.safetensors"}) fs::copy(dir + "/" + f, old_dir + "/" + f);
+  test::write_text(old_dir + "/cfg.json", old.dump(2));
+  for (const std::string& from : {dir, old_dir}) {
+    SCOPED_TRACE(from);
+    const Sae back = load_saelens(from, be);
+    ASSERT_EQ(back.config().architecture, SaeArchitecture::Hierarchical);
+    EXPECT_EQ(back.config().n_parents, P);
+    EXPECT_EQ(back.config().children_per_parent, m);
+    std::vector<float> pre;
+    const std::vector<float> got = encode(back, x, &pre);
+    EXPECT_EQ(got, want);
+    int64_t gated = 0, orphans = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < P * m; ++j) {
+        const bool parent_on = got[n * F + j / m] > 0.f;
+        gated += !parent_on && pre[n * F + P + j] > 0.f;
+        orphans += !parent_on && got[n * F + P + j] > 0.f;
+      }
+    EXPECT_GT(gated, 0) << "the inputs never exercise the gate";
+    EXPECT_EQ(orphans, 0);
+  }
 }
 
 TEST(Train, SameSeedIsBitIdentical) {

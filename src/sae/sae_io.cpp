@@ -11,6 +11,10 @@ namespace saelab {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// cfg.json's architecture for a hierarchical SAE: saelab's name, not SAELens' ("hierarchical" could one
+// day mean another SAE there), so only python/saelab_saelens.py makes SAELens load it.
+constexpr const char* kSaelensHierarchical = "saelab_hierarchical";
+
 void export_saelens(const Sae& sae, const std::string& dir, const std::vector<float>& density, const json& extra) {
   const SaeConfig& c = sae.config();
   Backend& be = sae.backend();
@@ -28,9 +32,12 @@ void export_saelens(const Sae& sae, const std::string& dir, const std::vector<fl
   const bool topk = c.architecture == SaeArchitecture::TopK;
   const bool hier = c.architecture == SaeArchitecture::Hierarchical;
   json cfg = {
-      // A hierarchical SAE is a standard SAE over the concatenated latents plus child gating; SAELens
-      // loads it as standard (without the gating), saelab reads the hierarchy back from "saelab".
-      {"architecture", hier ? "standard" : sae_architecture_name(c.architecture)},
+      // A hierarchical SAE is a standard SAE over the concatenated latents plus the parent gate on its
+      // children. It gets an architecture of its own, with n_parents and children_per_parent at the top
+      // level where SAELens' config reads fields: python/saelab_saelens.py registers it with SAELens,
+      // and plain SAELens refuses the name (KeyError) rather than load children that fire alone.
+      // Exports before this said "standard" and kept the hierarchy under "saelab"; load_saelens reads both.
+      {"architecture", hier ? kSaelensHierarchical : sae_architecture_name(c.architecture)},
       {"d_in", c.d_in},
       {"d_sae", c.d_sae},
       {"dtype", "float32"},
@@ -63,16 +70,14 @@ void export_saelens(const Sae& sae, const std::string& dir, const std::vector<fl
       {"seqpos_slice", {nullptr}},
   };
   if (topk) cfg["k"] = c.k;
+  if (hier) {
+    // Latents [0, n_parents) are parents; latent n_parents + j is a child of parent j / children_per_parent
+    // and is zeroed where that parent's f is 0.
+    cfg["n_parents"] = c.n_parents;
+    cfg["children_per_parent"] = c.children_per_parent;
+  }
   json sl = extra;
   sl["act_scale_folded"] = s;
-  if (hier) {
-    sl["hierarchy"] = {{"n_parents", c.n_parents},
-                       {"children_per_parent", c.children_per_parent},
-                       {"parents", {0, c.n_parents}},
-                       {"children", {c.n_parents, c.d_sae}},
-                       {"parent_of_child", "latent n_parents + j belongs to parent j / children_per_parent"},
-                       {"gating", "a child latent is zeroed where its parent is not active"}};
-  }
   sl["format"] = "saelab SAELens export v1";
   cfg["saelab"] = sl;
 
@@ -110,7 +115,8 @@ Sae load_saelens(const std::string& dir, Backend& be) {
     const std::string arch = cfg.value("architecture", "standard");
     if (arch == "standard" || arch == "relu") c.architecture = SaeArchitecture::Standard;
     else if (arch == "topk") c.architecture = SaeArchitecture::TopK;
-    else fail("'{}': architecture '{}' is not supported (standard, topk)", path, arch);
+    else if (arch == kSaelensHierarchical) c.architecture = SaeArchitecture::Hierarchical;
+    else fail("'{}': architecture '{}' is not supported (standard, topk, {})", path, arch, kSaelensHierarchical);
     c.d_in = cfg.at("d_in").get<int>();
     c.d_sae = cfg.at("d_sae").get<int>();
     c.apply_b_dec_to_input = cfg.value("apply_b_dec_to_input", true);
@@ -123,7 +129,10 @@ Sae load_saelens(const std::string& dir, Backend& be) {
     c.hook_name = meta.value("hook_name", cfg.value("hook_name", ""));
     c.context_size = meta.contains("context_size") && meta["context_size"].is_number() ? meta["context_size"].get<int>() : 128;
     c.hook_layer = cfg.value("hook_layer", 0);
-    if (cfg.contains("saelab") && cfg["saelab"].contains("hierarchy")) {
+    if (c.architecture == SaeArchitecture::Hierarchical) {
+      c.n_parents = cfg.at("n_parents").get<int>();
+      c.children_per_parent = cfg.at("children_per_parent").get<int>();
+    } else if (cfg.contains("saelab") && cfg["saelab"].contains("hierarchy")) {  // older: "standard" + saelab.hierarchy
       const json& h = cfg["saelab"]["hierarchy"];
       c.architecture = SaeArchitecture::Hierarchical;
       c.n_parents = h.at("n_parents").get<int>();
