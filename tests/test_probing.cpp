@@ -159,11 +159,7 @@ TEST(SaebenchGoldens, TopKSelectionAndL2ProbeMatchSaebench) {
       cols = probes["top_k"][name].get<std::vector<int>>();
     }
     const int k = static_cast<int>(cols.size());
-    std::vector<float> a(static_cast<size_t>(n * k)), b(static_cast<size_t>(m * k));
-    for (int64_t i = 0; i < n; ++i)
-      for (int c = 0; c < k; ++c) a[i * k + c] = Xtr[i * D + cols[c]];
-    for (int64_t i = 0; i < m; ++i)
-      for (int c = 0; c < k; ++c) b[i * k + c] = Xte[i * D + cols[c]];
+    const std::vector<float> a = select_columns(Xtr, n, D, cols), b = select_columns(Xte, m, D, cols);
     const LogisticModel fit = fit_logistic(a, n, k, ytr);
     const std::vector<double> coef = l2["coef"];
     double scale = std::abs(l2["intercept"].get<double>());

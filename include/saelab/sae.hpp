@@ -142,6 +142,7 @@ class Sae {
   void orthogonalize_children_tangent(TensorView dW_dec) const;
 
  private:
+  void activation_backward(TensorView d, SaeWorkspace& ws, int64_t N) const;
   std::vector<float> hyper_dpre_J(SaeWorkspace& ws, int64_t N, const SaeBatchStats& st, SaeHyperRequest& h) const;
   void hyper_grad_J(const SaeLossTerms& terms, const std::vector<float>& j_norm_row, const SaeParams& g,
                     SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const;

@@ -83,6 +83,9 @@ void pool_text_lists(const LlamaModel& model, const std::vector<const Sae*>& sae
                      const std::vector<std::vector<std::string>>& lists, int context_size, int batch_size,
                      const PooledListConsumer& consume, EvalTiming* timing = nullptr);
 
+// Columns `cols` of x [n, D], in that order: [n, cols.size()].
+std::vector<float> select_columns(const std::vector<float>& x, int64_t n, int D, const std::vector<int>& cols);
+
 // The k features with the largest |mean over positives − mean over negatives| of x [n, D], best first.
 std::vector<int> top_k_by_mean_difference(const std::vector<float>& x, const std::vector<int>& y, int D, int k);
 

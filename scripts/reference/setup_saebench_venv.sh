@@ -15,21 +15,10 @@ set -euo pipefail
 venv=${1:-.venv-saebench}
 sae_bench_version=0.6.0   # the version saelab's core metrics and JSON were checked against
 sae_lens_version=6.54.12
-cpu_index=https://download.pytorch.org/whl/cpu
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
-if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
-  if "$venv/bin/python" - "$cpu_index/torch/" <<'PY' 2>/dev/null; then
-import sys, urllib.request
-urllib.request.urlopen(sys.argv[1], timeout=15).read(1)
-PY
-    echo "torch: CPU wheel index"
-    "$venv/bin/pip" install -q torch --index-url "$cpu_index"
-  else
-    echo "torch: CPU wheel index unreachable, installing from PyPI"
-    "$venv/bin/pip" install -q torch
-  fi
-fi
+source "$(dirname "$0")/install_torch.sh"
+install_torch "$venv"
 "$venv/bin/pip" install -q --no-deps "sae-bench==$sae_bench_version" "sae-lens==$sae_lens_version"
 "$venv/bin/pip" install -q pydantic einops tqdm pandas tabulate numpy
 "$venv/bin/python" - <<'PY'

@@ -7,21 +7,10 @@
 set -euo pipefail
 venv=${1:-.venv-reference}
 here=$(cd "$(dirname "$0")" && pwd)
-cpu_index=https://download.pytorch.org/whl/cpu
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
-if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
-  if "$venv/bin/python" - "$cpu_index/torch/" <<'PY' 2>/dev/null; then
-import sys, urllib.request
-urllib.request.urlopen(sys.argv[1], timeout=15).read(1)
-PY
-    echo "torch: CPU wheel index"
-    "$venv/bin/pip" install -q torch --index-url "$cpu_index"
-  else
-    echo "torch: CPU wheel index unreachable, installing from PyPI"
-    "$venv/bin/pip" install -q torch
-  fi
-fi
+source "$(dirname "$0")/install_torch.sh"
+install_torch "$venv"
 "$venv/bin/pip" install -q -r "$here/requirements.txt"
 "$venv/bin/python" -c 'import importlib.metadata, torch, transformers, gguf, numpy, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "gguf", importlib.metadata.version("gguf"))'
 echo "reference venv ready: $venv/bin/python scripts/reference/dump_golden.py (goldens)"

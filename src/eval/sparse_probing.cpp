@@ -238,6 +238,14 @@ void pool_text_lists(const LlamaModel& model, const std::vector<const Sae*>& sae
   }
 }
 
+std::vector<float> select_columns(const std::vector<float>& x, int64_t n, int D, const std::vector<int>& cols) {
+  const int64_t k = static_cast<int64_t>(cols.size());
+  std::vector<float> out(static_cast<size_t>(n * k));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < k; ++c) out[i * k + c] = x[i * D + cols[c]];
+  return out;
+}
+
 std::vector<int> top_k_by_mean_difference(const std::vector<float>& x, const std::vector<int>& y, int D, int k) {
   const int64_t n = static_cast<int64_t>(y.size());
   std::vector<double> mp(static_cast<size_t>(D), 0.0), mn(static_cast<size_t>(D), 0.0);
@@ -268,11 +276,8 @@ ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& 
   const std::vector<int> order = top_k_by_mean_difference(train, train_y, D, D);
   ProbeScores s;
   auto run = [&](int k) {
-    std::vector<float> xtr(static_cast<size_t>(n * k)), xte(static_cast<size_t>(m * k));
-    for (int64_t i = 0; i < n; ++i)
-      for (int c = 0; c < k; ++c) xtr[i * k + c] = train[i * D + order[c]];
-    for (int64_t i = 0; i < m; ++i)
-      for (int c = 0; c < k; ++c) xte[i * k + c] = test[i * D + order[c]];
+    const std::vector<int> cols(order.begin(), order.begin() + k);
+    const std::vector<float> xtr = select_columns(train, n, D, cols), xte = select_columns(test, m, D, cols);
     const LogisticModel model = fit_logistic(xtr, n, k, train_y);
     const BinaryScores sc = score_logistic(model, xte, m, k, test_y);
     s.acc.push_back(sc.accuracy);

@@ -72,11 +72,7 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   std::vector<float> j_norm_row;
   if (hyper) j_norm_row = hyper_dpre_J(ws, N, st, *hyper);
   be_.upload(ws.pen.view(), pen.data());
-  if (cfg_.architecture == SaeArchitecture::Hierarchical)
-    be_.hierarchy_backward(df, f, ws.pre.view().rows(0, N), ws.pen, cfg_.n_parents, cfg_.children_per_parent,
-                           cfg_.gate_ste_width);
-  else
-    be_.relu_backward(df, f, ws.pen);
+  activation_backward(df, ws, N);
 
   // Aux-k: dead latents model the residual the live ones leave.
   if (cfg_.architecture == SaeArchitecture::TopK && !terms.dead.empty()) {
@@ -115,6 +111,18 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
     hyper_g_alpha(terms, ws, st, *hyper);  // ws.df is free now
   }
   return st;
+}
+
+// ∂L/∂f → ∂L/∂pre in place on d [N, F] with the per-latent penalty ws.pen: ReLU, and for the
+// hierarchy its gate with the straight-through term. Training and g_α share it, so g_α is the
+// derivative of the update training takes.
+void Sae::activation_backward(TensorView d, SaeWorkspace& ws, int64_t N) const {
+  TensorView f = ws.f.view().rows(0, N);
+  if (cfg_.architecture == SaeArchitecture::Hierarchical)
+    be_.hierarchy_backward(d, f, ws.pre.view().rows(0, N), ws.pen, cfg_.n_parents, cfg_.children_per_parent,
+                           cfg_.gate_ste_width);
+  else
+    be_.relu_backward(d, f, ws.pen);
 }
 
 // J's ∂/∂pre into ws.dpre_J from the raw ∂MSE/∂f in ws.df, with a_i = ‖W_dec,i‖/ε (folded
@@ -178,7 +186,7 @@ void Sae::hyper_g_alpha(const SaeLossTerms& terms, SaeWorkspace& ws, const SaeBa
                         SaeHyperRequest& h) const {
   const int64_t N = st.n, F = cfg_.d_sae, d = cfg_.d_in;
   const float invN = 1.0f / static_cast<float>(N);
-  TensorView xc = ws.xc.view().rows(0, N), f = ws.f.view().rows(0, N), work = ws.df.view().rows(0, N);
+  TensorView xc = ws.xc.view().rows(0, N), work = ws.df.view().rows(0, N);
   for (size_t l = 0; l < h.levels.size(); ++l) {
     SaeParams& ga = (*h.g_alpha)[l];
     std::vector<float> pen_a(static_cast<size_t>(F), 0.f), row_a(static_cast<size_t>(F), 0.f);
@@ -189,11 +197,7 @@ void Sae::hyper_g_alpha(const SaeLossTerms& terms, SaeWorkspace& ws, const SaeBa
     }
     be_.scale(work, 0.f);
     be_.upload(ws.pen.view(), pen_a.data());
-    if (cfg_.architecture == SaeArchitecture::Hierarchical)
-      be_.hierarchy_backward(work, f, ws.pre.view().rows(0, N), ws.pen, cfg_.n_parents, cfg_.children_per_parent,
-                             cfg_.gate_ste_width);
-    else
-      be_.relu_backward(work, f, ws.pen);
+    activation_backward(work, ws, N);
     be_.gemm(ga.W_enc, xc, true, work, false, 1.f, 0.f);
     be_.col_sum(ga.b_enc, work, 1.f, 0.f);
     be_.copy(ga.W_dec, params_.W_dec);
