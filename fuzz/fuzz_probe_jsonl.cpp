@@ -25,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::write_bytes(root + "/data.jsonl", jsonl);
   fuzz::expect_no_crash([&] {
     const ProbeSuite suite = load_probe_suite(task_file, root);
-    for (const ProbeTask& t : suite.tasks) (void)make_probe_split(suite.dataset(t.dataset), t.positive, 8, 4, 1);
+    for (const ProbeTask& t : suite.tasks)
+      (void)make_probe_split(suite.dataset(t.dataset), t.positive, t.negatives, 8, 4, 1);
   });
   return 0;
 }
