@@ -137,9 +137,10 @@ class Sae {
   // Hierarchical: removes from every child's decoder row its component along its parent's row, so a
   // child refines its parent instead of duplicating it.
   void orthogonalize_children();
-  // The derivative of that projection at the current parameters, applied to a tangent of W_dec
-  // ([F, d], in place): the tangent of the projected decoder. Call before orthogonalize_children.
-  void orthogonalize_children_tangent(TensorView dW_dec) const;
+  // The derivative of that projection at the current parameters, applied to tangents of W_dec
+  // ([F, d] each, in place): the tangents of the projected decoder. Call before
+  // orthogonalize_children.
+  void orthogonalize_children_tangents(const std::vector<TensorView>& dW_dec) const;
 
  private:
   void activation_backward(TensorView d, SaeWorkspace& ws, int64_t N) const;

@@ -15,8 +15,8 @@ namespace {
 struct RunEval {
   std::string dir, mode;
   std::vector<double> alpha;
-  double lambda = 0, scale = 1;
-  double mse = 0, ev = 0, l0 = 0, mean_active = 0, J = 0;
+  double lambda = 0;
+  double mse = 0, ev = 0, l0 = 0, J = 0;
   std::vector<float> f;  // [N, F] latents on the held-out rows, in the common scale
 };
 
@@ -56,7 +56,6 @@ json alpha_agreement(const AlphaAgreementConfig& cfg) {
       fail("run '{}' is not a dual-adaptive run (penalty = {})", dir, config.value("penalty", "l1"));
     e.alpha = summary.at("final_alpha").get<std::vector<double>>();
     e.lambda = config.at("l1_coefficient").get<double>();
-    e.scale = summary.at("act_scale").get<double>();
     Sae sae = load_saelens(dir + "/sae", be);
     if (sae.config().d_in != d) fail("run '{}' has d_in {} but '{}' has {}", dir, sae.config().d_in, cfg.heldout, d);
     const int64_t F = sae.config().d_sae;

@@ -126,29 +126,32 @@ void Sae::orthogonalize_children() {
 
 // Π(W)_j = c − s·p with s = (c·p)/(p·p), c child j's row and p its parent's (parents unchanged), so
 //   DΠ[ċ, ṗ]_j = ċ − s·ṗ − ṡ·p,  ṡ = (ċ·p + c·ṗ)/(p·p) − 2s·(p·ṗ)/(p·p)
-void Sae::orthogonalize_children_tangent(TensorView dW_dec) const {
-  SAELAB_ASSERT(cfg_.architecture == SaeArchitecture::Hierarchical, "orthogonalize_children_tangent needs a hierarchy");
+void Sae::orthogonalize_children_tangents(const std::vector<TensorView>& dW_dec) const {
+  SAELAB_ASSERT(cfg_.architecture == SaeArchitecture::Hierarchical, "orthogonalize_children_tangents needs a hierarchy");
   const int64_t d = cfg_.d_in, F = cfg_.d_sae, P = cfg_.n_parents, m = cfg_.children_per_parent;
-  SAELAB_ASSERT(dW_dec.numel() == F * d, "tangent of W_dec: {} values for [{}, {}]", dW_dec.numel(), F, d);
-  const std::vector<float> W = to_host_f32(be_, params_.W_dec);
-  std::vector<float> T = to_host_f32(be_, dW_dec);
-  for (int64_t j = P; j < F; ++j) {
-    const int64_t par = (j - P) / m;
-    const float *p = W.data() + par * d, *c = W.data() + j * d, *pt = T.data() + par * d;
-    float* ct = T.data() + j * d;
-    double pp = 0, cp = 0, ctp = 0, cpt = 0, ppt = 0;
-    for (int64_t k = 0; k < d; ++k) {
-      pp += double(p[k]) * p[k];
-      cp += double(c[k]) * p[k];
-      ctp += double(ct[k]) * p[k];
-      cpt += double(c[k]) * pt[k];
-      ppt += double(p[k]) * pt[k];
+  if (dW_dec.empty()) return;
+  const std::vector<float> W = to_host_f32(be_, params_.W_dec);  // once for every tangent
+  for (TensorView tangent : dW_dec) {
+    SAELAB_ASSERT(tangent.numel() == F * d, "tangent of W_dec: {} values for [{}, {}]", tangent.numel(), F, d);
+    std::vector<float> T = to_host_f32(be_, tangent);
+    for (int64_t j = P; j < F; ++j) {
+      const int64_t par = (j - P) / m;
+      const float *p = W.data() + par * d, *c = W.data() + j * d, *pt = T.data() + par * d;
+      float* ct = T.data() + j * d;
+      double pp = 0, cp = 0, ctp = 0, cpt = 0, ppt = 0;
+      for (int64_t k = 0; k < d; ++k) {
+        pp += double(p[k]) * p[k];
+        cp += double(c[k]) * p[k];
+        ctp += double(ct[k]) * p[k];
+        cpt += double(c[k]) * pt[k];
+        ppt += double(p[k]) * pt[k];
+      }
+      if (pp <= 0) continue;
+      const double sc = cp / pp, sdot = (ctp + cpt) / pp - 2.0 * sc * ppt / pp;
+      for (int64_t k = 0; k < d; ++k) ct[k] = static_cast<float>(ct[k] - sc * pt[k] - sdot * p[k]);
     }
-    if (pp <= 0) continue;
-    const double sc = cp / pp, sdot = (ctp + cpt) / pp - 2.0 * sc * ppt / pp;
-    for (int64_t k = 0; k < d; ++k) ct[k] = static_cast<float>(ct[k] - sc * pt[k] - sdot * p[k]);
+    be_.upload(tangent, T.data());
   }
-  be_.upload(dW_dec, T.data());
 }
 
 void Sae::encode(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView mass) const {

@@ -85,7 +85,9 @@ void MethodState::after_adam(const SaeParams& grads, const SaeParams& m, const S
 
 void MethodState::before_children_projection() {
   if (alpha_.mode() != AlphaMode::Learned || !hyper_.have_u) return;
-  for (SaeParams* t : hyper_.parameter_tangents()) sae_.orthogonalize_children_tangent(t->W_dec);
+  std::vector<TensorView> tangents;
+  for (SaeParams* t : hyper_.parameter_tangents()) tangents.push_back(t->W_dec);
+  sae_.orthogonalize_children_tangents(tangents);
 }
 
 void MethodState::set_alphas(const std::vector<double>& alphas) {
