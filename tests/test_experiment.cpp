@@ -10,6 +10,7 @@
 #include "saelab/eval_core.hpp"
 #include "saelab/experiment.hpp"
 #include "saelab/lm.hpp"
+#include "saelab/report.hpp"
 #include "saelab/sae_io.hpp"
 #include "saelab/sparse_probing.hpp"
 #include "test_util.hpp"
@@ -72,6 +73,58 @@ TEST(Experiment, HeldOutTextIsNeverTrainingText) {
   ExperimentConfig only = cfg;
   only.corpus = cfg.heldout_corpus;
   EXPECT_THROW(training_corpus_files(only), Error);
+}
+
+// Several seeds: every run once per seed in its own directory, seed j's after seed j−1's; a finished
+// one-seed experiment takes more seeds by appending (only the new runs train); the report and the α
+// agreement give each method's mean ± standard error over the seeds.
+TEST(Experiment, SeveralSeedsTrainEachRunOncePerSeedAndReportMeansWithErrors) {
+  const std::string out = test::make_temp_dir("expseeds") + "/runs";
+  ExperimentConfig c = test::small_experiment(out);
+  c.tokens = 30000;
+  const auto one = run_experiment(c);
+  ASSERT_EQ(one.size(), 3u);
+  EXPECT_EQ(one[0]["seed"], 42);
+  const std::string first = read_file(out + "/run_2/sae/sae_weights.safetensors");
+
+  c.seeds = {42, 7};
+  const auto rows = run_experiment(c);
+  ASSERT_EQ(rows.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(rows[i]["run"], "run_" + std::to_string(i + 1));
+    EXPECT_EQ(rows[i]["seed"], i < 3 ? 42 : 7);
+    EXPECT_EQ(rows[i]["name"], rows[i % 3]["name"]);
+  }
+  EXPECT_EQ(rows[0], one[0]) << "seed 42's runs are the one-seed experiment's, not retrained";
+  EXPECT_EQ(read_file(out + "/run_2/sae/sae_weights.safetensors"), first);
+  EXPECT_NE(read_file(out + "/run_5/sae/sae_weights.safetensors"), first) << "another seed, another SAE";
+  const auto plan = nlohmann::json::parse(read_file(out + "/experiment.json"));
+  EXPECT_EQ(plan["seeds"], nlohmann::json({42, 7}));
+
+  const auto agree = nlohmann::json::parse(read_file(out + "/alpha_agreement.json"));
+  ASSERT_EQ(agree["per_seed"].size(), 2u);
+  EXPECT_EQ(agree["per_seed"][1]["runs"][0]["run"], out + "/run_5");
+  const auto& across = agree["across_seeds"];
+  EXPECT_EQ(across["best_manual"]["name"], "dual_fixed");
+  EXPECT_EQ(across["learned"]["J_gap"]["n"], 2);
+  const double gap0 = agree["per_seed"][0]["learned"]["J_gap"].get<double>();
+  const double gap1 = agree["per_seed"][1]["learned"]["J_gap"].get<double>();
+  EXPECT_NEAR(across["learned"]["J_gap"]["mean"].get<double>(), (gap0 + gap1) / 2, 1e-9);
+
+  const std::string html = read_file(write_report(out));
+  for (const char* s : {"Results over 2 seeds", "Runs (one row per seed)", "Manual sweep over 2 seeds", " ± "})
+    EXPECT_NE(html.find(s), std::string::npos) << s;
+  const auto data = nlohmann::json::parse(read_file(out + "/report.json"));
+  ASSERT_EQ(data["methods"].size(), 3u);
+  const double ev = (rows[1]["explained_variance"].get<double>() + rows[4]["explained_variance"].get<double>()) / 2;
+  EXPECT_NEAR(data["methods"][1]["explained_variance"]["mean"].get<double>(), ev, 1e-12);
+  EXPECT_GT(data["methods"][1]["explained_variance"]["se"].get<double>(), 0.0);
+
+  // Seeds may only be appended to, and never repeat.
+  c.seeds = {7, 42};
+  EXPECT_THROW(run_experiment(c), Error);
+  c.seeds = {42, 42};
+  EXPECT_THROW(run_experiment(c), Error);
 }
 
 namespace {

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <map>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +12,7 @@
 #include "saelab/experiment.hpp"
 #include "saelab/paired_bootstrap.hpp"
 #include "saelab/report.hpp"
+#include "saelab/seed_statistics.hpp"
 #include "test_util.hpp"
 
 using namespace saelab;
@@ -144,4 +147,94 @@ TEST(Report, NamesAProbingWinnerOnlyBeyondTheNoise) {
       EXPECT_EQ(html.find("ahead of every other run beyond the noise"), std::string::npos);
     }
   }
+}
+
+// Mean ± standard error over seeds, and the seed-paired difference with its t interval, against
+// values worked by hand.
+TEST(SeedStatistics, MeansStandardErrorsAndPairedTIntervals) {
+  const SeedSummary s = seed_summary({1, 2, 3});
+  EXPECT_NEAR(s.mean, 2.0, 1e-12);
+  EXPECT_NEAR(s.se, 1.0 / std::sqrt(3.0), 1e-12);  // sd 1 over √3
+  EXPECT_EQ(seed_summary({5}).se, 0.0);
+  // Differences {1, 1, .5}: mean 5/6, sd √(1/12), se 1/6; t(2) = 4.303.
+  const SeedPairedDifference d = seed_paired_difference({1, 2, 3}, {0, 1, 2.5});
+  EXPECT_NEAR(d.mean, 5.0 / 6.0, 1e-12);
+  EXPECT_NEAR(d.se, 1.0 / 6.0, 1e-12);
+  EXPECT_NEAR(d.lo, 5.0 / 6.0 - 4.303 / 6.0, 1e-12);
+  EXPECT_TRUE(d.significant);
+  // Differences {1, -1, .5} straddle 0.
+  EXPECT_FALSE(seed_paired_difference({1, 2, 3}, {0, 3, 2.5}).significant);
+  const SeedPairedDifference one = seed_paired_difference({1}, {0});
+  EXPECT_FALSE(one.significant) << "one seed has no error bar";
+  EXPECT_TRUE(std::isinf(one.lo) && std::isinf(one.hi));
+  EXPECT_NEAR(student_t_975(1), 12.706, 1e-9);
+  EXPECT_NEAR(student_t_975(1000), 1.960, 1e-9);
+}
+
+// Summary rows of three methods over three seeds: grouped by name with mean ± SE, and a best method
+// named only where every seed-paired difference is significant.
+TEST(SeedStatistics, AggregatesRunsByMethodAndJudgesOnPairedSeeds) {
+  nlohmann::json rows = nlohmann::json::array();
+  const double seed_effect[] = {0.00, 0.03, -0.02};  // shared by all methods of a seed: cancels in pairs
+  const uint64_t seeds[] = {42, 7, 8};
+  for (int s = 0; s < 3; ++s) {
+    const double e = seed_effect[s];
+    rows.push_back({{"run", "run_" + std::to_string(3 * s + 1)}, {"name", "a"}, {"seed", seeds[s]},
+                    {"explained_variance", 0.80 + e}, {"final_alpha", {0.3 + 0.01 * s, 0.6}}});
+    rows.push_back({{"run", "run_" + std::to_string(3 * s + 2)}, {"name", "b"}, {"seed", seeds[s]},
+                    {"explained_variance", 0.79 + e + 0.001 * s}, {"final_alpha", nullptr}});
+    // c's difference to a changes sign between seeds: no verdict.
+    rows.push_back({{"run", "run_" + std::to_string(3 * s + 3)}, {"name", "c"}, {"seed", seeds[s]},
+                    {"explained_variance", 0.80 + e + (s == 1 ? 0.02 : -0.015)}, {"final_alpha", nullptr}});
+  }
+  const auto methods = aggregate_by_method(rows, {"explained_variance", "l0"});
+  ASSERT_EQ(methods.size(), 3u);
+  EXPECT_EQ(methods[0]["name"], "a");
+  EXPECT_EQ(methods[0]["seeds"], nlohmann::json({42, 7, 8}));
+  EXPECT_NEAR(methods[0]["explained_variance"]["mean"].get<double>(), 0.80 + 0.01 / 3, 1e-12);
+  EXPECT_EQ(methods[0]["explained_variance"]["n"], 3);
+  EXPECT_FALSE(methods[0].contains("l0")) << "a metric the rows do not hold is left out";
+  EXPECT_NEAR(methods[0]["final_alpha"][0]["mean"].get<double>(), 0.31, 1e-12);
+  EXPECT_FALSE(methods[1].contains("final_alpha"));
+  const auto sig = seed_significance(rows, {"explained_variance"});
+  const auto& g = sig["explained_variance"];
+  EXPECT_EQ(g["best_name"], "a");  // means .8033, .7943, .8000
+  ASSERT_EQ(g["against"].size(), 2u);
+  for (const auto& c : g["against"])
+    EXPECT_EQ(c["significant"].get<bool>(), c["name"] == "b") << c.dump();
+}
+
+// Learned α against the manual sweep over seeds: the best manual run by mean held-out J, and the
+// learned run's gap to it paired by seed.
+TEST(SeedStatistics, AlphaAgreementAcrossSeedsPairsTheGapBySeed) {
+  std::vector<nlohmann::json> per_seed;
+  std::map<std::string, std::string> names;
+  const double J0[] = {10.0, 12.0, 11.0};  // each seed's level of J
+  for (int s = 0; s < 3; ++s) {
+    nlohmann::json runs = nlohmann::json::array();
+    const std::string p = "s" + std::to_string(s) + "/";
+    runs.push_back({{"run", p + "m0"}, {"alpha_mode", "fixed"}, {"final_alpha", {0.0, 0.0}}, {"J", J0[s] + 0.5}});
+    // Seed 2's own best manual run is α = .5; the mean picks .25.
+    runs.push_back({{"run", p + "m25"}, {"alpha_mode", "fixed"}, {"final_alpha", {0.25, 0.25}},
+                    {"J", J0[s] + (s == 2 ? 0.2 : 0.0)}});
+    runs.push_back({{"run", p + "m50"}, {"alpha_mode", "fixed"}, {"final_alpha", {0.5, 0.5}}, {"J", J0[s] + 0.1}});
+    runs.push_back({{"run", p + "learned"}, {"alpha_mode", "learned"}, {"final_alpha", {0.3 + 0.1 * s, 0.6}},
+                    {"J", J0[s] - 0.1 - 0.01 * s}});
+    for (const char* r : {"m0", "m25", "m50", "learned"}) names[p + r] = r;
+    per_seed.push_back({{"runs", runs}, {"grid_step", 0.25}});
+  }
+  const auto a = alpha_agreement_across_seeds(per_seed, names, {42, 7, 8});
+  EXPECT_EQ(a["best_manual"]["name"], "m25");
+  EXPECT_NEAR(a["best_manual"]["J"]["mean"].get<double>(), 11.0 + 0.2 / 3, 1e-12);
+  const auto& l = a["learned"];
+  // Gaps −.1, −.11, −.32: all below, mean −.1767.
+  EXPECT_NEAR(l["J_gap"]["mean"].get<double>(), -(0.1 + 0.11 + 0.32) / 3, 1e-12);
+  EXPECT_EQ(l["below_best_in_seeds"], 3);
+  EXPECT_EQ(l["J_gap"]["n"], 3);
+  // Below in every seed, but the spread (se .072, t(2) = 4.3) leaves 0 inside the interval.
+  EXPECT_FALSE(l["J_gap"]["significant"].get<bool>()) << l.dump();
+  EXPECT_NEAR(l["final_alpha"][0]["mean"].get<double>(), 0.4, 1e-12);
+  EXPECT_NEAR(l["distance_to_best_manual"].get<double>(), 0.35, 1e-12);  // children .6 vs .25
+  EXPECT_FALSE(l["agrees"].get<bool>());
+  EXPECT_FALSE(a.contains("naive"));
 }

@@ -12,8 +12,10 @@
 //   <out>/activations/            training activations;  <out>/heldout/  held-out activations
 //   <out>/run_i/                  train outputs (train.hpp) + run.json + eval_core.json
 //                                 + eval_sparse_probing.json + stability.json (+ composition.json)
-//   <out>/alpha_agreement.json    learned / naive α vs the manual sweep (held-out J)
+//   <out>/alpha_agreement.json    learned / naive α vs the manual sweep (held-out J); with several
+//                                 seeds {"per_seed": [...], "across_seeds": seed_statistics.hpp}
 #pragma once
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -38,6 +40,10 @@ struct ExperimentConfig {
   int probe_context = 128;      // tokens per probing text (BOS included), probing and persistence
   int core_context = 128;       // tokens per eval_core context
   std::string probe_tasks = "data/probe_tasks.json";
+  // Training seeds: every run of the plan is trained and evaluated once per seed, seed j's runs in
+  // run_{j·R+1} .. run_{(j+1)·R} (R runs in the plan). Empty: one seed, [train]'s (42 by default).
+  // A finished experiment takes more seeds by appending to the list: it trains only the new ones.
+  std::vector<uint64_t> seeds;
   bool progress = true;
 };
 
@@ -60,6 +66,9 @@ void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, s
 // The same phases as run_experiment, over one run.
 nlohmann::json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const nlohmann::json& run,
                        const std::string& run_dir, const std::string& activations, const std::string& heldout);
+
+// The seeds the experiment trains: cfg.seeds, else [train]'s seed (42 when it names none).
+std::vector<uint64_t> experiment_seeds(const ExperimentConfig& cfg);
 
 // Everything; returns the summary table (one row per run) also written to <out>/summary.json.
 nlohmann::json run_experiment(const ExperimentConfig& cfg);

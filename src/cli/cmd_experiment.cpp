@@ -35,15 +35,21 @@ void add_experiment(CLI::App& app) {
   auto out = std::make_shared<std::string>();
   auto tokens = std::make_shared<int64_t>(0);
   auto no_probing = std::make_shared<bool>(false);
+  auto seeds = std::make_shared<std::vector<uint64_t>>();
   ex->add_option("--config", *path, "experiment config (.toml/.json), e.g. configs/experiment.toml; default: method.md's plan on SmolLM2");
   ex->add_option("--out", *out, "output directory (default: runs)");
   ex->add_option("--tokens", *tokens, "training activations (default: the config's tokens, else 1M)");
   ex->add_flag("--no-probing", *no_probing, "skip sparse probing");
+  ex->add_option("--seeds", *seeds,
+                 "training seeds, e.g. 42,43,44: every run once per seed, the report gives mean ± standard error "
+                 "(default: the config's seeds, else one)")
+      ->delimiter(',');
   ex->callback([=] {
     ExperimentConfig c = load_experiment_config(*path, default_shared_root());
     if (!out->empty()) c.out_dir = *out;
     if (*tokens > 0) c.tokens = *tokens;
     if (*no_probing) c.probing = false;
+    if (!seeds->empty()) c.seeds = *seeds;
     const auto rows = run_experiment(c);
     print_table(rows);
     std::printf("experiment: %s (summary.json, alpha_agreement.json, run_*/)\n", c.out_dir.c_str());

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "saelab/harvest.hpp"
 #include "saelab/lm.hpp"
 #include "saelab/sae_io.hpp"
+#include "saelab/seed_statistics.hpp"
 #include "saelab/sparse_probing.hpp"
 #include "saelab/train.hpp"
 #include "util/json_number.hpp"
@@ -51,6 +53,22 @@ std::vector<json> default_experiment_runs() {
   return runs;
 }
 
+namespace {
+
+// A list of distinct non-negative integers.
+std::vector<uint64_t> parse_seeds(const json& v, const std::string& where) {
+  if (!v.is_array() || v.empty()) fail("{}: expected a non-empty list of seeds, e.g. [42, 43, 44], found {}", where, v.dump());
+  std::vector<uint64_t> seeds;
+  for (const auto& s : v) {
+    const uint64_t x = json_int<uint64_t>(s, where);
+    if (std::find(seeds.begin(), seeds.end(), x) != seeds.end()) fail("{}: seed {} appears twice", where, x);
+    seeds.push_back(x);
+  }
+  return seeds;
+}
+
+}  // namespace
+
 ExperimentConfig load_experiment_config(const std::string& path, const std::string& shared) {
   ExperimentConfig c;
   c.shared_root = shared;
@@ -81,6 +99,7 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
       else if (k == "probe_context") c.probe_context = json_int<int>(it.value(), where(k));
       else if (k == "probe_tasks") c.probe_tasks = it.value();
       else if (k == "persistence_texts") c.persistence_texts = json_int<int>(it.value(), where(k));
+      else if (k == "seeds") c.seeds = parse_seeds(it.value(), where(k));
       else fail("'{}': unknown [experiment] setting '{}'", path, k);
     }
     if (j.contains("train")) c.train = j["train"];
@@ -288,11 +307,16 @@ json finish_run(const ExperimentConfig& cfg, const PlannedRun& r, const std::str
   const json core = json::parse(read_file(dir + "/eval_core.json"))["eval_result_metrics"];
   json row = {{"run", fs::path(dir).filename().string()},
               {"name", r.run["name"]},
+              {"seed", t.seed},
               {"architecture", t.architecture},
               {"alpha_mode", t.penalty == "dual_adaptive" ? t.alpha_mode : "-"},
               {"final_alpha", r.trained.summary.value("final_alpha", json(nullptr))},
               {"l0", core["sparsity"]["l0"]},
               {"explained_variance", core["reconstruction_quality"]["explained_variance"]},
+              // SAEBench's explained variance divides by E‖x‖² − (E‖x‖²/d)², which is not a variance
+              // and turns negative when E‖x‖² > d² (TinyStories-656K's residual: scores above 1);
+              // the centred R² 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² is the one the report judges by.
+              {"explained_variance_centered", core["reconstruction_quality"].value("explained_variance_centered", 0.0)},
               {"ce_loss_score", core["model_performance_preservation"]["ce_loss_score"]},
               {"kl_div_score", core["model_behavior_preservation"]["kl_div_score"]}};
   if (file_exists(dir + "/eval_sparse_probing.json")) {
@@ -368,16 +392,63 @@ void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, s
   heldout_dir = ho.out_dir;
 }
 
+std::vector<uint64_t> experiment_seeds(const ExperimentConfig& cfg) {
+  for (size_t i = 0; i < cfg.seeds.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (cfg.seeds[i] == cfg.seeds[j]) fail("the experiment's seeds name {} twice", cfg.seeds[i]);
+  if (!cfg.seeds.empty()) return cfg.seeds;
+  return {cfg.train.contains("seed") ? json_int<uint64_t>(cfg.train["seed"], "[train] seed") : TrainConfig{}.seed};
+}
+
+namespace {
+
+// Writes <out>/experiment.json, refusing a directory that holds another plan. The seeds may grow:
+// an experiment whose seeds are a prefix of this one's is the same experiment, resumed.
+void record_plan(const ExperimentConfig& cfg) {
+  json plan = {{"model", cfg.model}, {"hook", cfg.hook}, {"tokens", cfg.tokens}, {"corpus", cfg.corpus},
+               {"heldout_corpus", cfg.heldout_corpus}, {"train", cfg.train}, {"runs", cfg.runs}};
+  const std::vector<uint64_t> seeds = experiment_seeds(cfg);
+  const std::string path = cfg.out_dir + "/experiment.json";
+  if (file_exists(path)) {
+    json old = json::parse(read_file(path));
+    const std::vector<uint64_t> old_seeds =
+        old.contains("seeds") ? old["seeds"].get<std::vector<uint64_t>>() : std::vector<uint64_t>{seeds.front()};
+    old.erase("seeds");
+    if (old != plan) fail("'{}' holds an experiment with another plan; use another output directory", cfg.out_dir);
+    if (old_seeds.size() > seeds.size() || !std::equal(old_seeds.begin(), old_seeds.end(), seeds.begin()))
+      fail("'{}' holds this experiment with seeds [{}]; a resumed experiment may only append seeds (asked for [{}])",
+           cfg.out_dir, fmt::join(old_seeds, ", "), fmt::join(seeds, ", "));
+  }
+  plan["seeds"] = seeds;
+  write_file_atomic(path, plan.dump(2) + "\n");
+}
+
+// α agreement per seed over that seed's dual-adaptive runs; with several seeds, also across them.
+void write_alpha_agreement(const ExperimentConfig& cfg, const std::vector<std::vector<std::string>>& dual_runs,
+                           const std::map<std::string, std::string>& name_of_run, const std::string& heldout) {
+  const std::vector<uint64_t> seeds = experiment_seeds(cfg);
+  std::vector<json> per_seed;
+  for (const auto& runs : dual_runs) {
+    if (runs.size() < 2) return;
+    AlphaAgreementConfig ac;
+    ac.heldout = heldout;
+    ac.runs = runs;
+    ac.max_tokens = cfg.heldout_tokens;
+    per_seed.push_back(alpha_agreement(ac));
+  }
+  const json out = seeds.size() == 1 ? per_seed.front()
+                                     : json{{"seeds", seeds},
+                                            {"per_seed", per_seed},
+                                            {"across_seeds", alpha_agreement_across_seeds(per_seed, name_of_run, seeds)}};
+  write_file_atomic(cfg.out_dir + "/alpha_agreement.json", out.dump(2) + "\n");
+}
+
+}  // namespace
+
 json run_experiment(const ExperimentConfig& cfg) {
   fs::create_directories(cfg.out_dir);
   remove_stale_temps(cfg.out_dir);
-  json plan = {{"model", cfg.model}, {"hook", cfg.hook}, {"tokens", cfg.tokens}, {"corpus", cfg.corpus},
-               {"heldout_corpus", cfg.heldout_corpus}, {"train", cfg.train}, {"runs", cfg.runs}};
-  if (file_exists(cfg.out_dir + "/experiment.json")) {
-    const json old = json::parse(read_file(cfg.out_dir + "/experiment.json"));
-    if (old != plan) fail("'{}' holds an experiment with another plan; use another output directory", cfg.out_dir);
-  }
-  write_file_atomic(cfg.out_dir + "/experiment.json", plan.dump(2) + "\n");
+  record_plan(cfg);
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(cfg.model, cpu_backend());
   if (cfg.progress) std::fprintf(stderr, "== model '%s' loaded in %.1f s\n", cfg.model.c_str(), seconds_since(t0));
@@ -386,22 +457,23 @@ json run_experiment(const ExperimentConfig& cfg) {
   prepare_activations(cfg, *model, acts, heldout);
   if (cfg.progress) std::fprintf(stderr, "== harvest (or its check): %.1f s\n", seconds_since(t0));
 
+  // Seed j's runs are run_{j·R+1} .. run_{(j+1)·R}: adding a seed leaves the earlier directories be.
+  const std::vector<uint64_t> seeds = experiment_seeds(cfg);
   std::vector<std::pair<json, std::string>> plan_runs;
-  std::vector<std::string> dual_runs;
-  for (size_t i = 0; i < cfg.runs.size(); ++i) {
-    const std::string dir = fmt::format("{}/run_{}", cfg.out_dir, i + 1);
-    plan_runs.emplace_back(cfg.runs[i], dir);
-    if (cfg.runs[i].value("penalty", cfg.train.value("penalty", std::string("l1"))) == "dual_adaptive")
-      dual_runs.push_back(dir);
-  }
+  std::vector<std::vector<std::string>> dual_runs(seeds.size());
+  std::map<std::string, std::string> name_of_run;
+  for (size_t j = 0; j < seeds.size(); ++j)
+    for (size_t i = 0; i < cfg.runs.size(); ++i) {
+      const std::string dir = fmt::format("{}/run_{}", cfg.out_dir, j * cfg.runs.size() + i + 1);
+      json run = cfg.runs[i];
+      run["seed"] = seeds[j];
+      plan_runs.emplace_back(run, dir);
+      name_of_run[dir] = run["name"].get<std::string>();
+      if (run.value("penalty", cfg.train.value("penalty", std::string("l1"))) == "dual_adaptive")
+        dual_runs[j].push_back(dir);
+    }
   const json rows = run_plan(cfg, *model, plan_runs, acts, heldout);
-  if (dual_runs.size() >= 2) {
-    AlphaAgreementConfig ac;
-    ac.heldout = heldout;
-    ac.runs = dual_runs;
-    ac.max_tokens = cfg.heldout_tokens;
-    write_file_atomic(cfg.out_dir + "/alpha_agreement.json", alpha_agreement(ac).dump(2) + "\n");
-  }
+  write_alpha_agreement(cfg, dual_runs, name_of_run, heldout);
   write_file_atomic(cfg.out_dir + "/summary.json", rows.dump(2) + "\n");
   return rows;
 }

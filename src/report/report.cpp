@@ -11,6 +11,7 @@
 #include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
 #include "saelab/paired_bootstrap.hpp"
+#include "saelab/seed_statistics.hpp"
 #include "svg_chart.hpp"
 
 namespace saelab {
@@ -51,6 +52,39 @@ json probing_tasks(const json& probing) {
     out["task"].push_back(t.value("task", ""));
     out["family"].push_back(t.value("family", ""));
     for (const char* k : kTaskScores) out[k].push_back(t.value(k, 0.0));
+  }
+  return out;
+}
+
+// The metrics the report gives per method with a standard error over seeds.
+const std::vector<std::string> kSeedMetrics = {"l0", "explained_variance", "explained_variance_centered", "ce_loss_score",
+                                               "kl_div_score", "probe_accuracy",     "probe_f1",
+                                               "probe_top1_accuracy", "probe_top1_f1"};
+// The metrics whose best method the summary names only beyond the seed noise.
+const std::vector<std::string> kSeedVerdicts = {"explained_variance_centered", "ce_loss_score", "kl_div_score"};
+
+// One row per method for the probing bootstrap over tasks: per-task scores and headlines averaged
+// over the method's seeds. Methods whose runs were not all probed on the same tasks are left out.
+json method_probing_rows(const json& runs, const json& methods) {
+  json out = json::array();
+  for (const auto& m : methods) {
+    std::vector<const json*> rs;
+    for (const auto& r : runs)
+      if (r["name"] == m["name"]) rs.push_back(&r);
+    const json& first = (*rs.front())["probing_tasks"];
+    bool same = !first.is_null();
+    for (const json* r : rs) same = same && (*r)["probing_tasks"].is_object() && (*r)["probing_tasks"]["task"] == first["task"];
+    if (!same) continue;
+    json row = {{"run", m["name"]}, {"name", m["name"]}, {"probing_tasks", first}};
+    for (const char* k : kTaskScores) {
+      std::vector<double> mean(first[k].size(), 0.0);
+      for (const json* r : rs)
+        for (size_t t = 0; t < mean.size(); ++t) mean[t] += (*r)["probing_tasks"][k][t].get<double>() / rs.size();
+      row["probing_tasks"][k] = mean;
+    }
+    for (const char* k : {"probe_accuracy", "probe_f1", "probe_top1_accuracy"})
+      if (m.contains(k)) row[k] = m[k]["mean"];
+    out.push_back(row);
   }
   return out;
 }
@@ -107,33 +141,40 @@ json collect_report_data(const std::string& dir) {
     r["probe_persistence"] = read_json_if(rd + "/probe_persistence.json");
     runs.push_back(r);
   }
-  const json significance = probing_significance(runs);
-  return {{"experiment", read_json_if(dir + "/experiment.json")},
-          {"alpha_agreement", read_json_if(dir + "/alpha_agreement.json")},
-          {"significance", significance},
-          {"runs", runs}};
+  std::vector<uint64_t> seeds;  // in the experiment's order
+  for (const auto& r : summary)
+    if (std::find(seeds.begin(), seeds.end(), r.value("seed", uint64_t{0})) == seeds.end())
+      seeds.push_back(r.value("seed", uint64_t{0}));
+  json data = {{"experiment", read_json_if(dir + "/experiment.json")},
+               {"alpha_agreement", read_json_if(dir + "/alpha_agreement.json")},
+               {"seeds", seeds},
+               {"runs", runs}};
+  if (seeds.size() > 1) {
+    // Several seeds: per method mean ± standard error, verdicts from seed-paired differences, and
+    // the probing bootstrap over tasks on seed-averaged scores.
+    data["methods"] = aggregate_by_method(summary, kSeedMetrics);
+    data["seed_significance"] = seed_significance(summary, kSeedVerdicts);
+    data["significance"] = probing_significance(method_probing_rows(runs, data["methods"]));
+  } else {
+    data["significance"] = probing_significance(runs);
+  }
+  return data;
 }
 
-std::string render_report_html(const json& data) {
-  using svg::escape;
-  const json& runs = data["runs"];
-  std::string h = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>saelab experiment report</title><style>"
-                  "body{font-family:sans-serif;max-width:1180px;margin:20px auto;color:#222}"
-                  "table{border-collapse:collapse;margin:10px 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-                  "text-align:right;font-size:13px}th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}"
-                  ".charts{display:flex;flex-wrap:wrap;gap:10px}.best{font-weight:bold;background:#eef8ee}</style></head><body>";
-  const json& ex = data["experiment"];
-  h += "<h1>saelab: learnable frequency–magnitude balancing — experiment report</h1>";
-  if (!ex.is_null())
-    h += fmt::format("<p>Model <b>{}</b>, hook <b>{}</b>, {} training tokens; every run shares model, hook, corpus, "
-                     "token budget and seed.</p>",
-                     escape(fs::path(ex.value("model", std::string())).filename().string()), escape(ex.value("hook", "")),
-                     ex.value("tokens", 0));
+namespace {
 
-  // Which method wins on what: probing by a paired bootstrap over the tasks; the single-number
-  // metrics have no error bar yet (one seed) and are reported as highest values, not verdicts.
-  h += "<h2>Summary</h2><ul>";
+using svg::escape;
+
+std::string pm(const json& s, int digits) {  // "0.8123 ± 0.0041" from {"mean", "se"}
+  return fmt::format("{:.{}f} ± {:.{}f}", s["mean"].get<double>(), digits, s["se"].get<double>(), digits);
+}
+
+// Probing: the best run (or method, over seeds) only where a paired bootstrap over the tasks puts it
+// ahead of every other.
+std::string summary_probing(const json& data) {
   const json& sig = data.contains("significance") ? data["significance"] : json(nullptr);
+  const size_t n_seeds = data.contains("seeds") ? data["seeds"].size() : 1;
+  std::string h;
   for (auto [key, label] : {std::pair{"probe_accuracy", "sparse-probing accuracy (all latents)"},
                             std::pair{"probe_f1", "sparse-probing F1"},
                             std::pair{"probe_top1_accuracy", "top-1 probing accuracy"}}) {
@@ -146,8 +187,10 @@ std::string render_report_html(const json& data) {
       if (!closest || c["difference"] < (*closest)["difference"]) closest = &c;
     }
     const std::string best = escape(g["best_name"].get<std::string>());
-    const std::string how = fmt::format("paired bootstrap over the {} probing tasks, {:.0f}% intervals",
-                                        g["tasks"].get<int>(), 100 * g["level"].get<double>());
+    const std::string how = fmt::format("paired bootstrap over the {} probing tasks{}, {:.0f}% intervals",
+                                        g["tasks"].get<int>(),
+                                        n_seeds > 1 ? fmt::format(" of scores averaged over {} seeds", n_seeds) : "",
+                                        100 * g["level"].get<double>());
     if (tied.empty() && closest)
       h += fmt::format("<li>Best {}: <b>{}</b> ({:.4f}), ahead of every other run beyond the noise: the closest, {}, "
                        "by {:+.4f} [{:+.4f}, {:+.4f}] ({}).</li>",
@@ -160,60 +203,206 @@ std::string render_report_html(const json& data) {
                        label, best, g["best"].get<double>(), fmt::join(tied, ", "), how,
                        g["against"].size() - tied.size());
   }
-  for (auto [key, label] : {std::pair{"explained_variance", "explained variance"},
-                            std::pair{"ce_loss_score", "CE loss recovered"}}) {
+  return h;
+}
+
+// Explained variance, CE and KL scores: with several seeds, the best method by its mean only where
+// every seed-paired difference is significant; with one seed, the highest value and no verdict.
+std::string summary_single_numbers(const json& data) {
+  const std::pair<const char*, const char*> metrics[] = {{"explained_variance_centered", "explained variance (centred R²)"},
+                                                         {"ce_loss_score", "CE loss recovered"},
+                                                         {"kl_div_score", "KL divergence score"}};
+  std::string h;
+  if (data.contains("seed_significance")) {
+    for (auto [key, label] : metrics) {
+      if (!data["seed_significance"].contains(key)) continue;
+      const json& g = data["seed_significance"][key];
+      std::vector<std::string> tied;
+      const json* closest = nullptr;
+      for (const auto& c : g["against"]) {
+        if (!c["significant"].get<bool>()) tied.push_back(escape(c["name"].get<std::string>()));
+        if (!closest || c["difference"] < (*closest)["difference"]) closest = &c;
+      }
+      const std::string best = escape(g["best_name"].get<std::string>());
+      const std::string how = fmt::format("seed-paired differences over {} seeds, 95% t intervals", g["seeds"].size());
+      if (!closest) continue;
+      if (tied.empty())
+        h += fmt::format("<li>Best {}: <b>{}</b> ({}), ahead of every other method beyond the seed noise: the "
+                         "closest, {}, by {:+.4f} [{:+.4f}, {:+.4f}] ({}).</li>",
+                         label, best, pm(g["best"], 4), escape((*closest)["name"].get<std::string>()),
+                         (*closest)["difference"].get<double>(), (*closest)["lo"].get<double>(),
+                         (*closest)["hi"].get<double>(), how);
+      else
+        h += fmt::format("<li>{}: no significant difference between <b>{}</b> ({}, the highest mean) and {} ({}: "
+                         "each interval includes 0); {} other method(s) are significantly lower.</li>",
+                         label, best, pm(g["best"], 4), fmt::join(tied, ", "), how, g["against"].size() - tied.size());
+    }
+    return h;
+  }
+  for (auto [key, label] : metrics) {
+    if (std::string(key) == "kl_div_score") continue;
     const json* top = nullptr;
-    for (const auto& r : runs)
+    for (const auto& r : data["runs"])
       if (r.contains(key) && r[key].is_number() && (!top || r[key] > (*top)[key])) top = &r;
     if (top)
       h += fmt::format("<li>Highest {}: {} ({:.4f}, L0 {:.1f}); one seed, no error bar: not a verdict.</li>", label,
                        escape((*top)["name"].get<std::string>()), (*top)[key].get<double>(),
                        (*top)["l0"].get<double>());
   }
-  const json& ag = data["alpha_agreement"];
-  if (!ag.is_null() && !ag["best_manual_alpha"].is_null()) {
-    auto per_level = [](const json& alphas) {
-      std::string out;
-      for (const auto& a : alphas) out += fmt::format("{}{:.3f}", out.empty() ? "" : " / ", a.get<double>());
-      return out;
-    };
-    const json& best = ag.contains("best_manual_alpha_per_level") ? ag["best_manual_alpha_per_level"]
-                                                                   : json::array({ag["best_manual_alpha"]});
-    const double best_J = ag["best_manual_J"].get<double>();
-    h += fmt::format("<li>Manual sweep: best α = {} by held-out J ({:.4g}).</li>", per_level(best), best_J);
-    for (const char* mode : {"learned", "naive"})
-      if (ag.contains(mode)) {
-        const json& m = ag[mode];
-        const std::string verdict =
-            m["agrees"].get<bool>()
-                ? "within one grid step of the sweep's optimum"
-                : fmt::format("{:.2f} from the sweep's optimum at its farthest level, more than one grid step",
-                              m["distance_to_best_manual"].get<double>());
-        const double gap = m["J_gap"].get<double>();
-        h += fmt::format("<li>{} α ends at {} (per level): {}; held-out J {:+.4g} against the best manual run ({:+.2f}%){}.</li>",
-                         mode, per_level(m["final_alpha"]), verdict, gap, 100.0 * gap / best_J,
-                         gap < 0 ? ", lower than every manual run's" : "");
-      }
-  }
-  h += "</ul>";
+  return h;
+}
 
-  // The results table.
-  h += "<h2>Results</h2><table><tr><th>run</th><th>method</th><th>final α</th><th>L0</th><th>explained variance</th>"
-       "<th>CE score</th><th>KL score</th><th>probe acc</th><th>probe F1</th><th>top-1 acc</th><th>top-1 F1</th></tr>";
-  for (const auto& r : runs) {
-    std::string alpha = "–";
-    if (r["final_alpha"].is_array()) {
-      alpha.clear();
-      for (const auto& a : r["final_alpha"]) alpha += fmt::format("{}{:.3f}", alpha.empty() ? "" : " / ", a.get<double>());
+std::string per_level(const json& alphas) {
+  std::string out;
+  for (const auto& a : alphas)
+    out += (out.empty() ? "" : " / ") + (a.is_object() ? pm(a, 3) : fmt::format("{:.3f}", a.get<double>()));
+  return out;
+}
+
+// Learned and naive α against the manual sweep (held-out J): one seed's comparison, or the
+// seed-paired one across seeds.
+std::string summary_alpha(const json& ag) {
+  std::string h;
+  if (ag.is_null()) return h;
+  if (ag.contains("across_seeds")) {
+    const json& a = ag["across_seeds"];
+    if (!a.contains("best_manual")) return h;
+    const json& best = a["best_manual"];
+    h += fmt::format("<li>Manual sweep over {} seeds: best α = {} by mean held-out J ({}).</li>",
+                     a["seeds"].size(), per_level(best["alpha"]), pm(best["J"], 4));
+    for (const char* mode : {"learned", "naive"}) {
+      if (!a.contains(mode)) continue;
+      const json& m = a[mode];
+      const json& gap = m["J_gap"];
+      const std::string where =
+          m["agrees"].get<bool>()
+              ? "within one grid step of the sweep's optimum"
+              : fmt::format("{:.2f} from the sweep's optimum at its farthest level, more than one grid step",
+                            m["distance_to_best_manual"].get<double>());
+      const std::string verdict =
+          !gap["significant"].get<bool>()
+              ? "no significant difference"
+              : (gap["mean"].get<double>() < 0 ? "significantly lower" : "significantly higher");
+      h += fmt::format("<li>{} α ends at {} (per level, mean ± standard error): {}; held-out J {:+.4g} ± {:.2g} "
+                       "against the best manual run ({:+.2f}%; 95% t interval [{:+.4g}, {:+.4g}]: {}); below it in {} "
+                       "of {} seeds.</li>",
+                       mode, per_level(m["final_alpha"]), where, gap["mean"].get<double>(), gap["se"].get<double>(),
+                       m["J_gap_percent"].get<double>(), gap["lo"].get<double>(), gap["hi"].get<double>(), verdict,
+                       m["below_best_in_seeds"].get<int>(), gap["n"].get<int>());
     }
-    h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td>"
-                     "<td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td></tr>",
-                     escape(r["run"].get<std::string>()), escape(r["name"].get<std::string>()), alpha, r["l0"].get<double>(),
-                     r["explained_variance"].get<double>(), r["ce_loss_score"].get<double>(), r["kl_div_score"].get<double>(),
-                     r.value("probe_accuracy", 0.0), r.value("probe_f1", 0.0), r.value("probe_top1_accuracy", 0.0),
-                     r.value("probe_top1_f1", 0.0));
+    return h;
   }
-  h += "</table>";
+  if (ag["best_manual_alpha"].is_null()) return h;
+  const json& best = ag.contains("best_manual_alpha_per_level") ? ag["best_manual_alpha_per_level"]
+                                                                 : json::array({ag["best_manual_alpha"]});
+  const double best_J = ag["best_manual_J"].get<double>();
+  h += fmt::format("<li>Manual sweep: best α = {} by held-out J ({:.4g}).</li>", per_level(best), best_J);
+  for (const char* mode : {"learned", "naive"})
+    if (ag.contains(mode)) {
+      const json& m = ag[mode];
+      const std::string verdict =
+          m["agrees"].get<bool>()
+              ? "within one grid step of the sweep's optimum"
+              : fmt::format("{:.2f} from the sweep's optimum at its farthest level, more than one grid step",
+                            m["distance_to_best_manual"].get<double>());
+      const double gap = m["J_gap"].get<double>();
+      h += fmt::format("<li>{} α ends at {} (per level): {}; held-out J {:+.4g} against the best manual run ({:+.2f}%){}.</li>",
+                       mode, per_level(m["final_alpha"]), verdict, gap, 100.0 * gap / best_J,
+                       gap < 0 ? ", lower than every manual run's" : "");
+    }
+  return h;
+}
+
+// Series of the same name (one method's runs over seeds) merged into one: their y averaged point by
+// point (the runs share x), or with `concatenate` their points pooled (a scatter of the seeds).
+std::vector<svg::Series> merge_by_name(const std::vector<svg::Series>& in, bool concatenate = false) {
+  std::vector<svg::Series> out;
+  std::vector<int> count;
+  for (const auto& s : in) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const svg::Series& o) { return o.name == s.name; });
+    if (it == out.end()) {
+      out.push_back(s);
+      count.push_back(1);
+      continue;
+    }
+    const size_t i = static_cast<size_t>(it - out.begin());
+    if (concatenate || it->x != s.x) {
+      it->x.insert(it->x.end(), s.x.begin(), s.x.end());
+      it->y.insert(it->y.end(), s.y.begin(), s.y.end());
+      continue;
+    }
+    for (size_t p = 0; p < s.y.size(); ++p) it->y[p] = (it->y[p] * count[i] + s.y[p]) / (count[i] + 1);
+    ++count[i];
+  }
+  return out;
+}
+
+// Several seeds: one row per method, mean ± standard error over its seeds.
+std::string methods_table(const json& methods, size_t n_seeds) {
+  std::string h = fmt::format(
+      "<h2>Results over {} seeds (mean ± standard error)</h2><table><tr><th>method</th><th>seeds</th><th>final α</th>"
+      "<th>L0</th><th>EV (SAEBench)</th><th>EV (centred)</th><th>CE score</th><th>KL score</th><th>probe acc</th>"
+      "<th>probe F1</th><th>top-1 acc</th></tr>",
+      n_seeds);
+  auto cell = [](const json& m, const char* k, int digits) {
+    return m.contains(k) ? "<td>" + pm(m[k], digits) + "</td>" : std::string("<td>–</td>");
+  };
+  for (const auto& m : methods)
+    h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}</tr>", escape(m["name"].get<std::string>()),
+                     m["seeds"].size(), m.contains("final_alpha") ? per_level(m["final_alpha"]) : "–",
+                     cell(m, "l0", 2), cell(m, "explained_variance", 4), cell(m, "explained_variance_centered", 4),
+                     cell(m, "ce_loss_score", 4),
+                     cell(m, "kl_div_score", 4), cell(m, "probe_accuracy", 4), cell(m, "probe_f1", 4),
+                     cell(m, "probe_top1_accuracy", 4));
+  return h + "</table>";
+}
+
+// One row per run (per seed, when there are several).
+std::string runs_table(const json& runs, bool several_seeds) {
+  std::string h = several_seeds ? "<h2>Runs (one row per seed)</h2>" : "<h2>Results</h2>";
+  h += "<table><tr><th>run</th><th>method</th><th>seed</th><th>final α</th><th>L0</th><th>EV (SAEBench)</th>"
+       "<th>EV (centred)</th><th>CE score</th><th>KL score</th><th>probe acc</th><th>probe F1</th><th>top-1 acc</th><th>top-1 F1</th></tr>";
+  for (const auto& r : runs) {
+    const std::string alpha = r["final_alpha"].is_array() ? per_level(r["final_alpha"]) : "–";
+    h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.4f}</td><td>{:.4f}</td>"
+                     "<td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td></tr>",
+                     escape(r["run"].get<std::string>()), escape(r["name"].get<std::string>()),
+                     r.contains("seed") ? r["seed"].dump() : "–", alpha, r["l0"].get<double>(),
+                     r["explained_variance"].get<double>(), r.value("explained_variance_centered", 0.0),
+                     r["ce_loss_score"].get<double>(),
+                     r["kl_div_score"].get<double>(), r.value("probe_accuracy", 0.0), r.value("probe_f1", 0.0),
+                     r.value("probe_top1_accuracy", 0.0), r.value("probe_top1_f1", 0.0));
+  }
+  return h + "</table>";
+}
+
+}  // namespace
+
+std::string render_report_html(const json& data) {
+  using svg::escape;
+  const json& runs = data["runs"];
+  std::string h = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>saelab experiment report</title><style>"
+                  "body{font-family:sans-serif;max-width:1180px;margin:20px auto;color:#222}"
+                  "table{border-collapse:collapse;margin:10px 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+                  "text-align:right;font-size:13px}th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}"
+                  ".charts{display:flex;flex-wrap:wrap;gap:10px}.best{font-weight:bold;background:#eef8ee}</style></head><body>";
+  const json& ex = data["experiment"];
+  h += "<h1>saelab: learnable frequency–magnitude balancing — experiment report</h1>";
+  if (!ex.is_null())
+    h += fmt::format("<p>Model <b>{}</b>, hook <b>{}</b>, {} training tokens; every run shares model, hook, corpus "
+                     "and token budget; {}.</p>",
+                     escape(fs::path(ex.value("model", std::string())).filename().string()), escape(ex.value("hook", "")),
+                     ex.value("tokens", 0),
+                     data.contains("seeds") && data["seeds"].size() > 1
+                         ? fmt::format("every method is trained once per seed ({})",
+                                       fmt::join(data["seeds"].get<std::vector<uint64_t>>(), ", "))
+                         : "one training seed");
+
+  h += "<h2>Summary</h2><ul>" + summary_probing(data) + summary_single_numbers(data) +
+       summary_alpha(data["alpha_agreement"]) + "</ul>";
+  if (data.contains("methods")) h += methods_table(data["methods"], data["seeds"].size());
+  const bool several_seeds = data.contains("methods");
+  h += runs_table(runs, several_seeds);
 
   // Probing vs k.
   std::vector<svg::Series> acc, f1;
@@ -241,9 +430,13 @@ std::string render_report_html(const json& data) {
       llm_f.x.push_back(k);
       llm_f.y.push_back(m0[fmt::format("llm_top_{}_test_f1", k)].get<double>());
     }
+    acc = merge_by_name(acc);
+    f1 = merge_by_name(f1);
     acc.push_back(llm_a);
     f1.push_back(llm_f);
-    h += "<h2>Sparse probing vs k (35 tasks, averaged per family then over families)</h2><div class=\"charts\">";
+    h += fmt::format("<h2>Sparse probing vs k (35 tasks, averaged per family then over families{})</h2>"
+                     "<div class=\"charts\">",
+                     several_seeds ? fmt::format("; each method's mean over {} seeds", data["seeds"].size()) : "");
     h += svg::line_chart("Test accuracy of top-k latent probes", "k", "accuracy", acc, true);
     h += svg::line_chart("Test F1 of top-k latent probes", "k", "F1", f1, true);
     const json& details0 = runs[0]["probing"]["eval_result_details"];
@@ -262,7 +455,7 @@ std::string render_report_html(const json& data) {
           fam.push_back(s);
         }
         h += svg::line_chart(details0[fi]["dataset_name"].get<std::string>(), "k",
-                             metric == std::string("f1") ? "F1" : "accuracy", fam, true);
+                             metric == std::string("f1") ? "F1" : "accuracy", merge_by_name(fam), true);
       }
     }
     h += "</div>";
@@ -271,8 +464,12 @@ std::string render_report_html(const json& data) {
   // The L0–explained-variance plane.
   std::vector<svg::Series> plane;
   for (const auto& r : runs)
-    plane.push_back({r["name"].get<std::string>(), {r["l0"].get<double>()}, {r["explained_variance"].get<double>()}, true});
-  h += "<h2>Sparsity vs fidelity</h2>" + svg::line_chart("L0 vs explained variance (held-out)", "L0", "explained variance", plane);
+    plane.push_back(
+        {r["name"].get<std::string>(), {r["l0"].get<double>()}, {r.value("explained_variance_centered", 0.0)}, true});
+  h += "<h2>Sparsity vs fidelity</h2>" +
+       svg::line_chart(several_seeds ? "L0 vs explained variance (held-out, centred R²), one point per seed"
+                                     : "L0 vs explained variance (held-out, centred R²)",
+                       "L0", "explained variance", merge_by_name(plane, true));
 
   // α trajectories.
   std::vector<svg::Series> curves;
@@ -280,7 +477,8 @@ std::string render_report_html(const json& data) {
   for (const auto& r : runs) {
     if (r["alpha_curves"].is_null() || r["alpha_mode"] == "fixed") continue;
     for (auto it = r["alpha_curves"].begin(); it != r["alpha_curves"].end(); ++it)
-      curves.push_back({fmt::format("{} L{}", r["name"].get<std::string>(), it.key()),
+      curves.push_back({several_seeds ? fmt::format("{} seed {} L{}", r["name"].get<std::string>(), r.value("seed", 0), it.key())
+                                      : fmt::format("{} L{}", r["name"].get<std::string>(), it.key()),
                         it.value()["step"].get<std::vector<double>>(), it.value()["alpha"].get<std::vector<double>>()});
     if (!r["alpha_summary"].is_null())
       for (const auto& a : r["alpha_summary"])
@@ -340,11 +538,11 @@ std::string render_report_html(const json& data) {
     h += "<h2>Concept stability across training</h2><div class=\"charts\">";
     if (!stab.empty())
       h += svg::line_chart("Latents matched to the final SAE (decoder cosine > 0.9)", "fraction of training",
-                           "fraction matched", stab);
+                           "fraction matched", merge_by_name(stab));
     if (!persist.empty())
       h += svg::line_chart(fmt::format("Probing tasks' top-{} latents already present (cos > 0.7), mean over tasks",
                                        persist_k),
-                           "fraction of training", "fraction persisting", persist);
+                           "fraction of training", "fraction persisting", merge_by_name(persist));
     h += "</div>";
   }
   h += "<p style=\"color:#777;font-size:12px\">Generated by saelab from the run directories; data in report.json and "
@@ -355,16 +553,18 @@ std::string render_report_html(const json& data) {
 std::string write_report(const std::string& dir) {
   const json data = collect_report_data(dir);
   write_file_atomic(dir + "/report.json", data.dump(1) + "\n");
-  std::string csv = "run,name,architecture,alpha_mode,final_alpha,l0,explained_variance,ce_loss_score,kl_div_score,"
+  std::string csv = "run,name,seed,architecture,alpha_mode,final_alpha,l0,explained_variance,explained_variance_centered,"
+                    "ce_loss_score,kl_div_score,"
                     "probe_accuracy,probe_f1,probe_top1_accuracy,probe_top1_f1\n";
   for (const auto& r : data["runs"]) {
     std::string alpha;
     if (r["final_alpha"].is_array())
       for (const auto& a : r["final_alpha"]) alpha += fmt::format("{}{:.4f}", alpha.empty() ? "" : "/", a.get<double>());
-    csv += fmt::format("{},{},{},{},{},{:.4f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f}\n",
-                       r["run"].get<std::string>(), r["name"].get<std::string>(), r["architecture"].get<std::string>(),
-                       r["alpha_mode"].get<std::string>(), alpha, r["l0"].get<double>(), r["explained_variance"].get<double>(),
-                       r["ce_loss_score"].get<double>(), r["kl_div_score"].get<double>(), r.value("probe_accuracy", 0.0),
+    csv += fmt::format("{},{},{},{},{},{},{:.4f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f},{:.5f}\n",
+                       r["run"].get<std::string>(), r["name"].get<std::string>(), r.contains("seed") ? r["seed"].dump() : "",
+                       r["architecture"].get<std::string>(), r["alpha_mode"].get<std::string>(), alpha,
+                       r["l0"].get<double>(), r["explained_variance"].get<double>(),
+                       r.value("explained_variance_centered", 0.0), r["ce_loss_score"].get<double>(), r["kl_div_score"].get<double>(), r.value("probe_accuracy", 0.0),
                        r.value("probe_f1", 0.0), r.value("probe_top1_accuracy", 0.0), r.value("probe_top1_f1", 0.0));
   }
   write_file_atomic(dir + "/report_summary.csv", csv);
