@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -258,60 +259,44 @@ int64_t dropped_rows(Communicator& comm, const std::vector<ActivationLoader>& lo
   return n;
 }
 
-}  // namespace
-
-TrainResult train_sae(const TrainConfig& user_cfg) {
-  TrainResult result;
-  Communicator& comm = world();
-  const bool writer = comm.rank() == 0;  // one process writes every output; all compute the same state
-  TrainConfig cfg = user_cfg;
-  if (cfg.grad_partitions == 0) cfg.grad_partitions = comm.size();
-  if (cfg.activations.empty()) fail("no activation directory given (set 'activations' in the config)");
-  const ActivationManifest manifest = read_activation_manifest(cfg.activations);
-  if (!manifest.complete)
-    fail("activation directory '{}' is incomplete ({} tokens so far); finish it with `saelab harvest`", cfg.activations,
-         manifest.n_tokens);
+// Refuses settings this run cannot use. The writer records config.json, or checks that a resumed
+// run's stored config is this one (settings that change nothing about a fault-free run may differ,
+// e.g. switching to on_nonfinite = "skip_batch" after a stop; runs from before grad_partitions
+// existed had one part).
+void check_and_record_config(const TrainConfig& cfg, const ActivationManifest& manifest, int processes, bool writer) {
   const int G = cfg.grad_partitions;
-  if (G % comm.size() != 0)
-    fail("grad_partitions = {} cannot be split over {} processes; use a multiple of the process count", G, comm.size());
+  if (G % processes != 0)
+    fail("grad_partitions = {} cannot be split over {} processes; use a multiple of the process count", G, processes);
   if (cfg.batch_size % G != 0) fail("batch_size {} must be a multiple of grad_partitions {}", cfg.batch_size, G);
   if (manifest.shards.size() < static_cast<size_t>(G))
     fail("activation directory '{}' has {} shard(s); {} data-parallel parts need at least one each (harvest with a "
          "smaller shard size)", cfg.activations, manifest.shards.size(), G);
   if (G > 1 && cfg.resample_every_steps > 0)
     fail("resample_every_steps needs the whole batch in one process; it cannot be combined with {} parts", G);
-  const std::string out = cfg.out_dir;
-  // Settings that change nothing about a fault-free run may differ on resume (e.g. switching to
-  // on_nonfinite = "skip_batch" after a stop). Runs from before grad_partitions existed had one part.
+  if (!writer) return;
+  const std::string& out = cfg.out_dir;
   const auto comparable = [](json j) {
     for (const char* k : {"out_dir", "on_nonfinite", "max_skipped_batches", "progress", "device"}) j.erase(k);
     if (j.value("grad_partitions", 1) == 1) j.erase("grad_partitions");
     return j;
   };
-  if (writer) {
-    fs::create_directories(out + "/checkpoints");
-    remove_stale_temps(out);
-    const json resolved = comparable(train_config_to_json(cfg));
-    if (file_exists(out + "/config.json")) {
-      const json old = comparable(json::parse(read_file(out + "/config.json")));
-      if (old != resolved)
-        fail("'{}' holds a run with another config; use another out_dir (stored: {})", out, old.dump());
-    }
-    write_file_atomic(out + "/config.json", train_config_to_json(cfg).dump(2) + "\n");
+  fs::create_directories(out + "/checkpoints");
+  remove_stale_temps(out);
+  const json resolved = comparable(train_config_to_json(cfg));
+  if (file_exists(out + "/config.json")) {
+    const json old = comparable(json::parse(read_file(out + "/config.json")));
+    if (old != resolved) fail("'{}' holds a run with another config; use another out_dir (stored: {})", out, old.dump());
   }
-  comm.barrier();  // the other processes read the run directory only once it is set up
-  if (file_exists(out + "/training_summary.json") && dir_exists(out + "/sae")) {
-    result.already_complete = true;
-    result.summary = json::parse(read_file(out + "/training_summary.json"));
-    return result;
-  }
+  write_file_atomic(out + "/config.json", train_config_to_json(cfg).dump(2) + "\n");
+}
 
-  Backend& be = backend_named(cfg.device);
+// The SAE's shape and metadata from the config and the activations (act_scale is set later).
+SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manifest) {
   SaeConfig sc;
   sc.architecture = sae_architecture_from_name(cfg.architecture);
   sc.d_in = manifest.d_in;
-  sc.d_sae = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * manifest.d_in;
-  if (sc.architecture == SaeArchitecture::Hierarchical) sc.d_sae = 0;  // set below from the hierarchy
+  const int wanted = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * manifest.d_in;
+  sc.d_sae = wanted;
   sc.k = cfg.k;
   sc.k_aux = cfg.k_aux;
   sc.aux_coefficient = cfg.aux_coefficient;
@@ -324,270 +309,425 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
   if (sc.architecture == SaeArchitecture::Hierarchical) {
     sc.children_per_parent = cfg.children_per_parent;
     sc.gate_ste_width = cfg.gate_ste_width;
-    const int wanted = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * manifest.d_in;
     sc.n_parents = cfg.n_parents > 0 ? cfg.n_parents : std::max(1, wanted / (1 + cfg.children_per_parent));
+    sc.d_sae = sc.n_parents * (1 + sc.children_per_parent);
   }
   sc.model_name = manifest.model_name;
   sc.hook_name = manifest.hook_name;
-  if (manifest.hook_name.rfind("blocks.", 0) == 0)
-    sc.hook_layer = std::atoi(manifest.hook_name.c_str() + 7);
+  if (manifest.hook_name.rfind("blocks.", 0) == 0) sc.hook_layer = std::atoi(manifest.hook_name.c_str() + 7);
   sc.context_size = manifest.settings.value("context_size", 128);
   sc.dataset_path = fs::absolute(cfg.activations).lexically_normal().string();
-  if (sc.architecture == SaeArchitecture::Hierarchical) sc.d_sae = sc.n_parents * (1 + sc.children_per_parent);
-  const int64_t N = cfg.batch_size, d = sc.d_in, F = sc.d_sae;
-  const int64_t total_tokens = cfg.total_tokens > 0 ? cfg.total_tokens : manifest.n_tokens;
-  const int64_t S = std::max<int64_t>(1, total_tokens / N);
+  return sc;
+}
 
-  // Resume from the latest checkpoint, or initialise from data statistics.
-  const auto latest = latest_checkpoint(out + "/checkpoints", S);
-  TrainState st;
-  if (latest) {
-    sc.act_scale = static_cast<float>(read_checkpoint_meta(*latest).at("act_scale").get<double>());
-  } else if (cfg.normalize_activations == "expected_average_only_in") {
-    const ActivationSample s = sample_activations(manifest, 100000, 1, cfg.on_nonfinite == "skip_batch");
-    sc.act_scale = static_cast<float>(std::sqrt(static_cast<double>(d) / std::max(s.mean_sq_norm, 1e-30)));
+// act_scale: the resumed run's, or SAELens' expected_average_only_in (E‖x·s‖² = d) from 100k rows.
+float activation_scale(const TrainConfig& cfg, const ActivationManifest& manifest,
+                       const std::optional<std::string>& latest) {
+  if (latest) return static_cast<float>(read_checkpoint_meta(*latest).at("act_scale").get<double>());
+  if (cfg.normalize_activations != "expected_average_only_in") return 1.f;
+  const ActivationSample s = sample_activations(manifest, 100000, 1, cfg.on_nonfinite == "skip_batch");
+  return static_cast<float>(std::sqrt(static_cast<double>(manifest.d_in) / std::max(s.mean_sq_norm, 1e-30)));
+}
+
+// Fresh parameters; b_dec from 8192 scaled rows (their mean or geometric median) unless "zeros".
+void init_fresh(Sae& sae, const TrainConfig& cfg, const ActivationManifest& manifest) {
+  const int64_t d = sae.config().d_in;
+  std::vector<float> b_dec;
+  if (cfg.b_dec_init != "zeros") {
+    const ActivationSample s = sample_activations(manifest, manifest.n_tokens, 8192, cfg.on_nonfinite == "skip_batch");
+    std::vector<float> rows = s.rows;
+    for (auto& v : rows) v *= sae.config().act_scale;
+    if (cfg.b_dec_init == "mean") {
+      b_dec.assign(static_cast<size_t>(d), 0.f);
+      for (int64_t r = 0; r < s.n; ++r)
+        for (int64_t j = 0; j < d; ++j) b_dec[j] += rows[r * d + j] / static_cast<float>(s.n);
+    } else {
+      b_dec = geometric_median(rows, s.n, static_cast<int>(d));
+    }
   }
-  Sae sae(sc, be);
-  st.init(sae.config(), be.device());
-  MethodState method(cfg, sae);
-  int64_t step = 0;
-  if (latest) {
-    step = load_checkpoint(*latest, sae, st);
-    method.load(SafetensorsFile(*latest + "/state.safetensors"), read_checkpoint_meta(*latest));
-    result.resumed = true;
-    result.resumed_from_step = step;
-  } else {
-    std::vector<float> b_dec;
-    if (cfg.b_dec_init != "zeros") {
-      const ActivationSample s = sample_activations(manifest, manifest.n_tokens, 8192, cfg.on_nonfinite == "skip_batch");
-      std::vector<float> rows = s.rows;
-      for (auto& v : rows) v *= sc.act_scale;
-      if (cfg.b_dec_init == "mean") {
-        b_dec.assign(static_cast<size_t>(d), 0.f);
-        for (int64_t r = 0; r < s.n; ++r)
-          for (int64_t j = 0; j < d; ++j) b_dec[j] += rows[r * d + j] / static_cast<float>(s.n);
-      } else {
-        b_dec = geometric_median(rows, s.n, static_cast<int>(d));
+  sae.init(cfg.seed, sae.config().unit_norm_decoder ? 1.0f : cfg.decoder_init_norm, b_dec);
+}
+
+// The EMAs of the logged batch metrics (the summary's final_* values); checkpointed as "ema".
+struct RunningMetrics {
+  double loss = 0, mse = 0, l0 = 0, ev = 0;
+  void add(int64_t step, const SaeBatchStats& bs, double batch_ev, int64_t N) {
+    const double a = step == 0 ? 1.0 : 0.05;
+    loss += a * (bs.loss() - loss);
+    mse += a * (bs.sse / N - mse);
+    l0 += a * (bs.l0 / N - l0);
+    ev += a * (batch_ev - ev);
+  }
+  json to_json() const { return {loss, mse, l0, ev}; }
+  void restore(const json& meta) {
+    if (!meta.contains("ema")) return;
+    loss = meta["ema"][0];
+    mse = meta["ema"][1];
+    l0 = meta["ema"][2];
+    ev = meta["ema"][3];
+  }
+};
+
+// Explained variance of one batch: 1 − SSE / Σ‖x − x̄‖².
+double batch_explained_variance(const BatchMoments& moments, const SaeBatchStats& bs, int64_t N) {
+  double msq = 0;
+  for (double m : moments.sum) msq += m * m;
+  const double var = moments.sq - msq / static_cast<double>(N);
+  return var > 0 ? 1.0 - bs.sse / var : 0.0;
+}
+
+struct LatentHealth {
+  int64_t dead = 0, dense = 0;
+};
+
+// Per-latent bookkeeping from this batch's firing counts fires [F]: tokens since each last fired,
+// the frequency EMA, and the firing density over the last 20% of training (from density_from).
+LatentHealth update_latent_health(TrainState& st, const std::vector<float>& fires, int64_t N, int64_t step,
+                                  int64_t density_from, const TrainConfig& cfg) {
+  LatentHealth h;
+  const int64_t F = static_cast<int64_t>(fires.size());
+  for (int64_t i = 0; i < F; ++i) {
+    st.tokens_since_fired[i] = fires[i] > 0 ? 0.f : st.tokens_since_fired[i] + static_cast<float>(N);
+    const float freq = fires[i] / static_cast<float>(N);
+    st.freq_ema[i] = step == 0 ? freq : 0.99f * st.freq_ema[i] + 0.01f * freq;
+    if (step >= density_from) st.density_fires[i] += fires[i];
+    h.dead += st.tokens_since_fired[i] >= static_cast<float>(cfg.dead_window_tokens);
+    h.dense += st.freq_ema[i] > cfg.dense_threshold;
+  }
+  if (step >= density_from) st.density_tokens += static_cast<double>(N);
+  return h;
+}
+
+// One training run from its first (or resumed) step to its export, in named phases. Every process
+// of a data-parallel run computes the same state; the writer alone writes.
+class TrainingRun {
+ public:
+  TrainingRun(const TrainConfig& cfg, const ActivationManifest& manifest, Communicator& comm, TrainResult& result)
+      : cfg_(cfg),
+        manifest_(manifest),
+        comm_(comm),
+        result_(result),
+        writer_(comm.rank() == 0),
+        be_(backend_named(cfg.device)),
+        sc_(sae_config_for(cfg, manifest)),
+        N_(cfg.batch_size),
+        d_(sc_.d_in),
+        F_(sc_.d_sae),
+        S_(std::max<int64_t>(1, (cfg.total_tokens > 0 ? cfg.total_tokens : manifest.n_tokens) / N_)),
+        latest_(latest_checkpoint(cfg.out_dir + "/checkpoints", S_)),
+        skip_nonfinite_(cfg.on_nonfinite == "skip_batch") {
+    sc_.act_scale = activation_scale(cfg, manifest, latest_);
+  }
+
+  void run() {
+    Sae sae(sc_, be_);
+    TrainState st;
+    st.init(sae.config(), be_.device());
+    MethodState method(cfg_, sae);
+    int64_t step = start(sae, st, method);
+    DataParallelStep dp(sae, comm_, cfg_.grad_partitions, N_);
+    Buffers b(*this, sae, dp, method, step);
+    open_logs(method, step);
+    t0_ = std::chrono::steady_clock::now();
+    for (; step < S_; ++step) {
+      next_batch(b);
+      schedule_children(sae, st, method, step);
+      SaeLossTerms terms = method.terms(l1_at(cfg_, step, S_));
+      if (sc_.architecture == SaeArchitecture::TopK) mark_dead(terms, st);
+      BatchMoments moments;
+      const SaeBatchStats bs = dp.forward_backward(b.X, b.xh.data(), terms, b.grads, b.ws, method.hyper_request(), moments);
+      if (!finite_or_skip(sae, b, step, bs)) continue;
+      update(sae, st, method, b, terms, bs, step);
+      const LatentHealth health = update_latent_health(st, bs.fires, N_, step, density_from(), cfg_);
+      maybe_resample(sae, st, method, b, step);
+      const double ev = batch_explained_variance(moments, bs, N_);
+      metrics_.add(step, bs, ev, N_);
+      tokens_this_run_ += N_;
+      report_step(method, step, bs, terms, ev, health);
+      result_.steps = step + 1;
+      const int64_t dropped = step + 1 == S_ ? dropped_rows(comm_, b.loaders) : 0;
+      if (step + 1 == S_ && writer_) export_final(sae, st, method, health, dropped);
+      maybe_checkpoint(sae, st, method, step);
+    }
+    comm_.barrier();  // every output is written before any process returns
+    if (!writer_ && result_.steps == S_ && file_exists(cfg_.out_dir + "/training_summary.json"))
+      result_.summary = json::parse(read_file(cfg_.out_dir + "/training_summary.json"));
+    if (progress_) progress_->finish(fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f}", metrics_.loss, metrics_.l0, metrics_.ev));
+  }
+
+ private:
+  // The step's device and host buffers, the loaders and (forward-mode hypergradients) the shadow
+  // SAE that evaluates the training gradient at shifted parameters on the same batch.
+  struct Buffers {
+    std::vector<ActivationLoader> loaders;  // one per part of this process
+    SaeWorkspace ws;
+    SaeParams grads;
+    Tensor X;                  // [Nl, d] this process's rows
+    std::vector<float> xh;     // [Nl, d] the same on the host
+    int64_t Np, Nl;            // rows per part, rows in this process
+    std::unique_ptr<Sae> shadow;
+    std::unique_ptr<DataParallelStep> shadow_dp;
+    std::unique_ptr<SaeWorkspace> shadow_ws;
+    Buffers(const TrainingRun& r, const Sae& sae, const DataParallelStep& dp, const MethodState& method, int64_t step)
+        : ws(sae.config(), dp.part_rows(), r.be_.device()),
+          grads(sae.config(), r.be_.device()),
+          X({dp.local_rows(), r.d_}, DType::F32, r.be_.device()),
+          xh(static_cast<size_t>(dp.local_rows() * r.d_)),
+          Np(dp.part_rows()),
+          Nl(dp.local_rows()) {
+      const TrainConfig& cfg = r.cfg_;
+      const int G = cfg.grad_partitions;
+      // Replay: the batch sequence is a function of the seed only.
+      for (int p = dp.first_part(); p < dp.first_part() + dp.local_parts(); ++p) {
+        loaders.emplace_back(r.manifest_, G == 1 ? cfg.buffer_tokens : std::max(cfg.buffer_tokens / G, Np),
+                             cfg.seed + static_cast<uint64_t>(p), sae.config().act_scale, r.skip_nonfinite_,
+                             part_shards(r.manifest_.shards.size(), p, G));
+        loaders.back().skip(step, Np);
+      }
+      if (method.needs_gradient_at()) {
+        shadow = std::make_unique<Sae>(sae.config(), r.be_);
+        shadow_dp = std::make_unique<DataParallelStep>(*shadow, r.comm_, G, r.N_);
+        shadow_ws = std::make_unique<SaeWorkspace>(sae.config(), Np, r.be_.device());
       }
     }
-    sae.init(cfg.seed, sc.unit_norm_decoder ? 1.0f : cfg.decoder_init_norm, b_dec);
+  };
+
+  int64_t density_from() const { return S_ - std::max<int64_t>(1, S_ / 5); }  // density over the last 20%
+
+  // Resumes from the latest checkpoint or initialises; returns the first step to run.
+  int64_t start(Sae& sae, TrainState& st, MethodState& method) {
+    if (!latest_) {
+      init_fresh(sae, cfg_, manifest_);
+      return 0;
+    }
+    const int64_t step = load_checkpoint(*latest_, sae, st);
+    const json meta = read_checkpoint_meta(*latest_);
+    method.load(SafetensorsFile(*latest_ + "/state.safetensors"), meta);
+    result_.resumed = true;
+    result_.resumed_from_step = step;
+    skipped_ = meta.value("skipped_batches", int64_t{0});
+    metrics_.restore(meta);
+    last_checkpoint_ = *latest_;
+    return step;
   }
-  if (writer) {
+
+  void open_logs(const MethodState& method, int64_t step) {
+    if (!writer_) return;
+    const std::string& out = cfg_.out_dir;
     truncate_log(out + "/train_log.csv", step, kLogHeader);
     if (method.dual()) truncate_log(out + "/alpha_log.csv", step, kAlphaHeader);
+    log_.open(out + "/train_log.csv", std::ios::app);
+    if (method.dual()) alpha_log_.open(out + "/alpha_log.csv", std::ios::app);
+    if (cfg_.progress) progress_ = std::make_unique<Progress>(fmt::format("train {} F={}", cfg_.architecture, F_), S_ * N_);
   }
 
-  const bool skip_nonfinite = cfg.on_nonfinite == "skip_batch";
-  DataParallelStep dp(sae, comm, G, N);
-  const int64_t Np = dp.part_rows(), Nl = dp.local_rows();  // rows per part, rows in this process
-  // One loader per part of this process; replay: the batch sequence is a function of the seed only.
-  std::vector<ActivationLoader> loaders;
-  for (int p = dp.first_part(); p < dp.first_part() + dp.local_parts(); ++p) {
-    loaders.emplace_back(manifest, G == 1 ? cfg.buffer_tokens : std::max(cfg.buffer_tokens / G, Np),
-                         cfg.seed + static_cast<uint64_t>(p), sae.config().act_scale, skip_nonfinite,
-                         part_shards(manifest.shards.size(), p, G));
-    loaders.back().skip(step, Np);
+  void next_batch(Buffers& b) {
+    for (size_t p = 0; p < b.loaders.size(); ++p) b.loaders[p].next(b.Np, b.xh.data() + p * b.Np * d_);
+    be_.upload(b.X.view(), b.xh.data());
   }
-  SaeWorkspace ws(sae.config(), Np, be.device());
-  SaeParams grads(sae.config(), be.device());
-  // Forward-mode hypergradients: the training gradient at shifted parameters, on the same batch
-  // with the same loss terms, from a second SAE of the same shape.
-  std::unique_ptr<Sae> shadow;
-  std::unique_ptr<DataParallelStep> shadow_dp;
-  std::unique_ptr<SaeWorkspace> shadow_ws;
-  if (method.needs_gradient_at()) {
-    shadow = std::make_unique<Sae>(sae.config(), be);
-    shadow_dp = std::make_unique<DataParallelStep>(*shadow, comm, G, N);
-    shadow_ws = std::make_unique<SaeWorkspace>(sae.config(), Np, be.device());
-  }
-  bool children_on = true;
-  Tensor X({Nl, d}, DType::F32, be.device());
-  std::vector<float> xh(static_cast<size_t>(Nl * d));
-  std::vector<int64_t> ck_steps;
-  for (double f : cfg.checkpoint_fractions) ck_steps.push_back(round_step(f, S));
-  const int64_t density_from = S - std::max<int64_t>(1, S / 5);  // firing density over the last 20%
 
-  const bool progress = cfg.progress && writer;
-  Progress bar(fmt::format("train {} F={}", cfg.architecture, F), S * N);
-  std::ofstream log, alpha_log;
-  if (writer) log.open(out + "/train_log.csv", std::ios::app);
-  if (writer && method.dual()) alpha_log.open(out + "/alpha_log.csv", std::ios::app);
-  const auto t0 = std::chrono::steady_clock::now();
-  int64_t tokens_this_run = 0;
-  double ema_loss = 0, ema_mse = 0, ema_l0 = 0, ema_ev = 0;
-  int64_t skipped = 0;  // steps that made no update (skip_batch)
-  std::string last_checkpoint = latest ? *latest : "";
-  if (latest) {
-    const json meta = read_checkpoint_meta(*latest);
-    skipped = meta.value("skipped_batches", int64_t{0});
-    if (meta.contains("ema")) {
-      ema_loss = meta["ema"][0];
-      ema_mse = meta["ema"][1];
-      ema_l0 = meta["ema"][2];
-      ema_ev = meta["ema"][3];
+  // Hierarchical SAEs train parents alone until children_start_fraction, then (from_parent)
+  // initialise the children from their parents.
+  void schedule_children(Sae& sae, TrainState& st, MethodState& method, int64_t step) {
+    if (sc_.architecture != SaeArchitecture::Hierarchical) return;
+    const int64_t start = static_cast<int64_t>(std::ceil(cfg_.children_start_fraction * static_cast<double>(S_)));
+    children_on_ = step >= start;
+    sae.set_children_on(children_on_);
+    if (step == start && start > 0 && cfg_.children_init == "from_parent") {
+      init_children_from_parents(sae, st, cfg_.seed ^ 0xC41D5ull);
+      method.reset_tangents();
     }
   }
-  for (; step < S; ++step) {
-    for (size_t p = 0; p < loaders.size(); ++p) loaders[p].next(Np, xh.data() + p * Np * d);
-    be.upload(X.view(), xh.data());
-    if (sc.architecture == SaeArchitecture::Hierarchical) {
-      const int64_t start = static_cast<int64_t>(std::ceil(cfg.children_start_fraction * static_cast<double>(S)));
-      children_on = step >= start;
-      sae.set_children_on(children_on);
-      if (step == start && start > 0 && cfg.children_init == "from_parent") {
-        init_children_from_parents(sae, st, cfg.seed ^ 0xC41D5ull);
-        method.reset_tangents();
-      }
+
+  // topk's auxiliary loss revives latents dead for dead_window_tokens.
+  void mark_dead(SaeLossTerms& terms, const TrainState& st) const {
+    terms.dead.assign(static_cast<size_t>(F_), 0.f);
+    for (int64_t i = 0; i < F_; ++i)
+      terms.dead[i] = st.tokens_since_fired[i] >= static_cast<float>(cfg_.dead_window_tokens) ? 1.f : 0.f;
+  }
+
+  // A finite loss and gradient: true. Otherwise the batch is skipped (false) where on_nonfinite =
+  // "skip_batch" allows it, or training stops with fault.json and one error naming the cause.
+  bool finite_or_skip(const Sae& sae, Buffers& b, int64_t step, const SaeBatchStats& bs) {
+    const double grad_sq = be_.sum_squares(b.grads.flat);
+    if (std::isfinite(bs.loss()) && std::isfinite(grad_sq)) return true;
+    bool params_bad = false;
+    json fault = diagnose_nonfinite(sae, b.ws, b.xh.data() + (b.Nl - b.Np) * d_, b.Np, params_bad);  // ws: last part
+    fault["step"] = step + 1;
+    fault["loss"] = fmt::format("{}", bs.loss());
+    fault["gradient_squared_norm"] = fmt::format("{}", grad_sq);
+    const std::string what =
+        fmt::format("step {}: loss {}, gradient ‖g‖² {}; {}", step + 1, bs.loss(), grad_sq, describe_fault(fault));
+    if (skip_nonfinite_ && !params_bad && skipped_ < cfg_.max_skipped_batches) {
+      if (++skipped_ <= 10 && writer_) std::fprintf(stderr, "\nskipping the batch of %s\n", what.c_str());
+      result_.steps = step + 1;
+      return false;
     }
-    SaeLossTerms terms = method.terms(l1_at(cfg, step, S));
-    if (sc.architecture == SaeArchitecture::TopK) {
-      terms.dead.assign(static_cast<size_t>(F), 0.f);
-      for (int64_t i = 0; i < F; ++i)
-        terms.dead[i] = st.tokens_since_fired[i] >= static_cast<float>(cfg.dead_window_tokens) ? 1.f : 0.f;
-    }
-    SaeHyperRequest* hyper = method.hyper_request();
-    BatchMoments moments;
-    const SaeBatchStats bs = dp.forward_backward(X, xh.data(), terms, grads, ws, hyper, moments);
-    const double grad_sq = be.sum_squares(grads.flat);
-    if (!std::isfinite(bs.loss()) || !std::isfinite(grad_sq)) {
-      bool params_bad = false;
-      json fault = diagnose_nonfinite(sae, ws, xh.data() + (Nl - Np) * d, Np, params_bad);  // ws: last part
-      fault["step"] = step + 1;
-      fault["loss"] = fmt::format("{}", bs.loss());
-      fault["gradient_squared_norm"] = fmt::format("{}", grad_sq);
-      const std::string what = fmt::format("step {}: loss {}, gradient ‖g‖² {}; {}", step + 1, bs.loss(), grad_sq,
-                                           describe_fault(fault));
-      if (skip_nonfinite && !params_bad && skipped < cfg.max_skipped_batches) {
-        if (++skipped <= 10 && writer) std::fprintf(stderr, "\nskipping the batch of %s\n", what.c_str());
-        result.steps = step + 1;
-        continue;
-      }
-      fault["last_checkpoint"] = last_checkpoint;
-      fault["skipped_batches"] = skipped;
-      if (writer) write_file_atomic(out + "/fault.json", fault.dump(2) + "\n");
-      fail("training stopped at {}{}. Nothing after the last checkpoint ({}) was written; details in '{}/fault.json'. "
-           "Fix the cause and rerun to resume from that checkpoint{}",
-           what, skipped >= cfg.max_skipped_batches && skip_nonfinite ? " (max_skipped_batches reached)" : "",
-           last_checkpoint.empty() ? "none yet" : last_checkpoint, out,
-           params_bad ? " (the parameters themselves are non-finite, so skipping batches cannot help)"
-                      : ", or set on_nonfinite = \"skip_batch\"");
-    }
+    fault["last_checkpoint"] = last_checkpoint_;
+    fault["skipped_batches"] = skipped_;
+    if (writer_) write_file_atomic(cfg_.out_dir + "/fault.json", fault.dump(2) + "\n");
+    fail("training stopped at {}{}. Nothing after the last checkpoint ({}) was written; details in '{}/fault.json'. "
+         "Fix the cause and rerun to resume from that checkpoint{}",
+         what, skipped_ >= cfg_.max_skipped_batches && skip_nonfinite_ ? " (max_skipped_batches reached)" : "",
+         last_checkpoint_.empty() ? "none yet" : last_checkpoint_, cfg_.out_dir,
+         params_bad ? " (the parameters themselves are non-finite, so skipping batches cannot help)"
+                    : ", or set on_nonfinite = \"skip_batch\"");
+  }
+
+  // α's step, Adam, projections, statistics (update_step.hpp); then α's log row.
+  void update(Sae& sae, TrainState& st, MethodState& method, Buffers& b, const SaeLossTerms& terms,
+              const SaeBatchStats& bs, int64_t step) {
     const GradientAt gradient_at = [&](TensorView params, SaeParams& out) {
-      be.copy(shadow->params().flat, params);
-      shadow->set_children_on(children_on);
+      be_.copy(b.shadow->params().flat, params);
+      b.shadow->set_children_on(children_on_);
       BatchMoments unused;
-      shadow_dp->forward_backward(X, xh.data(), terms, out, *shadow_ws, nullptr, unused);
+      b.shadow_dp->forward_backward(b.X, b.xh.data(), terms, out, *b.shadow_ws, nullptr, unused);
     };
-    const float lr = lr_at(cfg, step, S);
-    apply_update(sae, grads, st.adam_m, st.adam_v, method, cfg, {bs, terms, gradient_at, lr, step + 1});
-    if (writer && method.dual()) {
-      const auto alphas = method.alphas();
-      for (size_t l = 0; l < alphas.size(); ++l)
-        alpha_log << fmt::format("{},{},{:.8g},{:.8g},{:.6g},{:.6g},{:.6g}\n", step + 1, l, alphas[l],
-                                 method.alpha().theta[l], method.alpha().last_signal[l], method.last_J(),
-                                 method.last_lambda_J());
-    }
-
-    // Latent health from this batch's firing counts.
-    const std::vector<float>& nf = bs.fires;
-    int64_t dead = 0, dense = 0;
-    for (int64_t i = 0; i < F; ++i) {
-      st.tokens_since_fired[i] = nf[i] > 0 ? 0.f : st.tokens_since_fired[i] + static_cast<float>(N);
-      const float freq = nf[i] / static_cast<float>(N);
-      st.freq_ema[i] = step == 0 ? freq : 0.99f * st.freq_ema[i] + 0.01f * freq;
-      if (step >= density_from) st.density_fires[i] += nf[i];
-      dead += st.tokens_since_fired[i] >= static_cast<float>(cfg.dead_window_tokens);
-      dense += st.freq_ema[i] > cfg.dense_threshold;
-    }
-    if (step >= density_from) st.density_tokens += static_cast<double>(N);
-    if (cfg.resample_every_steps > 0 && step > 0 && step % cfg.resample_every_steps == 0 &&
-        static_cast<double>(step) < cfg.resample_until_fraction * static_cast<double>(S)) {
-      sae.decode(ws, N);
-      if (resample_dead(sae, st, xh, to_host_f32(be, ws.xhat.view().rows(0, N)), N, cfg.dead_window_tokens,
-                        cfg.seed ^ (0xA5A5A5A5ull * static_cast<uint64_t>(step + 1))) > 0)
-        method.reset_tangents();
-    }
-
-    // Explained variance of this batch: 1 − SSE / Σ‖x − x̄‖².
-    double msq = 0;
-    for (double m : moments.sum) msq += m * m;
-    const double var = moments.sq - msq / static_cast<double>(N);
-    const double ev = var > 0 ? 1.0 - bs.sse / var : 0.0;
-    const double a = step == 0 ? 1.0 : 0.05;
-    ema_loss += a * (bs.loss() - ema_loss);
-    ema_mse += a * (bs.sse / N - ema_mse);
-    ema_l0 += a * (bs.l0 / N - ema_l0);
-    ema_ev += a * (ev - ema_ev);
-    tokens_this_run += N;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (writer && ((step + 1) % cfg.log_every == 0 || step + 1 == S)) {
-      log << fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.4g},{:.5f},{:.4g},{:.4g},{:.4f},{:.4f},{:.0f}\n",
-                         step + 1, (step + 1) * N, bs.loss(), bs.sse / N, bs.penalty / N, bs.aux / N, bs.l0 / N, ev,
-                         lr, terms.l1_coefficient, double(dead) / F, double(dense) / F, tokens_this_run / secs);
-      log.flush();
-    }
-    if (progress) {
-      std::string extra = fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f} dead {:.1f}%", ema_loss, ema_l0, ema_ev,
-                                      100.0 * dead / F);
-      if (method.dual()) {
-        extra += " α";
-        for (double a : method.alphas()) extra += fmt::format(" {:.3f}", a);
-      }
-      bar.update((step + 1) * N, extra);
-    }
-    result.steps = step + 1;
-    const int64_t dropped = step + 1 == S ? dropped_rows(comm, loaders) : 0;
-    if (step + 1 == S && writer) {  // export before the final checkpoint: a final checkpoint implies a finished export
-      std::vector<float> density(static_cast<size_t>(F));
-      for (int64_t i = 0; i < F; ++i) density[i] = static_cast<float>(st.density_fires[i] / std::max(1.0, st.density_tokens));
-      result.summary = {{"architecture", cfg.architecture},
-                        {"d_in", d},
-                        {"d_sae", F},
-                        {"steps", S},
-                        {"tokens", S * N},
-                        {"act_scale", sae.config().act_scale},
-                        {"final_loss", ema_loss},
-                        {"final_mse", ema_mse},
-                        {"final_l0", ema_l0},
-                        {"final_explained_variance", ema_ev},
-                        {"dead_fraction", double(dead) / F},
-                        {"dense_fraction", double(dense) / F},
-                        {"tokens_per_s_this_run", tokens_this_run / secs},
-                        {"skipped_batches", skipped},
-                        {"dropped_nonfinite_rows", dropped},
-                        {"processes", comm.size()},
-                        {"grad_partitions", G},
-                        {"resumed_from_step", result.resumed_from_step}};
-      json extra = {{"training", result.summary}, {"config", train_config_to_json(cfg)}};
-      if (method.dual()) {
-        alpha_log.flush();
-        result.summary["alpha_mode"] = cfg.alpha_mode;
-        result.summary["final_alpha"] = method.alphas();
-        result.summary["alpha"] = alpha_summary(out + "/alpha_log.csv", method.alphas().size());
-        write_file_atomic(out + "/alpha_summary.json", result.summary["alpha"].dump(2) + "\n");
-        extra["training"] = result.summary;
-        extra["penalty"] = {{"type", "dual_adaptive"}, {"alpha_mode", cfg.alpha_mode}, {"alpha", method.alphas()},
-                            {"gamma", cfg.gamma}};
-      }
-      export_saelens(sae, out + "/sae", density, extra);
-      write_file_atomic(out + "/training_summary.json", result.summary.dump(2) + "\n");
-    }
-    if (writer && std::find(ck_steps.begin(), ck_steps.end(), step + 1) != ck_steps.end()) {
-      json meta = {{"act_scale", sae.config().act_scale},
-                   {"tokens", (step + 1) * N},
-                   {"fraction", double(step + 1) / S},
-                   {"ema", {ema_loss, ema_mse, ema_l0, ema_ev}},
-                   {"skipped_batches", skipped}};
-      std::vector<std::pair<std::string, std::vector<float>>> extra;
-      method.save(extra, meta);
-      if (method.dual()) alpha_log.flush();
-      last_checkpoint = save_checkpoint(out + "/checkpoints", step + 1, sae, st, meta, extra);
-    }
+    lr_ = lr_at(cfg_, step, S_);
+    apply_update(sae, b.grads, st.adam_m, st.adam_v, method, cfg_, {bs, terms, gradient_at, lr_, step + 1});
+    if (!writer_ || !method.dual()) return;
+    const auto alphas = method.alphas();
+    for (size_t l = 0; l < alphas.size(); ++l)
+      alpha_log_ << fmt::format("{},{},{:.8g},{:.8g},{:.6g},{:.6g},{:.6g}\n", step + 1, l, alphas[l],
+                                method.alpha().theta[l], method.alpha().last_signal[l], method.last_J(),
+                                method.last_lambda_J());
   }
-  comm.barrier();  // every output is written before any process returns
-  if (!writer && result.steps == S && file_exists(out + "/training_summary.json"))
-    result.summary = json::parse(read_file(out + "/training_summary.json"));
-  if (progress) bar.finish(fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f}", ema_loss, ema_l0, ema_ev));
+
+  // Anthropic-style resampling of dead latents every resample_every_steps (until its fraction).
+  void maybe_resample(Sae& sae, TrainState& st, MethodState& method, Buffers& b, int64_t step) {
+    if (cfg_.resample_every_steps <= 0 || step == 0 || step % cfg_.resample_every_steps != 0 ||
+        static_cast<double>(step) >= cfg_.resample_until_fraction * static_cast<double>(S_))
+      return;
+    sae.decode(b.ws, N_);
+    if (resample_dead(sae, st, b.xh, to_host_f32(be_, b.ws.xhat.view().rows(0, N_)), N_, cfg_.dead_window_tokens,
+                      cfg_.seed ^ (0xA5A5A5A5ull * static_cast<uint64_t>(step + 1))) > 0)
+      method.reset_tangents();
+  }
+
+  // train_log.csv every log_every steps and the progress bar.
+  void report_step(const MethodState& method, int64_t step, const SaeBatchStats& bs, const SaeLossTerms& terms,
+                   double ev, const LatentHealth& health) {
+    if (!writer_) return;
+    const double secs = seconds();
+    if ((step + 1) % cfg_.log_every == 0 || step + 1 == S_) {
+      log_ << fmt::format("{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.4g},{:.5f},{:.4g},{:.4g},{:.4f},{:.4f},{:.0f}\n",
+                          step + 1, (step + 1) * N_, bs.loss(), bs.sse / N_, bs.penalty / N_, bs.aux / N_, bs.l0 / N_,
+                          ev, lr_, terms.l1_coefficient, double(health.dead) / F_, double(health.dense) / F_,
+                          tokens_this_run_ / secs);
+      log_.flush();
+    }
+    if (!progress_) return;
+    std::string extra = fmt::format("loss {:.4g} L0 {:.1f} EV {:.3f} dead {:.1f}%", metrics_.loss, metrics_.l0,
+                                    metrics_.ev, 100.0 * health.dead / F_);
+    if (method.dual()) {
+      extra += " α";
+      for (double a : method.alphas()) extra += fmt::format(" {:.3f}", a);
+    }
+    progress_->update((step + 1) * N_, extra);
+  }
+
+  // The SAELens export and training_summary.json, before the final checkpoint: a final checkpoint
+  // implies a finished export.
+  void export_final(const Sae& sae, const TrainState& st, MethodState& method, const LatentHealth& health,
+                    int64_t dropped) {
+    std::vector<float> density(static_cast<size_t>(F_));
+    for (int64_t i = 0; i < F_; ++i)
+      density[i] = static_cast<float>(st.density_fires[i] / std::max(1.0, st.density_tokens));
+    json& sm = result_.summary;
+    sm = {{"architecture", cfg_.architecture},
+          {"d_in", d_},
+          {"d_sae", F_},
+          {"steps", S_},
+          {"tokens", S_ * N_},
+          {"act_scale", sae.config().act_scale},
+          {"final_loss", metrics_.loss},
+          {"final_mse", metrics_.mse},
+          {"final_l0", metrics_.l0},
+          {"final_explained_variance", metrics_.ev},
+          {"dead_fraction", double(health.dead) / F_},
+          {"dense_fraction", double(health.dense) / F_},
+          {"tokens_per_s_this_run", tokens_this_run_ / seconds()},
+          {"skipped_batches", skipped_},
+          {"dropped_nonfinite_rows", dropped},
+          {"processes", comm_.size()},
+          {"grad_partitions", cfg_.grad_partitions},
+          {"resumed_from_step", result_.resumed_from_step}};
+    json extra = {{"training", sm}, {"config", train_config_to_json(cfg_)}};
+    const std::string& out = cfg_.out_dir;
+    if (method.dual()) {
+      alpha_log_.flush();
+      sm["alpha_mode"] = cfg_.alpha_mode;
+      sm["final_alpha"] = method.alphas();
+      sm["alpha"] = alpha_summary(out + "/alpha_log.csv", method.alphas().size());
+      write_file_atomic(out + "/alpha_summary.json", sm["alpha"].dump(2) + "\n");
+      extra["training"] = sm;
+      extra["penalty"] = {{"type", "dual_adaptive"}, {"alpha_mode", cfg_.alpha_mode}, {"alpha", method.alphas()},
+                          {"gamma", cfg_.gamma}};
+    }
+    export_saelens(sae, out + "/sae", density, extra);
+    write_file_atomic(out + "/training_summary.json", sm.dump(2) + "\n");
+  }
+
+  void maybe_checkpoint(const Sae& sae, const TrainState& st, const MethodState& method, int64_t step) {
+    if (!writer_) return;
+    bool due = false;
+    for (double f : cfg_.checkpoint_fractions) due = due || round_step(f, S_) == step + 1;
+    if (!due) return;
+    json meta = {{"act_scale", sae.config().act_scale},
+                 {"tokens", (step + 1) * N_},
+                 {"fraction", double(step + 1) / S_},
+                 {"ema", metrics_.to_json()},
+                 {"skipped_batches", skipped_}};
+    std::vector<std::pair<std::string, std::vector<float>>> extra;
+    method.save(extra, meta);
+    if (method.dual()) alpha_log_.flush();
+    last_checkpoint_ = save_checkpoint(cfg_.out_dir + "/checkpoints", step + 1, sae, st, meta, extra);
+  }
+
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
+
+  const TrainConfig& cfg_;
+  const ActivationManifest& manifest_;
+  Communicator& comm_;
+  TrainResult& result_;
+  const bool writer_;  // one process writes every output
+  Backend& be_;
+  SaeConfig sc_;
+  const int64_t N_, d_, F_, S_;  // batch rows, width, latents, steps
+  const std::optional<std::string> latest_;
+  const bool skip_nonfinite_;
+  bool children_on_ = true;
+  float lr_ = 0;
+  RunningMetrics metrics_;
+  int64_t skipped_ = 0;  // steps that made no update (skip_batch)
+  int64_t tokens_this_run_ = 0;
+  std::string last_checkpoint_;
+  std::ofstream log_, alpha_log_;
+  std::unique_ptr<Progress> progress_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+}  // namespace
+
+TrainResult train_sae(const TrainConfig& user_cfg) {
+  TrainResult result;
+  Communicator& comm = world();
+  const bool writer = comm.rank() == 0;
+  TrainConfig cfg = user_cfg;
+  if (cfg.grad_partitions == 0) cfg.grad_partitions = comm.size();
+  if (cfg.activations.empty()) fail("no activation directory given (set 'activations' in the config)");
+  const ActivationManifest manifest = read_activation_manifest(cfg.activations);
+  if (!manifest.complete)
+    fail("activation directory '{}' is incomplete ({} tokens so far); finish it with `saelab harvest`", cfg.activations,
+         manifest.n_tokens);
+  check_and_record_config(cfg, manifest, comm.size(), writer);
+  comm.barrier();  // the other processes read the run directory only once it is set up
+  if (file_exists(cfg.out_dir + "/training_summary.json") && dir_exists(cfg.out_dir + "/sae")) {
+    result.already_complete = true;
+    result.summary = json::parse(read_file(cfg.out_dir + "/training_summary.json"));
+    return result;
+  }
+  TrainingRun(cfg, manifest, comm, result).run();
   return result;
 }
 
