@@ -65,6 +65,7 @@ struct SaeWorkspace {
   Tensor pre, f, df, f_aux;      // [N, F]
   Tensor vec_F, pen;             // [F]
   Tensor dpre_J;                 // [N, F] ∂J/∂pre, allocated by the first hypergradient request
+  Tensor j_scale, j_sech;        // [F] J's a_i = ‖W_dec,i‖/ε and Σ_n sech²(a_i f_ni) f_ni, allocated with dpre_J
   Tensor dec_tmp;                // [F, d]
   Tensor grad_col;               // [d]
 };

@@ -136,16 +136,19 @@ std::vector<float> Sae::hyper_dpre_J(SaeWorkspace& ws, int64_t N, const SaeBatch
                     static_cast<int>(h.dw.size()) == cfg_.d_sae && h.eps > 0,
                 "hyper request incomplete");
   const int64_t F = cfg_.d_sae;
-  if (ws.dpre_J.empty()) ws.dpre_J = Tensor({ws.capacity, F}, DType::F32, be_.device());
+  if (ws.dpre_J.empty()) {
+    ws.dpre_J = Tensor({ws.capacity, F}, DType::F32, be_.device());
+    ws.j_scale = Tensor({F}, DType::F32, be_.device());
+    ws.j_sech = Tensor({F}, DType::F32, be_.device());
+  }
   const float c = h.smooth_l0 ? h.lambda_J / static_cast<float>(N) : 0.f;
   std::vector<float> a(static_cast<size_t>(F));
   for (int64_t i = 0; i < F; ++i) a[i] = st.dec_norms[i] / h.eps;
-  Tensor A({F}, DType::F32, be_.device()), sech_f({F}, DType::F32, be_.device());
-  be_.upload(A.view(), a.data());
+  be_.upload(ws.j_scale.view(), a.data());
   TensorView f = ws.f.view().rows(0, N);
-  be_.smooth_l0_grad(ws.dpre_J.view().rows(0, N), ws.df.view().rows(0, N), f, A, c, sech_f);
-  h.J = c != 0.f ? static_cast<double>(c) * be_.sum_tanh(f, A) : 0.0;
-  std::vector<float> row = to_host_f32(be_, sech_f);
+  be_.smooth_l0_grad(ws.dpre_J.view().rows(0, N), ws.df.view().rows(0, N), f, ws.j_scale, c, ws.j_sech);
+  h.J = c != 0.f ? static_cast<double>(c) * be_.sum_tanh(f, ws.j_scale) : 0.0;
+  std::vector<float> row = to_host_f32(be_, ws.j_sech);
   for (int64_t i = 0; i < F; ++i) row[i] = st.dec_norms[i] > 0 ? c / h.eps * row[i] / st.dec_norms[i] : 0.f;
   return row;
 }
