@@ -646,22 +646,17 @@ void write_bound_sweep_data(const std::string& dir) {
   write_train_and_heldout(s, dir);
 }
 
-// One flat dual-adaptive SAE (F = 128) on <dir>/acts at L0 = 4 held by the log target-L0
-// controller, so every α is compared at equal sparsity. Learned α takes Adam steps of 0.01 on θ
-// (one-step or forward-mode hypergradient). Written to <dir>/<mode><α>[_forward].
-nlohmann::json train_sweep_run(const std::string& dir, const std::string& mode, double alpha,
-                               const std::string& hypergradient = "one_step") {
+// The settings every planted sweep shares: a dual-adaptive SAE on <dir>/acts written to
+// <dir>/<name>, 1M tokens in batches of 512, L0 = 4 held by the log target-L0 controller (so every
+// α is compared at equal sparsity), α's Adam steps of 0.01 on θ.
+TrainConfig planted_sweep_config(const std::string& dir, const std::string& name, const std::string& mode) {
   TrainConfig c;
   c.activations = dir + "/acts";
-  c.out_dir = dir + "/" + mode + std::to_string(alpha) + (hypergradient == "forward" ? "_forward" : "");
-  c.architecture = "standard";
-  c.d_sae = 128;
+  c.out_dir = dir + "/" + name;
   c.penalty = "dual_adaptive";
   c.alpha_mode = mode;
-  c.alpha = alpha;
   c.alpha_optimizer = "adam";
   c.alpha_lr = 0.01;
-  c.hypergradient = hypergradient;
   c.batch_size = 512;
   c.total_tokens = 1000000;
   c.lr = 2e-3f;
@@ -670,6 +665,19 @@ nlohmann::json train_sweep_run(const std::string& dir, const std::string& mode, 
   c.l0_controller = "log";
   c.b_dec_init = "zeros";
   c.progress = false;
+  return c;
+}
+
+// One flat dual-adaptive SAE (F = 128); learned α by the one-step or forward-mode hypergradient.
+// Written to <dir>/<mode><α>[_forward].
+nlohmann::json train_sweep_run(const std::string& dir, const std::string& mode, double alpha,
+                               const std::string& hypergradient = "one_step") {
+  TrainConfig c = planted_sweep_config(
+      dir, mode + std::to_string(alpha) + (hypergradient == "forward" ? "_forward" : ""), mode);
+  c.architecture = "standard";
+  c.d_sae = 128;
+  c.alpha = alpha;
+  c.hypergradient = hypergradient;
   return train_sae(c).summary;
 }
 
@@ -784,25 +792,11 @@ void write_planted_hierarchy_data(const std::string& dir) {
 // alpha: one per level (parents, children); learned α takes Adam steps of 0.01 on θ.
 nlohmann::json train_hierarchical_run(const std::string& dir, const std::string& name, const std::string& mode,
                                       std::vector<double> alpha) {
-  TrainConfig c;
-  c.activations = dir + "/acts";
-  c.out_dir = dir + "/" + name;
+  TrainConfig c = planted_sweep_config(dir, name, mode);
   c.architecture = "hierarchical";
   c.n_parents = 32;
   c.children_per_parent = 3;
-  c.penalty = "dual_adaptive";
-  c.alpha_mode = mode;
-  c.alpha_per_level = alpha;
-  c.alpha_optimizer = "adam";
-  c.alpha_lr = 0.01;
-  c.batch_size = 512;
-  c.total_tokens = 1000000;
-  c.lr = 2e-3f;
-  c.l1_coefficient = 1.f;
-  c.target_l0 = 4;
-  c.l0_controller = "log";
-  c.b_dec_init = "zeros";
-  c.progress = false;
+  c.alpha_per_level = std::move(alpha);
   return train_sae(c).summary;
 }
 

@@ -169,6 +169,30 @@ std::string pm(const json& s, int digits) {  // "0.8123 ± 0.0041" from {"mean",
   return fmt::format("{:.{}f} ± {:.{}f}", s["mean"].get<double>(), digits, s["se"].get<double>(), digits);
 }
 
+// One summary line from a comparison {"best_name", "against": [{"name", "difference", "lo", "hi",
+// "significant"}]}: the best is named only when every other is significantly lower. what: "run" or
+// "method"; best_value: how the best's score reads; how: the test behind the intervals.
+std::string verdict_line(const char* label, const json& g, const std::string& best_value, const std::string& how,
+                         const char* what) {
+  std::vector<std::string> tied;
+  const json* closest = nullptr;
+  for (const auto& c : g["against"]) {
+    if (!c["significant"].get<bool>()) tied.push_back(escape(c["name"].get<std::string>()));
+    if (!closest || c["difference"] < (*closest)["difference"]) closest = &c;
+  }
+  if (!closest) return "";
+  const std::string best = escape(g["best_name"].get<std::string>());
+  if (tied.empty())
+    return fmt::format("<li>Best {}: <b>{}</b> ({}), ahead of every other {} beyond the noise: the closest, {}, by "
+                       "{:+.4f} [{:+.4f}, {:+.4f}] ({}).</li>",
+                       label, best, best_value, what, escape((*closest)["name"].get<std::string>()),
+                       (*closest)["difference"].get<double>(), (*closest)["lo"].get<double>(),
+                       (*closest)["hi"].get<double>(), how);
+  return fmt::format("<li>{}: no significant difference between <b>{}</b> ({}, the highest) and {} ({}: each interval "
+                     "of the difference includes 0); {} other {}(s) are significantly lower.</li>",
+                     label, best, best_value, fmt::join(tied, ", "), how, g["against"].size() - tied.size(), what);
+}
+
 // Probing: the best run (or method, over seeds) only where a paired bootstrap over the tasks puts it
 // ahead of every other.
 std::string summary_probing(const json& data) {
@@ -180,28 +204,11 @@ std::string summary_probing(const json& data) {
                             std::pair{"probe_top1_accuracy", "top-1 probing accuracy"}}) {
     if (sig.is_null() || !sig.contains(key)) continue;
     const json& g = sig[key];
-    std::vector<std::string> tied;
-    const json* closest = nullptr;
-    for (const auto& c : g["against"]) {
-      if (!c["significant"].get<bool>()) tied.push_back(escape(c["name"].get<std::string>()));
-      if (!closest || c["difference"] < (*closest)["difference"]) closest = &c;
-    }
-    const std::string best = escape(g["best_name"].get<std::string>());
     const std::string how = fmt::format("paired bootstrap over the {} probing tasks{}, {:.0f}% intervals",
                                         g["tasks"].get<int>(),
                                         n_seeds > 1 ? fmt::format(" of scores averaged over {} seeds", n_seeds) : "",
                                         100 * g["level"].get<double>());
-    if (tied.empty() && closest)
-      h += fmt::format("<li>Best {}: <b>{}</b> ({:.4f}), ahead of every other run beyond the noise: the closest, {}, "
-                       "by {:+.4f} [{:+.4f}, {:+.4f}] ({}).</li>",
-                       label, best, g["best"].get<double>(), escape((*closest)["name"].get<std::string>()),
-                       (*closest)["difference"].get<double>(), (*closest)["lo"].get<double>(),
-                       (*closest)["hi"].get<double>(), how);
-    else if (closest)
-      h += fmt::format("<li>{}: no significant difference between <b>{}</b> ({:.4f}, the highest) and {} ({}: each "
-                       "interval of the difference includes 0); {} other run(s) are significantly lower.</li>",
-                       label, best, g["best"].get<double>(), fmt::join(tied, ", "), how,
-                       g["against"].size() - tied.size());
+    h += verdict_line(label, g, fmt::format("{:.4f}", g["best"].get<double>()), how, n_seeds > 1 ? "method" : "run");
   }
   return h;
 }
@@ -217,25 +224,9 @@ std::string summary_single_numbers(const json& data) {
     for (auto [key, label] : metrics) {
       if (!data["seed_significance"].contains(key)) continue;
       const json& g = data["seed_significance"][key];
-      std::vector<std::string> tied;
-      const json* closest = nullptr;
-      for (const auto& c : g["against"]) {
-        if (!c["significant"].get<bool>()) tied.push_back(escape(c["name"].get<std::string>()));
-        if (!closest || c["difference"] < (*closest)["difference"]) closest = &c;
-      }
-      const std::string best = escape(g["best_name"].get<std::string>());
-      const std::string how = fmt::format("seed-paired differences over {} seeds, 95% t intervals", g["seeds"].size());
-      if (!closest) continue;
-      if (tied.empty())
-        h += fmt::format("<li>Best {}: <b>{}</b> ({}), ahead of every other method beyond the seed noise: the "
-                         "closest, {}, by {:+.4f} [{:+.4f}, {:+.4f}] ({}).</li>",
-                         label, best, pm(g["best"], 4), escape((*closest)["name"].get<std::string>()),
-                         (*closest)["difference"].get<double>(), (*closest)["lo"].get<double>(),
-                         (*closest)["hi"].get<double>(), how);
-      else
-        h += fmt::format("<li>{}: no significant difference between <b>{}</b> ({}, the highest mean) and {} ({}: "
-                         "each interval includes 0); {} other method(s) are significantly lower.</li>",
-                         label, best, pm(g["best"], 4), fmt::join(tied, ", "), how, g["against"].size() - tied.size());
+      h += verdict_line(label, g, pm(g["best"], 4),
+                        fmt::format("seed-paired differences over {} seeds, 95% t intervals", g["seeds"].size()),
+                        "method");
     }
     return h;
   }
