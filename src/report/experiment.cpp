@@ -55,15 +55,19 @@ std::vector<json> default_experiment_runs() {
 
 namespace {
 
+// Seeds from the config file or --seeds: each at most once.
+void check_distinct_seeds(const std::vector<uint64_t>& seeds, const std::string& where) {
+  for (size_t i = 0; i < seeds.size(); ++i)
+    if (std::find(seeds.begin(), seeds.begin() + static_cast<std::ptrdiff_t>(i), seeds[i]) != seeds.begin() + static_cast<std::ptrdiff_t>(i))
+      fail("{}: seed {} appears twice", where, seeds[i]);
+}
+
 // A list of distinct non-negative integers.
 std::vector<uint64_t> parse_seeds(const json& v, const std::string& where) {
   if (!v.is_array() || v.empty()) fail("{}: expected a non-empty list of seeds, e.g. [42, 43, 44], found {}", where, v.dump());
   std::vector<uint64_t> seeds;
-  for (const auto& s : v) {
-    const uint64_t x = json_int<uint64_t>(s, where);
-    if (std::find(seeds.begin(), seeds.end(), x) != seeds.end()) fail("{}: seed {} appears twice", where, x);
-    seeds.push_back(x);
-  }
+  for (const auto& s : v) seeds.push_back(json_int<uint64_t>(s, where));
+  check_distinct_seeds(seeds, where);
   return seeds;
 }
 
@@ -393,9 +397,7 @@ void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, s
 }
 
 std::vector<uint64_t> experiment_seeds(const ExperimentConfig& cfg) {
-  for (size_t i = 0; i < cfg.seeds.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (cfg.seeds[i] == cfg.seeds[j]) fail("the experiment's seeds name {} twice", cfg.seeds[i]);
+  check_distinct_seeds(cfg.seeds, "the experiment's seeds");
   if (!cfg.seeds.empty()) return cfg.seeds;
   return {cfg.train.contains("seed") ? json_int<uint64_t>(cfg.train["seed"], "[train] seed") : TrainConfig{}.seed};
 }
@@ -404,10 +406,9 @@ namespace {
 
 // Writes <out>/experiment.json, refusing a directory that holds another plan. The seeds may grow:
 // an experiment whose seeds are a prefix of this one's is the same experiment, resumed.
-void record_plan(const ExperimentConfig& cfg) {
+void record_plan(const ExperimentConfig& cfg, const std::vector<uint64_t>& seeds) {
   json plan = {{"model", cfg.model}, {"hook", cfg.hook}, {"tokens", cfg.tokens}, {"corpus", cfg.corpus},
                {"heldout_corpus", cfg.heldout_corpus}, {"train", cfg.train}, {"runs", cfg.runs}};
-  const std::vector<uint64_t> seeds = experiment_seeds(cfg);
   const std::string path = cfg.out_dir + "/experiment.json";
   if (file_exists(path)) {
     json old = json::parse(read_file(path));
@@ -424,9 +425,9 @@ void record_plan(const ExperimentConfig& cfg) {
 }
 
 // α agreement per seed over that seed's dual-adaptive runs; with several seeds, also across them.
-void write_alpha_agreement(const ExperimentConfig& cfg, const std::vector<std::vector<std::string>>& dual_runs,
+void write_alpha_agreement(const ExperimentConfig& cfg, const std::vector<uint64_t>& seeds,
+                           const std::vector<std::vector<std::string>>& dual_runs,
                            const std::map<std::string, std::string>& name_of_run, const std::string& heldout) {
-  const std::vector<uint64_t> seeds = experiment_seeds(cfg);
   std::vector<json> per_seed;
   for (const auto& runs : dual_runs) {
     if (runs.size() < 2) return;
@@ -448,7 +449,8 @@ void write_alpha_agreement(const ExperimentConfig& cfg, const std::vector<std::v
 json run_experiment(const ExperimentConfig& cfg) {
   fs::create_directories(cfg.out_dir);
   remove_stale_temps(cfg.out_dir);
-  record_plan(cfg);
+  const std::vector<uint64_t> seeds = experiment_seeds(cfg);
+  record_plan(cfg, seeds);
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(cfg.model, cpu_backend());
   if (cfg.progress) std::fprintf(stderr, "== model '%s' loaded in %.1f s\n", cfg.model.c_str(), seconds_since(t0));
@@ -458,7 +460,6 @@ json run_experiment(const ExperimentConfig& cfg) {
   if (cfg.progress) std::fprintf(stderr, "== harvest (or its check): %.1f s\n", seconds_since(t0));
 
   // Seed j's runs are run_{j·R+1} .. run_{(j+1)·R}: adding a seed leaves the earlier directories be.
-  const std::vector<uint64_t> seeds = experiment_seeds(cfg);
   std::vector<std::pair<json, std::string>> plan_runs;
   std::vector<std::vector<std::string>> dual_runs(seeds.size());
   std::map<std::string, std::string> name_of_run;
@@ -473,7 +474,7 @@ json run_experiment(const ExperimentConfig& cfg) {
         dual_runs[j].push_back(dir);
     }
   const json rows = run_plan(cfg, *model, plan_runs, acts, heldout);
-  write_alpha_agreement(cfg, dual_runs, name_of_run, heldout);
+  write_alpha_agreement(cfg, seeds, dual_runs, name_of_run, heldout);
   write_file_atomic(cfg.out_dir + "/summary.json", rows.dump(2) + "\n");
   return rows;
 }
