@@ -41,7 +41,7 @@ using namespace saelab;
 namespace {
 
 // Matmul FLOPs per token of layers [0, last] (attention scores excluded: they are small at T=128).
-double forward_flops_per_token(const LlamaConfig& c, int layers) {
+double forward_flops_per_token(const ModelConfig& c, int layers) {
   const double qw = c.n_heads * c.head_dim, kw = c.n_kv_heads * c.head_dim;
   return 2.0 * layers * (c.d_model * (qw + 2 * kw) + qw * c.d_model + 3.0 * c.d_model * c.d_ff);
 }
@@ -123,7 +123,7 @@ CompareOptions parse_options(int& argc, char** argv) {
 // B contexts of T tokens cut from the corpus exactly as a harvest cuts them (ContextStream: BOS-led
 // contexts, documents separated by BOS). Falls back to fixed pseudo-random ids if the model's tokenizer
 // cannot do it.
-std::vector<int32_t> harvest_ids(const LlamaModel& m, int B, int T, std::string& source) {
+std::vector<int32_t> harvest_ids(const LanguageModel& m, int B, int T, std::string& source) {
   std::vector<int32_t> ids;
   try {
     const std::string corpus = bench::shared_root() + "/corpus/gutenberg/austen-emma.txt";
@@ -146,7 +146,7 @@ std::vector<int32_t> harvest_ids(const LlamaModel& m, int B, int T, std::string&
 }
 
 // Mean tokens/s over `reps` timed forwards after `warmup` untimed ones (as the Python side does).
-double saelab_tokens_per_s(const LlamaModel& m, const std::vector<int32_t>& ids, int B, int T, int layer, int warmup,
+double saelab_tokens_per_s(const LanguageModel& m, const std::vector<int32_t>& ids, int B, int T, int layer, int warmup,
                            int reps) {
   Hooks hooks;
   hooks.observe(hook_name(layer, "hook_resid_post"), [](TensorView) {});
@@ -161,7 +161,7 @@ double saelab_tokens_per_s(const LlamaModel& m, const std::vector<int32_t>& ids,
 
 // The same check the Python side runs with --check: saelab's residual stream after blocks 0, 5 and 29 on
 // the golden sentence against the goldens beside the model, as max |error| / row L2 norm.
-void check_goldens(const LlamaModel& m) {
+void check_goldens(const LanguageModel& m) {
   const std::string dir = bench::shared_root() + kSmolDir + "/golden/";
   const std::vector<int32_t> ids{504, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30};  // no BOS
   const int n = static_cast<int>(ids.size()), d = m.config().d_model;
@@ -246,7 +246,7 @@ void compare_with_transformers(const CompareOptions& o) {
   // kernels (about 4x slower sgemm on AVX-512 machines). OPENBLAS_CORETYPE overrides the choice.
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   std::printf("OpenBLAS core: %s (OPENBLAS_CORETYPE=%s)\n", openblas_get_corename(), coretype ? coretype : "unset");
-  std::unique_ptr<LlamaModel> m;
+  std::unique_ptr<LanguageModel> m;
   try {
     const auto t0 = std::chrono::steady_clock::now();
     m = load_model(bench::shared_root() + kSmolDir, cpu_backend());

@@ -1,4 +1,4 @@
-// Hugging Face config.json (parse_hf_llama_config), then the whole model load (load_model) of a
+// Hugging Face config.json (parse_hf_config), then the whole model load (load_model) of a
 // directory holding that config beside a fixed tiny model (d 8, ff 16, 1 layer, 2 heads, 1 KV head,
 // vocab 16) and a forward pass: a config that disagrees with the weights must be refused before
 // anything is allocated from its sizes, and an accepted one must run.
@@ -70,9 +70,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = dir + "/config.json";
   fuzz::write_bytes(path, data, size);
   fuzz::expect_no_crash([&] {
-    const LlamaConfig c = parse_hf_llama_config(path);
+    const ModelConfig c = parse_hf_config(path);
     if (c.d_model <= 0 || c.d_ff <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
-        c.head_dim <= 0 || c.head_dim % 2 != 0 || c.n_heads % c.n_kv_heads != 0 || c.vocab_size <= 0 ||
+        c.head_dim <= 0 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim || c.n_heads % c.n_kv_heads != 0 || c.vocab_size <= 0 ||
         c.max_seq_len <= 0) {
       std::fprintf(stderr, "accepted an unrunnable config: d=%d ff=%d L=%d H=%d Hkv=%d hd=%d V=%d T=%d\n", c.d_model,
                    c.d_ff, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, c.max_seq_len);

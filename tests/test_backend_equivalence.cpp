@@ -90,72 +90,130 @@ TEST_P(BackendEquivalence, RmsNorm) {
   }
 }
 
+TEST_P(BackendEquivalence, LayerNorm) {
+  Backend& be = *GetParam();
+  for (auto [N, d] : {std::pair{1, 1}, std::pair{7, 13}, std::pair{31, 130}}) {
+    auto x = randn(static_cast<size_t>(N) * d, 7);
+    for (auto& v : x) v += 40.f;  // a mean far from 0: a one-pass variance would lose its digits
+    const auto w = randn(d, 8), bias = randn(d, 9);
+    const float eps = 1e-5f;
+    std::vector<double> ref(x.size());
+    for (int n = 0; n < N; ++n) {
+      double mean = 0, var = 0;
+      for (int i = 0; i < d; ++i) mean += x[n * d + i];
+      mean /= d;
+      for (int i = 0; i < d; ++i) var += (x[n * d + i] - mean) * (x[n * d + i] - mean);
+      const double inv = 1.0 / std::sqrt(var / d + eps);
+      for (int i = 0; i < d; ++i) ref[n * d + i] = (x[n * d + i] - mean) * inv * w[i] + bias[i];
+    }
+    Tensor X = dev(be, x, {N, d}), W = dev(be, w, {d}), Bv = dev(be, bias, {d}), Y({N, d}, DType::F32, be.device());
+    be.layernorm(Y, X, W, Bv, eps);
+    // d = 1: x - mean is 0 up to rounding, so y = b ± a rounding of the mean times 1/√eps.
+    EXPECT_LE(rel_error(to_host_f32(be, Y), ref), d == 1 ? 1e-3 : 1e-4) << be.name() << " N=" << N << " d=" << d;
+  }
+}
+
+// Full and partial rotary (GPT-NeoX rotates the first r of hd dimensions), both pairings, and
+// an arbitrary inv_freq table (scaled RoPE variants only change the table).
 TEST_P(BackendEquivalence, Rope) {
   Backend& be = *GetParam();
   for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::Half}) {
-    const int B = 3, T = 11, H = 3, hd = 6;
-    const auto x = randn(static_cast<size_t>(B) * T * H * hd, 9);
-    std::vector<double> ref(x.begin(), x.end());
-    for (int r = 0; r < B * T; ++r)
-      for (int h = 0; h < H; ++h)
-        for (int i = 0; i < hd / 2; ++i) {
-          const double ang = (r % T) * std::pow(10000.0, -2.0 * i / hd);
-          const int i0 = style == RopeStyle::Interleaved ? 2 * i : i;
-          const int i1 = style == RopeStyle::Interleaved ? 2 * i + 1 : i + hd / 2;
-          const size_t base = static_cast<size_t>(r) * H * hd + h * hd;
-          const double a = x[base + i0], b = x[base + i1];
-          ref[base + i0] = a * std::cos(ang) - b * std::sin(ang);
-          ref[base + i1] = a * std::sin(ang) + b * std::cos(ang);
-        }
-    Tensor X = dev(be, x, {B * T, H * hd});
-    be.rope(X, T, H, 10000.f, style);
-    EXPECT_LE(rel_error(to_host_f32(be, X), ref), kTolF32Op) << be.name();
+    for (int r : {6, 2}) {
+      const int B = 3, T = 11, H = 3, hd = 6, half = r / 2;
+      const auto x = randn(static_cast<size_t>(B) * T * H * hd, 9);
+      std::vector<float> inv_freq(half);
+      for (int i = 0; i < half; ++i) inv_freq[i] = static_cast<float>(std::pow(10000.0, -2.0 * i / r)) / (1 + i);
+      std::vector<double> ref(x.begin(), x.end());
+      for (int row = 0; row < B * T; ++row)
+        for (int h = 0; h < H; ++h)
+          for (int i = 0; i < half; ++i) {
+            const double ang = (row % T) * double(inv_freq[i]);
+            const int i0 = style == RopeStyle::Interleaved ? 2 * i : i;
+            const int i1 = style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
+            const size_t base = static_cast<size_t>(row) * H * hd + h * hd;
+            const double a = x[base + i0], b = x[base + i1];
+            ref[base + i0] = a * std::cos(ang) - b * std::sin(ang);
+            ref[base + i1] = a * std::sin(ang) + b * std::cos(ang);
+          }
+      Tensor X = dev(be, x, {B * T, H * hd}), F = dev(be, inv_freq, {half});
+      be.rope(X, T, H, F, style);
+      EXPECT_LE(rel_error(to_host_f32(be, X), ref), kTolF32Op) << be.name() << " r=" << r;
+    }
   }
 }
 
+// Plain, then with Gemma's options: a scale other than 1/√hd, score soft-capping and a sliding window.
 TEST_P(BackendEquivalence, CausalAttentionGroupedQuery) {
   Backend& be = *GetParam();
   struct Shape { int B, T, H, Hkv, hd; };
-  for (Shape s : {Shape{1, 1, 1, 1, 2}, Shape{2, 9, 6, 2, 5}, Shape{3, 17, 4, 4, 3}}) {
-    const int qw = s.H * s.hd, kw = s.Hkv * s.hd, rows = s.B * s.T;
-    const auto q = randn(static_cast<size_t>(rows) * qw, 10), k = randn(static_cast<size_t>(rows) * kw, 11),
-               v = randn(static_cast<size_t>(rows) * kw, 12);
-    std::vector<double> ref(q.size(), 0.0);
-    for (int b = 0; b < s.B; ++b)
-      for (int h = 0; h < s.H; ++h) {
-        const int kvh = h / (s.H / s.Hkv);
-        for (int t = 0; t < s.T; ++t) {
-          std::vector<double> sc(t + 1);
-          double mx = -1e300, sum = 0;
-          for (int u = 0; u <= t; ++u) {
-            double dot = 0;
-            for (int i = 0; i < s.hd; ++i) dot += double(q[(b * s.T + t) * qw + h * s.hd + i]) * k[(b * s.T + u) * kw + kvh * s.hd + i];
-            sc[u] = dot / std::sqrt(double(s.hd));
-            mx = std::max(mx, sc[u]);
+  const AttentionOptions plain{}, gemma{0.3f, 1.5f, 4};
+  for (const AttentionOptions& opt : {plain, gemma}) {
+    for (Shape s : {Shape{1, 1, 1, 1, 2}, Shape{2, 9, 6, 2, 5}, Shape{3, 17, 4, 4, 3}, Shape{1, 70, 2, 1, 4}}) {
+      const int qw = s.H * s.hd, kw = s.Hkv * s.hd, rows = s.B * s.T;
+      const auto q = randn(static_cast<size_t>(rows) * qw, 10), k = randn(static_cast<size_t>(rows) * kw, 11),
+                 v = randn(static_cast<size_t>(rows) * kw, 12);
+      const double scale = opt.scale > 0 ? opt.scale : 1.0 / std::sqrt(double(s.hd));
+      std::vector<double> ref(q.size(), 0.0);
+      for (int b = 0; b < s.B; ++b)
+        for (int h = 0; h < s.H; ++h) {
+          const int kvh = h / (s.H / s.Hkv);
+          for (int t = 0; t < s.T; ++t) {
+            const int lo = opt.window > 0 ? std::max(0, t - opt.window + 1) : 0;
+            std::vector<double> sc(t + 1, 0.0);
+            double mx = -1e300, sum = 0;
+            for (int u = lo; u <= t; ++u) {
+              double dot = 0;
+              for (int i = 0; i < s.hd; ++i) dot += double(q[(b * s.T + t) * qw + h * s.hd + i]) * k[(b * s.T + u) * kw + kvh * s.hd + i];
+              sc[u] = dot * scale;
+              if (opt.softcap > 0) sc[u] = opt.softcap * std::tanh(sc[u] / opt.softcap);
+              mx = std::max(mx, sc[u]);
+            }
+            for (int u = lo; u <= t; ++u) sum += (sc[u] = std::exp(sc[u] - mx));
+            for (int u = lo; u <= t; ++u)
+              for (int i = 0; i < s.hd; ++i)
+                ref[(b * s.T + t) * qw + h * s.hd + i] += sc[u] / sum * v[(b * s.T + u) * kw + kvh * s.hd + i];
           }
-          for (auto& x : sc) sum += (x = std::exp(x - mx));
-          for (int u = 0; u <= t; ++u)
-            for (int i = 0; i < s.hd; ++i)
-              ref[(b * s.T + t) * qw + h * s.hd + i] += sc[u] / sum * v[(b * s.T + u) * kw + kvh * s.hd + i];
         }
-      }
-    Tensor Q = dev(be, q, {rows, qw}), K = dev(be, k, {rows, kw}), V = dev(be, v, {rows, kw});
-    Tensor O({rows, qw}, DType::F32, be.device());
-    be.causal_attention(O, Q, K, V, s.T, s.H, s.Hkv);
-    EXPECT_LE(rel_error(to_host_f32(be, O), ref), kTolF32Op) << be.name() << " T=" << s.T << " H=" << s.H;
+      Tensor Q = dev(be, q, {rows, qw}), K = dev(be, k, {rows, kw}), V = dev(be, v, {rows, kw});
+      Tensor O({rows, qw}, DType::F32, be.device());
+      be.causal_attention(O, Q, K, V, s.T, s.H, s.Hkv, opt);
+      EXPECT_LE(rel_error(to_host_f32(be, O), ref), kTolF32Op)
+          << be.name() << " T=" << s.T << " H=" << s.H << " window=" << opt.window;
+    }
   }
 }
 
-TEST_P(BackendEquivalence, SwigluAddEmbedding) {
+TEST_P(BackendEquivalence, ActivationsSoftcapAddEmbedding) {
   Backend& be = *GetParam();
   const int n = 97;
   const auto g = randn(n, 13, 3.0f), u = randn(n, 14);
-  std::vector<double> ref(n);
-  for (int i = 0; i < n; ++i) ref[i] = g[i] / (1 + std::exp(-double(g[i]))) * u[i];
-  Tensor G = dev(be, g, {n}), U = dev(be, u, {n}), O({n}, DType::F32, be.device());
-  be.swiglu(O, G, U);
-  EXPECT_LE(rel_error(to_host_f32(be, O), ref), kTolF32Op) << be.name();
+  auto act_ref = [](Activation a, double x) {
+    switch (a) {
+      case Activation::Silu: return x / (1 + std::exp(-x));
+      case Activation::GeluTanh: return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+      case Activation::GeluErf: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    }
+    return 0.0;
+  };
+  for (Activation a : {Activation::Silu, Activation::GeluTanh, Activation::GeluErf}) {
+    for (bool gated : {true, false}) {
+      std::vector<double> ref(n);
+      for (int i = 0; i < n; ++i) ref[i] = act_ref(a, g[i]) * (gated ? u[i] : 1.0);
+      Tensor G = dev(be, g, {n}), U = dev(be, u, {n}), O({n}, DType::F32, be.device());
+      be.activation(O, G, gated ? U.view() : TensorView{}, a);
+      EXPECT_LE(rel_error(to_host_f32(be, O), ref), kTolF32Op) << be.name() << " act " << int(a) << " gated " << gated;
+    }
+  }
 
+  {
+    std::vector<double> ref(n);
+    for (int i = 0; i < n; ++i) ref[i] = 2.5 * std::tanh(g[i] / 2.5);
+    Tensor G = dev(be, g, {n});
+    be.softcap(G, 2.5f);
+    EXPECT_LE(rel_error(to_host_f32(be, G), ref), kTolF32Op) << be.name();
+  }
+
+  Tensor G = dev(be, g, {n}), U = dev(be, u, {n});
   std::vector<double> sum(n);
   for (int i = 0; i < n; ++i) sum[i] = double(g[i]) + u[i];
   be.add_inplace(G, U);

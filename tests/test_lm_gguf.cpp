@@ -45,13 +45,13 @@ class SmolLM2 : public ::testing::Test {
     delete model_;
     model_ = nullptr;
   }
-  static const LlamaModel& m() { return *model_; }
-  static LlamaModel* model_;
+  static const LanguageModel& m() { return *model_; }
+  static LanguageModel* model_;
 };
-LlamaModel* SmolLM2::model_ = nullptr;
+LanguageModel* SmolLM2::model_ = nullptr;
 
 TEST_F(SmolLM2, ConfigComesFromTheGgufMetadata) {
-  const LlamaConfig& c = m().config();
+  const ModelConfig& c = m().config();
   EXPECT_EQ(c.source_format, "gguf");
   EXPECT_EQ(c.name, "smollm2-135m-instruct");
   EXPECT_EQ(c.n_layers, 30);
@@ -62,7 +62,7 @@ TEST_F(SmolLM2, ConfigComesFromTheGgufMetadata) {
   EXPECT_EQ(c.head_dim, 64);
   EXPECT_EQ(c.vocab_size, 49152);
   EXPECT_EQ(c.max_seq_len, 8192);
-  EXPECT_FLOAT_EQ(c.rope_theta, 100000.f);
+  EXPECT_DOUBLE_EQ(c.rope.theta, 100000.0);
   EXPECT_EQ(c.rope_style, RopeStyle::Interleaved);
   EXPECT_TRUE(c.tied_embeddings);
   EXPECT_EQ(m().tokenizer().bos_id(), 1);

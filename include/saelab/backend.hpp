@@ -11,9 +11,20 @@
 
 namespace saelab {
 
-// How RoPE pairs the dimensions of a head: llama2.c rotates adjacent pairs (2i, 2i+1);
-// Hugging Face Llama rotates (i, i + hd/2) ("rotate_half").
+// How RoPE pairs the rotated dimensions of a head: llama2.c and GGUF rotate adjacent pairs
+// (2i, 2i+1); Hugging Face rotates (i, i + r/2) ("rotate_half") over the first r rotated dimensions.
 enum class RopeStyle : uint8_t { Interleaved, Half };
+
+// The elementwise nonlinearity of an MLP: SiLU (Llama, Qwen, Mistral), GELU with the tanh
+// approximation (GPT-2's gelu_new, Gemma's gelu_pytorch_tanh) or exact GELU with erf (GPT-NeoX).
+enum class Activation : uint8_t { Silu, GeluTanh, GeluErf };
+
+// Options of causal attention beyond plain softmax(q kᵀ / √hd):
+struct AttentionOptions {
+  float scale = 0.f;    // multiplies q·k; 0 means 1/√hd (Gemma: query_pre_attn_scalar^-1/2)
+  float softcap = 0.f;  // > 0: scores -> softcap · tanh(scores / softcap) after scaling (Gemma 2)
+  int window = 0;       // > 0: the query at t sees keys t-window+1 .. t only (sliding window)
+};
 
 // The encoder's activation, applied by Backend::encode_epilogue to pre = (x − b_dec) W_enc + b_enc.
 struct EncoderActivation {
@@ -49,14 +60,21 @@ class Backend {
                     float beta) = 0;
   // y[N,d] = x / sqrt(mean(x²) + eps) * w[d]
   virtual void rmsnorm(TensorView y, TensorView x, TensorView w, float eps) = 0;
-  // x[B*T, H*hd] rotated in place; the position of row r is r % T.
-  virtual void rope(TensorView x, int T, int H, float theta, RopeStyle style) = 0;
-  // out[B*T, H*hd] = softmax(q kᵀ / sqrt(hd), causal) v, q [B*T, H*hd], k,v [B*T, Hkv*hd],
+  // y[N,d] = (x - mean) / sqrt(var + eps) * w[d] + b[d], mean and (biased) variance per row
+  virtual void layernorm(TensorView y, TensorView x, TensorView w, TensorView b, float eps) = 0;
+  // x[B*T, H*hd] rotated in place; the position of row r is r % T. inv_freq [r/2]: the first r
+  // dimensions of each head rotate, pair i by angle pos · inv_freq[i] (the product in f32, as
+  // transformers computes it); dimensions r .. hd-1 pass through (partial rotary, GPT-NeoX).
+  virtual void rope(TensorView x, int T, int H, TensorView inv_freq, RopeStyle style) = 0;
+  // out[B*T, H*hd] = softmax(opt(q kᵀ), causal) v, q [B*T, H*hd], k,v [B*T, Hkv*hd],
   // query head h reads key/value head h / (H / Hkv) (grouped-query attention).
-  virtual void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H,
-                                int Hkv) = 0;
-  // out = silu(gate) * up, elementwise
-  virtual void swiglu(TensorView out, TensorView gate, TensorView up) = 0;
+  virtual void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H, int Hkv,
+                                const AttentionOptions& opt) = 0;
+  // out = act(x) * up elementwise (gated MLPs: SwiGLU, GeGLU), or act(x) when up is a null view
+  // (TensorView{}). out may alias x.
+  virtual void activation(TensorView out, TensorView x, TensorView up, Activation act) = 0;
+  // x = cap · tanh(x / cap), elementwise (Gemma 2's final-logit soft-capping)
+  virtual void softcap(TensorView x, float cap) = 0;
   // y += x, elementwise
   virtual void add_inplace(TensorView y, TensorView x) = 0;
   // out[N,d] = table[ids[n], :]; ids i32 [N]; ids outside [0, V) are an internal error.

@@ -20,7 +20,7 @@
 
 namespace saelab {
 
-class LlamaModel;
+class LanguageModel;
 class Tokenizer;
 struct CoreBatchView;
 
@@ -147,12 +147,12 @@ class TimeInto {
 };
 
 // Evaluates `sae` (weights taking raw activations, e.g. an SAELens export) at its hook.
-CoreEvalResult eval_core(const LlamaModel& model, const Sae& sae, const std::string& hook, const CoreEvalConfig& cfg);
+CoreEvalResult eval_core(const LanguageModel& model, const Sae& sae, const std::string& hook, const CoreEvalConfig& cfg);
 
 // Several SAEs at one hook over the same contexts: per batch one clean and one zero-ablated forward
 // shared by all, then one spliced forward per SAE. result[s] equals eval_core(model, *saes[s], ...)
 // (the same contexts, batches and arithmetic; test_eval_core compares them).
-std::vector<CoreEvalResult> eval_core_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+std::vector<CoreEvalResult> eval_core_multi(const LanguageModel& model, const std::vector<const Sae*>& saes,
                                             const std::string& hook, const CoreEvalConfig& cfg,
                                             EvalTiming* timing = nullptr);
 
@@ -160,10 +160,10 @@ std::vector<CoreEvalResult> eval_core_multi(const LlamaModel& model, const std::
 // and latents [n, F] (F may be 0). Used by eval_core and by tests (identity, zeros).
 using Reconstruct = std::function<void(const std::vector<float>& x, int64_t n, std::vector<float>& xhat,
                                        std::vector<float>& latents)>;
-CoreEvalResult eval_core_with(const LlamaModel& model, const std::string& hook, int F, const Reconstruct& recon,
+CoreEvalResult eval_core_with(const LanguageModel& model, const std::string& hook, int F, const Reconstruct& recon,
                               const CoreEvalConfig& cfg);
 // Several reconstructions (F[s] latents each) sharing the clean and zero-ablated forwards.
-std::vector<CoreEvalResult> eval_core_multi_with(const LlamaModel& model, const std::string& hook,
+std::vector<CoreEvalResult> eval_core_multi_with(const LanguageModel& model, const std::string& hook,
                                                  const std::vector<int>& F, const std::vector<Reconstruct>& recons,
                                                  const CoreEvalConfig& cfg, EvalTiming* timing = nullptr);
 

@@ -57,14 +57,14 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
 // training by construction, whatever the two lists name. Throws Error when nothing is left.
 std::vector<std::string> training_corpus_files(const ExperimentConfig& cfg);
 
-class LlamaModel;
+class LanguageModel;
 
 // Harvests (or resumes) <out>/activations and <out>/heldout.
-void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, std::string& train_dir,
+void prepare_activations(const ExperimentConfig& cfg, const LanguageModel& model, std::string& train_dir,
                          std::string& heldout_dir);
 // Trains and evaluates one run into `run_dir` (skipping finished steps); returns its summary row.
 // The same phases as run_experiment, over one run.
-nlohmann::json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const nlohmann::json& run,
+nlohmann::json run_one(const ExperimentConfig& cfg, const LanguageModel& model, const nlohmann::json& run,
                        const std::string& run_dir, const std::string& activations, const std::string& heldout);
 
 // The seeds the experiment trains: cfg.seeds, else [train]'s seed (42 when it names none).

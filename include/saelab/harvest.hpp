@@ -11,7 +11,7 @@
 
 namespace saelab {
 
-class LlamaModel;
+class LanguageModel;
 
 struct HarvestConfig {
   std::string model_path;
@@ -39,6 +39,6 @@ struct HarvestResult {
 };
 
 // `model` may be passed in when already loaded (it must be the one at cfg.model_path).
-HarvestResult harvest(const HarvestConfig& cfg, const LlamaModel* model = nullptr);
+HarvestResult harvest(const HarvestConfig& cfg, const LanguageModel* model = nullptr);
 
 }  // namespace saelab

@@ -19,7 +19,7 @@
 
 namespace saelab {
 
-class LlamaModel;
+class LanguageModel;
 
 struct ProbingConfig {
   int context_size = 128;
@@ -59,7 +59,7 @@ struct PooledFeatures {
   std::vector<float> raw, sae;
   int d = 0, F = 0;
 };
-PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std::string& hook,
+PooledFeatures pool_features(const LanguageModel& model, const Sae* sae, const std::string& hook,
                              const std::vector<std::string>& texts, int context_size, int batch_size);
 
 // The same pooling for several SAEs from one LM pass: returns the raw pooled activations [n, d] and
@@ -67,7 +67,7 @@ PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std:
 // training checkpoint's activation scale; 1 for an export). Each SAE sees the same rows in the same
 // batches whatever the other SAEs are, so its pooled features do not depend on them. `timing`
 // collects LM time (tokenizing, forwards) and SAE time (encoding, pooling).
-std::vector<float> pool_features_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+std::vector<float> pool_features_multi(const LanguageModel& model, const std::vector<const Sae*>& saes,
                                       const std::vector<float>& input_scales, const std::string& hook,
                                       const std::vector<std::string>& texts, int context_size, int batch_size,
                                       std::vector<std::vector<float>>& pooled, EvalTiming* timing = nullptr);
@@ -78,7 +78,7 @@ std::vector<float> pool_features_multi(const LlamaModel& model, const std::vecto
 // later list holds it. consume(i, raw [n_i, d], pooled [SAE][n_i, F_s]) gets list i in order.
 using PooledListConsumer = std::function<void(size_t list, const std::vector<float>& raw,
                                               const std::vector<std::vector<float>>& pooled)>;
-void pool_text_lists(const LlamaModel& model, const std::vector<const Sae*>& saes,
+void pool_text_lists(const LanguageModel& model, const std::vector<const Sae*>& saes,
                      const std::vector<float>& input_scales, const std::string& hook,
                      const std::vector<std::vector<std::string>>& lists, int context_size, int batch_size,
                      const PooledListConsumer& consume, EvalTiming* timing = nullptr);
@@ -103,12 +103,12 @@ ProbeScores probe_task(const std::vector<float>& train, const std::vector<int>& 
 // The SAEBench "sparse_probing" result (eval_result_metrics.llm/.sae with accuracies and, beside
 // them, F1; eval_result_details per family; per-task results, with each task's train/test/positive
 // counts, in eval_result_unstructured).
-nlohmann::json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& hook,
+nlohmann::json sparse_probing(const LanguageModel& model, const Sae& sae, const std::string& hook,
                               const ProbeSuite& suite, const ProbingConfig& cfg, const nlohmann::json& sae_cfg);
 // The same for several SAEs at one hook: per task one LM pass over its train and its test texts
 // feeds every SAE, the LLM baseline probes are fitted once, then each SAE's probes as above.
 // result[s] equals sparse_probing(model, *saes[s], ..., sae_cfgs[s]) but for eval_id and time.
-std::vector<nlohmann::json> sparse_probing_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+std::vector<nlohmann::json> sparse_probing_multi(const LanguageModel& model, const std::vector<const Sae*>& saes,
                                                  const std::string& hook, const ProbeSuite& suite,
                                                  const ProbingConfig& cfg, const std::vector<nlohmann::json>& sae_cfgs,
                                                  EvalTiming* timing = nullptr);
@@ -118,12 +118,12 @@ std::vector<nlohmann::json> sparse_probing_multi(const LlamaModel& model, const 
 // them, on `texts_per_task` of its training texts. A latent of the final top-k persists at a
 // checkpoint when one of that checkpoint's top-k latents has decoder cosine > 0.7 with it. Per task
 // and k: the persisting fraction at each checkpoint; and the mean over tasks.
-nlohmann::json probe_persistence(const LlamaModel& model, const std::string& run_dir, const std::string& hook,
+nlohmann::json probe_persistence(const LanguageModel& model, const std::string& run_dir, const std::string& hook,
                                  const ProbeSuite& suite, const ProbingConfig& cfg, int texts_per_task = 100,
                                  const std::vector<int>& k_values = {1, 5, 20});
 // The same for several runs at one hook: per task one LM pass over its texts feeds every checkpoint
 // of every run. result[r] equals probe_persistence(model, run_dirs[r], ...).
-std::vector<nlohmann::json> probe_persistence_multi(const LlamaModel& model, const std::vector<std::string>& run_dirs,
+std::vector<nlohmann::json> probe_persistence_multi(const LanguageModel& model, const std::vector<std::string>& run_dirs,
                                                     const std::string& hook, const ProbeSuite& suite,
                                                     const ProbingConfig& cfg, int texts_per_task = 100,
                                                     const std::vector<int>& k_values = {1, 5, 20},

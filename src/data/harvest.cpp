@@ -26,7 +26,7 @@ std::vector<std::string> absolute_paths(const std::vector<std::string>& files) {
   return out;
 }
 
-json settings_json(const HarvestConfig& c, const LlamaModel& m, const std::vector<std::string>& files) {
+json settings_json(const HarvestConfig& c, const LanguageModel& m, const std::vector<std::string>& files) {
   return {{"model_name", m.config().name},
           {"model_path", fs::absolute(c.model_path).lexically_normal().string()},
           {"hook_name", c.hook_name},
@@ -69,15 +69,15 @@ void write_shard(ActivationManifest& m, const std::vector<float>& acts, const st
 
 }  // namespace
 
-HarvestResult harvest(const HarvestConfig& c, const LlamaModel* model_in) {
+HarvestResult harvest(const HarvestConfig& c, const LanguageModel* model_in) {
   if (c.out_dir.empty()) fail("harvest needs an output directory (--out)");
   if (c.context_size < 2) fail("context length must be at least 2, got {}", c.context_size);
   if (c.batch_size < 1) fail("batch size must be at least 1, got {}", c.batch_size);
   if (c.dtype != DType::F32 && c.dtype != DType::F16) fail("activation dtype must be f32 or f16, got {}", dtype_name(c.dtype));
   if (c.format != "npy" && c.format != "safetensors") fail("shard format must be npy or safetensors, got '{}'", c.format);
-  std::unique_ptr<LlamaModel> owned;
+  std::unique_ptr<LanguageModel> owned;
   if (!model_in) owned = load_model(c.model_path, backend_named(c.device));
-  const LlamaModel& model = model_in ? *model_in : *owned;
+  const LanguageModel& model = model_in ? *model_in : *owned;
   const auto t0 = std::chrono::steady_clock::now();  // the rate excludes loading the model
   model.check_hook(c.hook_name);
   if (c.context_size > model.config().max_seq_len)

@@ -35,7 +35,7 @@ CoreEvalResult finish(const CoreAccum& a, const CeKlSums& clean, const CeKlSums&
 }
 
 // A forward of `tokens` [B·T] with the hook activation [B·T, d] edited by `edit` (in host memory).
-std::vector<float> forward_edited(const LlamaModel& model, const std::string& hook, const std::vector<int32_t>& tokens,
+std::vector<float> forward_edited(const LanguageModel& model, const std::string& hook, const std::vector<int32_t>& tokens,
                                   int B, int T, const std::function<void(std::vector<float>&)>& edit) {
   Hooks h;
   h.splice(hook, [&](TensorView a) {
@@ -48,7 +48,7 @@ std::vector<float> forward_edited(const LlamaModel& model, const std::string& ho
 
 }  // namespace
 
-std::vector<CoreEvalResult> eval_core_multi_with(const LlamaModel& model, const std::string& hook,
+std::vector<CoreEvalResult> eval_core_multi_with(const LanguageModel& model, const std::string& hook,
                                                  const std::vector<int>& F, const std::vector<Reconstruct>& recons,
                                                  const CoreEvalConfig& cfg, EvalTiming* timing) {
   model.check_hook(hook);
@@ -150,7 +150,7 @@ std::vector<CoreEvalResult> eval_core_multi_with(const LlamaModel& model, const 
   return out;
 }
 
-CoreEvalResult eval_core_with(const LlamaModel& model, const std::string& hook, int F, const Reconstruct& recon,
+CoreEvalResult eval_core_with(const LanguageModel& model, const std::string& hook, int F, const Reconstruct& recon,
                               const CoreEvalConfig& cfg) {
   return eval_core_multi_with(model, hook, {F}, {recon}, cfg)[0];
 }
@@ -179,7 +179,7 @@ void add_weight_metrics(const Sae& sae, CoreEvalResult& r) {
 
 }  // namespace
 
-std::vector<CoreEvalResult> eval_core_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+std::vector<CoreEvalResult> eval_core_multi(const LanguageModel& model, const std::vector<const Sae*>& saes,
                                             const std::string& hook, const CoreEvalConfig& cfg, EvalTiming* timing) {
   std::vector<int> F;
   std::vector<Reconstruct> recons;
@@ -216,7 +216,7 @@ std::vector<CoreEvalResult> eval_core_multi(const LlamaModel& model, const std::
   return out;
 }
 
-CoreEvalResult eval_core(const LlamaModel& model, const Sae& sae, const std::string& hook, const CoreEvalConfig& cfg) {
+CoreEvalResult eval_core(const LanguageModel& model, const Sae& sae, const std::string& hook, const CoreEvalConfig& cfg) {
   return eval_core_multi(model, {&sae}, hook, cfg)[0];
 }
 

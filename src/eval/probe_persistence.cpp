@@ -37,7 +37,7 @@ struct RunCheckpoints {
   std::vector<CheckpointSae> cks;
 };
 
-RunCheckpoints load_run_checkpoints(const LlamaModel& model, const std::string& run_dir) {
+RunCheckpoints load_run_checkpoints(const LanguageModel& model, const std::string& run_dir) {
   Backend& be = cpu_backend();
   const SaeConfig base = load_saelens(run_dir + "/sae", be).config();
   if (base.d_in != model.config().d_model)
@@ -103,7 +103,7 @@ json persistence_curves(const RunCheckpoints& run, const std::vector<std::vector
 
 }  // namespace
 
-std::vector<json> probe_persistence_multi(const LlamaModel& model, const std::vector<std::string>& run_dirs,
+std::vector<json> probe_persistence_multi(const LanguageModel& model, const std::vector<std::string>& run_dirs,
                                           const std::string& hook, const ProbeSuite& suite, const ProbingConfig& cfg,
                                           int texts_per_task, const std::vector<int>& k_values, EvalTiming* timing) {
   if (k_values.empty()) fail("probe persistence needs at least one k");
@@ -179,7 +179,7 @@ std::vector<json> probe_persistence_multi(const LlamaModel& model, const std::ve
   return results;
 }
 
-json probe_persistence(const LlamaModel& model, const std::string& run_dir, const std::string& hook,
+json probe_persistence(const LanguageModel& model, const std::string& run_dir, const std::string& hook,
                        const ProbeSuite& suite, const ProbingConfig& cfg, int texts_per_task,
                        const std::vector<int>& k_values) {
   return probe_persistence_multi(model, {run_dir}, hook, suite, cfg, texts_per_task, k_values)[0];

@@ -18,7 +18,7 @@ namespace saelab {
 
 using json = nlohmann::json;
 
-PooledFeatures pool_features(const LlamaModel& model, const Sae* sae, const std::string& hook,
+PooledFeatures pool_features(const LanguageModel& model, const Sae* sae, const std::string& hook,
                              const std::vector<std::string>& texts, int context_size, int batch_size) {
   std::vector<std::vector<float>> pooled;
   PooledFeatures out;
@@ -90,7 +90,7 @@ std::vector<float> pool_batch(const std::vector<std::vector<int32_t>>& ids, cons
   return raw;
 }
 
-std::vector<float> pool_features_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+std::vector<float> pool_features_multi(const LanguageModel& model, const std::vector<const Sae*>& saes,
                                       const std::vector<float>& input_scales, const std::string& hook,
                                       const std::vector<std::string>& texts, int context_size, int batch_size,
                                       std::vector<std::vector<float>>& pooled, EvalTiming* timing) {
@@ -168,7 +168,7 @@ std::vector<float> pool_features_multi(const LlamaModel& model, const std::vecto
   return raw;
 }
 
-void pool_text_lists(const LlamaModel& model, const std::vector<const Sae*>& saes,
+void pool_text_lists(const LanguageModel& model, const std::vector<const Sae*>& saes,
                      const std::vector<float>& input_scales, const std::string& hook,
                      const std::vector<std::vector<std::string>>& lists, int context_size, int batch_size,
                      const PooledListConsumer& consume, EvalTiming* timing) {
@@ -427,7 +427,7 @@ void add_l2_and_counts(json& result, const std::vector<TaskOut>& outs) {
 
 }  // namespace
 
-std::vector<json> sparse_probing_multi(const LlamaModel& model, const std::vector<const Sae*>& saes,
+std::vector<json> sparse_probing_multi(const LanguageModel& model, const std::vector<const Sae*>& saes,
                                        const std::string& hook, const ProbeSuite& suite, const ProbingConfig& cfg,
                                        const std::vector<json>& sae_cfgs, EvalTiming* timing) {
   SAELAB_ASSERT(saes.size() == sae_cfgs.size(), "one SAE config per SAE");
@@ -500,7 +500,7 @@ std::vector<json> sparse_probing_multi(const LlamaModel& model, const std::vecto
   return results;
 }
 
-json sparse_probing(const LlamaModel& model, const Sae& sae, const std::string& hook, const ProbeSuite& suite,
+json sparse_probing(const LanguageModel& model, const Sae& sae, const std::string& hook, const ProbeSuite& suite,
                     const ProbingConfig& cfg, const json& sae_cfg) {
   return sparse_probing_multi(model, {&sae}, hook, suite, cfg, {sae_cfg})[0];
 }

@@ -28,13 +28,14 @@ int positive_int(const GgufFile& f, const std::string& key) {
   return static_cast<int>(v);
 }
 
-LlamaConfig gguf_llama_config(const GgufFile& f) {
+ModelConfig gguf_llama_config(const GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
   if (arch != "llama")
     fail("'{}': GGUF architecture '{}' is not supported (supported: {})", f.path(), arch, kSupportedArchs);
   const std::string p = arch + ".";
-  LlamaConfig c;
+  ModelConfig c;
   c.source_format = "gguf";
+  c.architecture = "llama";
   c.d_model = positive_int(f, p + "embedding_length");
   c.d_ff = positive_int(f, p + "feed_forward_length");
   c.n_layers = positive_int(f, p + "block_count");
@@ -61,8 +62,10 @@ LlamaConfig gguf_llama_config(const GgufFile& f) {
   const double theta = f.has(p + "rope.freq_base") ? f.get_float(p + "rope.freq_base") : 10000.0;
   if (!(eps > 0 && eps < 1) || !(theta > 0 && theta < 1e30))
     fail("'{}': layer_norm_rms_epsilon {} must be in (0, 1) and rope.freq_base {} positive", f.path(), eps, theta);
-  c.rms_eps = static_cast<float>(eps);
-  c.rope_theta = static_cast<float>(theta);
+  c.norm_eps = static_cast<float>(eps);
+  c.rope.theta = theta;
+  c.rope_local = c.rope;
+  c.rotary_dim = c.head_dim;
   c.rope_style = RopeStyle::Interleaved;
   for (const char* key : {"rope.scaling.type", "rope.scaling.factor"}) {
     if (!f.has(p + key)) continue;
@@ -87,20 +90,18 @@ LlamaConfig gguf_llama_config(const GgufFile& f) {
 // saelab's parameter name -> the GGUF tensor that holds it.
 std::string gguf_name(const std::string& name) {
   static const std::pair<const char*, const char*> kLayer[] = {
-      {"input_layernorm.weight", "attn_norm.weight"},     {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},       {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},  {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},        {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"}};
-  if (name == "model.embed_tokens.weight") return "token_embd.weight";
-  if (name == "model.norm.weight") return "output_norm.weight";
-  if (name == "lm_head.weight") return "output.weight";
-  const std::string prefix = "model.layers.";
+      {"ln1.w", "attn_norm.weight"},      {"attn.W_Q", "attn_q.weight"},   {"attn.W_K", "attn_k.weight"},
+      {"attn.W_V", "attn_v.weight"},      {"attn.W_O", "attn_output.weight"}, {"ln2.w", "ffn_norm.weight"},
+      {"mlp.W_gate", "ffn_gate.weight"},  {"mlp.W_in", "ffn_up.weight"},   {"mlp.W_out", "ffn_down.weight"}};
+  if (name == "embed.W_E") return "token_embd.weight";
+  if (name == "ln_final.w") return "output_norm.weight";
+  if (name == "unembed.W_U") return "output.weight";
+  const std::string prefix = "blocks.";
   SAELAB_ASSERT(name.rfind(prefix, 0) == 0, "unmapped parameter {}", name);
   const size_t dot = name.find('.', prefix.size());
   const std::string layer = name.substr(prefix.size(), dot - prefix.size()), rest = name.substr(dot + 1);
-  for (const auto& [hf, gg] : kLayer)
-    if (rest == hf) return "blk." + layer + "." + gg;
+  for (const auto& [ours, gg] : kLayer)
+    if (rest == ours) return "blk." + layer + "." + gg;
   SAELAB_ASSERT(false, "unmapped parameter {}", name);
 }
 
@@ -129,16 +130,16 @@ void check_tensors(const GgufFile& f, const std::vector<std::pair<std::string, s
 
 }  // namespace
 
-std::unique_ptr<LlamaModel> load_gguf_model(const std::string& path, const std::string& name, Backend& be) {
+std::unique_ptr<LanguageModel> load_gguf_model(const std::string& path, const std::string& name, Backend& be) {
   GgufFile f(path);
-  LlamaConfig cfg = gguf_llama_config(f);
+  ModelConfig cfg = gguf_llama_config(f);
   cfg.name = name;
   auto tok = make_gguf_tokenizer(read_gguf_vocab(f));
   if (tok->vocab_size() > cfg.vocab_size)
     fail("'{}': the tokenizer has {} tokens but token_embd.weight has {} rows", path, tok->vocab_size(), cfg.vocab_size);
-  const auto params = llama_param_specs(cfg);
+  const auto params = model_param_specs(cfg);
   check_tensors(f, params);
-  auto model = std::make_unique<LlamaModel>(cfg, std::move(tok), be);
+  auto model = std::make_unique<LanguageModel>(cfg, std::move(tok), be);
   for (const auto& [name, shape] : params)
     f.dequantize(f.tensor(gguf_name(name)), model->host_params().data() + model->param_offset(name));
   model->upload();

@@ -9,7 +9,7 @@
 
 namespace saelab {
 
-std::unique_ptr<LlamaModel> load_llama2c_model(const std::string& bin, const std::string& tok_path, Backend& be) {
+std::unique_ptr<LanguageModel> load_llama2c_model(const std::string& bin, const std::string& tok_path, Backend& be) {
   const std::string buf = read_file(bin);
   int32_t hdr[7];
   if (buf.size() < sizeof(hdr)) fail("'{}' is too short for a llama2.c header (28 bytes), has {}", bin, buf.size());
@@ -18,8 +18,9 @@ std::unique_ptr<LlamaModel> load_llama2c_model(const std::string& bin, const std
   for (int i = 0; i < 7; ++i)
     if (hdr[i] == 0 || (i != 5 && hdr[i] < 0) || hdr[i] > (1 << 24) || hdr[i] < -(1 << 24))
       fail("'{}' does not look like a llama2.c checkpoint: header field {} is {}", bin, i, hdr[i]);
-  LlamaConfig c;
+  ModelConfig c;
   c.source_format = "llama2c";
+  c.architecture = "llama";
   c.name = std::filesystem::path(bin).stem().string();
   c.d_model = hdr[0];
   c.d_ff = hdr[1];
@@ -35,8 +36,8 @@ std::unique_ptr<LlamaModel> load_llama2c_model(const std::string& bin, const std
   // RoPE rotates pairs of a head's dimensions: an odd head size loaded, then the forward aborted
   // on an internal check.
   if (c.head_dim % 2 != 0) fail("'{}': head size dim / n_heads = {} must be even", bin, c.head_dim);
-  c.rms_eps = 1e-5f;
-  c.rope_theta = 10000.f;
+  c.norm_eps = 1e-5f;
+  c.rotary_dim = c.head_dim;
   c.rope_style = RopeStyle::Interleaved;
 
   const int64_t d = c.d_model, ff = c.d_ff, L = c.n_layers, V = c.vocab_size, hd = c.head_dim;
@@ -53,7 +54,7 @@ std::unique_ptr<LlamaModel> load_llama2c_model(const std::string& bin, const std
     fail("'{}' is truncated or not a llama2.c checkpoint: header implies {} floats, file holds {}", bin, implied, have);
   }
 
-  auto model = std::make_unique<LlamaModel>(c, load_llama2c_tokenizer(tok_path, c.vocab_size), be);
+  auto model = std::make_unique<LanguageModel>(c, load_llama2c_tokenizer(tok_path, c.vocab_size), be);
   const float* src = reinterpret_cast<const float*>(buf.data() + 28);
   float* dst = model->host_params().data();
   auto take = [&](const std::string& name, int64_t n) {
@@ -62,21 +63,21 @@ std::unique_ptr<LlamaModel> load_llama2c_model(const std::string& bin, const std
   };
   // Per-kind arrays over all layers, as llama2.c stores them.
   auto take_layers = [&](const char* suffix, int64_t n) {
-    for (int64_t l = 0; l < L; ++l) take(fmt::format("model.layers.{}.{}", l, suffix), n);
+    for (int64_t l = 0; l < L; ++l) take(fmt::format("blocks.{}.{}", l, suffix), n);
   };
-  take("model.embed_tokens.weight", V * d);
-  take_layers("input_layernorm.weight", d);
-  take_layers("self_attn.q_proj.weight", d * d);
-  take_layers("self_attn.k_proj.weight", kw * d);
-  take_layers("self_attn.v_proj.weight", kw * d);
-  take_layers("self_attn.o_proj.weight", d * d);
-  take_layers("post_attention_layernorm.weight", d);
-  take_layers("mlp.gate_proj.weight", ff * d);  // w1
-  take_layers("mlp.down_proj.weight", d * ff);  // w2
-  take_layers("mlp.up_proj.weight", ff * d);    // w3
-  take("model.norm.weight", d);
+  take("embed.W_E", V * d);
+  take_layers("ln1.w", d);
+  take_layers("attn.W_Q", d * d);
+  take_layers("attn.W_K", kw * d);
+  take_layers("attn.W_V", kw * d);
+  take_layers("attn.W_O", d * d);
+  take_layers("ln2.w", d);
+  take_layers("mlp.W_gate", ff * d);  // w1
+  take_layers("mlp.W_out", d * ff);   // w2
+  take_layers("mlp.W_in", ff * d);    // w3
+  take("ln_final.w", d);
   src += rope_tables;
-  if (!c.tied_embeddings) take("lm_head.weight", V * d);
+  if (!c.tied_embeddings) take("unembed.W_U", V * d);
   model->upload();
   return model;
 }

@@ -13,7 +13,7 @@ std::string directory_name(const std::string& dir) {
   return name.empty() ? p.parent_path().filename().string() : name;
 }
 
-std::unique_ptr<LlamaModel> load_model(const std::string& path, Backend& be) {
+std::unique_ptr<LanguageModel> load_model(const std::string& path, Backend& be) {
   if (!fs::exists(path)) fail("model path '{}' does not exist", path);
   if (dir_exists(path) && file_exists(path + "/config.json")) return load_hf_model(path, be);
   if (!dir_exists(path) && fs::path(path).extension() == ".gguf")

@@ -213,7 +213,7 @@ void train_phase(const ExperimentConfig& cfg, std::vector<PlannedRun>& runs) {
 }
 
 // (c) eval_core for every run without eval_core.json: one pass over the held-out contexts.
-void core_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs) {
+void core_phase(const ExperimentConfig& cfg, const LanguageModel& model, std::vector<PlannedRun>& runs) {
   const std::vector<PlannedRun*> todo = runs_missing(runs, "eval_core.json");
   if (todo.empty()) return;
   const auto t0 = std::chrono::steady_clock::now();
@@ -244,7 +244,7 @@ const ProbeSuite& probe_suite(const ExperimentConfig& cfg, std::unique_ptr<Probe
 }
 
 // (d) sparse probing for every run without eval_sparse_probing.json: per task one LM pass.
-void probing_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs,
+void probing_phase(const ExperimentConfig& cfg, const LanguageModel& model, std::vector<PlannedRun>& runs,
                    std::unique_ptr<ProbeSuite>& suite) {
   const std::vector<PlannedRun*> todo = runs_missing(runs, "eval_sparse_probing.json");
   if (todo.empty()) return;
@@ -274,7 +274,7 @@ void probing_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::ve
 
 // (e) probe persistence for every run without probe_persistence.json: per task one LM pass feeds
 // every checkpoint of every such run.
-void persistence_phase(const ExperimentConfig& cfg, const LlamaModel& model, std::vector<PlannedRun>& runs,
+void persistence_phase(const ExperimentConfig& cfg, const LanguageModel& model, std::vector<PlannedRun>& runs,
                        std::unique_ptr<ProbeSuite>& suite) {
   const std::vector<PlannedRun*> todo = runs_missing(runs, "probe_persistence.json");
   std::vector<std::string> dirs;
@@ -334,7 +334,7 @@ json finish_run(const ExperimentConfig& cfg, const PlannedRun& r, const std::str
 }
 
 // Phases (b)–(f) over `plan` (run, directory); returns one summary row per run.
-json run_plan(const ExperimentConfig& cfg, const LlamaModel& model, const std::vector<std::pair<json, std::string>>& plan,
+json run_plan(const ExperimentConfig& cfg, const LanguageModel& model, const std::vector<std::pair<json, std::string>>& plan,
               const std::string& activations, const std::string& heldout) {
   std::vector<PlannedRun> runs;
   for (const auto& [run, dir] : plan) {
@@ -359,7 +359,7 @@ json run_plan(const ExperimentConfig& cfg, const LlamaModel& model, const std::v
 
 }  // namespace
 
-json run_one(const ExperimentConfig& cfg, const LlamaModel& model, const json& run, const std::string& dir,
+json run_one(const ExperimentConfig& cfg, const LanguageModel& model, const json& run, const std::string& dir,
              const std::string& activations, const std::string& heldout) {
   return run_plan(cfg, model, {{run, dir}}, activations, heldout)[0];
 }
@@ -377,7 +377,7 @@ std::vector<std::string> training_corpus_files(const ExperimentConfig& cfg) {
   return out;
 }
 
-void prepare_activations(const ExperimentConfig& cfg, const LlamaModel& model, std::string& train_dir,
+void prepare_activations(const ExperimentConfig& cfg, const LanguageModel& model, std::string& train_dir,
                          std::string& heldout_dir) {
   HarvestConfig h;
   h.model_path = cfg.model;

@@ -86,30 +86,60 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void rope(TensorView x, int T, int H, float theta, RopeStyle style) override {
+  void layernorm(TensorView y, TensorView x, TensorView w, TensorView b, float eps) override {
+    check_f32(y, "layernorm", "y");
+    check_f32(x, "layernorm", "x");
+    check_f32(w, "layernorm", "w");
+    check_f32(b, "layernorm", "b");
+    const int64_t N = x.dim(0), d = x.dim(-1);
+    SAELAB_ASSERT(y.numel() == x.numel() && w.numel() == d && b.numel() == d, "layernorm shapes");
+    const float* xp = x.f32();
+    const float* wp = w.f32();
+    const float* bp = b.f32();
+    float* yp = y.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xr = xp + n * d;
+      float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t i = 0; i < d; ++i) sum += xr[i];
+      const float mean = sum / static_cast<float>(d);
+      float ss = 0.f;  // two passes: E[(x-mean)²] keeps its precision when |mean| >> std
+#pragma omp simd reduction(+ : ss)
+      for (int64_t i = 0; i < d; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
+      const float inv = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
+#pragma omp simd
+      for (int64_t i = 0; i < d; ++i) yp[n * d + i] = (xr[i] - mean) * inv * wp[i] + bp[i];
+    }
+  }
+
+  void rope(TensorView x, int T, int H, TensorView inv_freq, RopeStyle style) override {
     check_f32(x, "rope", "x");
+    check_f32(inv_freq, "rope", "inv_freq");
     const int64_t rows = x.dim(0), width = x.dim(-1);
-    SAELAB_ASSERT(width % H == 0 && (width / H) % 2 == 0 && rows % T == 0, "rope shapes {} T={} H={}",
-                  x.shape_str(), T, H);
+    const int half = static_cast<int>(inv_freq.numel());
+    SAELAB_ASSERT(width % H == 0 && 2 * half <= width / H && rows % T == 0, "rope shapes {} T={} H={} r={}",
+                  x.shape_str(), T, H, 2 * half);
     const int hd = static_cast<int>(width / H);
-    // cos/sin of pos * theta^(-2i/hd), computed once per call: [T, hd/2]
-    std::vector<float> cos_t(static_cast<size_t>(T) * (hd / 2)), sin_t(cos_t.size());
+    // cos/sin of pos · inv_freq[i] (the angle in f32 as transformers forms it), once per call: [T, r/2]
+    std::vector<float> cos_t(static_cast<size_t>(T) * half), sin_t(cos_t.size());
+    const float* f = inv_freq.f32();
     for (int t = 0; t < T; ++t)
-      for (int i = 0; i < hd / 2; ++i) {
-        const double ang = t * std::pow(static_cast<double>(theta), -2.0 * i / hd);
-        cos_t[t * (hd / 2) + i] = static_cast<float>(std::cos(ang));
-        sin_t[t * (hd / 2) + i] = static_cast<float>(std::sin(ang));
+      for (int i = 0; i < half; ++i) {
+        const float ang = static_cast<float>(t) * f[i];
+        cos_t[static_cast<size_t>(t) * half + i] = static_cast<float>(std::cos(static_cast<double>(ang)));
+        sin_t[static_cast<size_t>(t) * half + i] = static_cast<float>(std::sin(static_cast<double>(ang)));
       }
     float* xp = x.f32();
-    const int step = style == RopeStyle::Interleaved ? 2 : 1;      // stride between pair starts
-    const int partner = style == RopeStyle::Interleaved ? 1 : hd / 2;  // offset of the second element
+    const int step = style == RopeStyle::Interleaved ? 2 : 1;     // stride between pair starts
+    const int partner = style == RopeStyle::Interleaved ? 1 : half;  // offset of the second element
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      const float* c = cos_t.data() + (r % T) * (hd / 2);
-      const float* sn = sin_t.data() + (r % T) * (hd / 2);
+      const float* c = cos_t.data() + (r % T) * half;
+      const float* sn = sin_t.data() + (r % T) * half;
       for (int h = 0; h < H; ++h) {
         float* v = xp + r * width + h * hd;
-        for (int i = 0; i < hd / 2; ++i) {
+        for (int i = 0; i < half; ++i) {
           const float a = v[i * step], b = v[i * step + partner];
           v[i * step] = a * c[i] - b * sn[i];
           v[i * step + partner] = a * sn[i] + b * c[i];
@@ -118,26 +148,48 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H,
-                        int Hkv) override {
+  void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H, int Hkv,
+                        const AttentionOptions& opt) override {
     check_f32(out, "attention", "out");
     check_f32(q, "attention", "q");
     check_f32(k, "attention", "k");
     check_f32(v, "attention", "v");
-    cpu::causal_attention(out, q, k, v, T, H, Hkv);
+    cpu::causal_attention(out, q, k, v, T, H, Hkv, opt);
   }
 
-  void swiglu(TensorView out, TensorView gate, TensorView up) override {
-    check_f32(out, "swiglu", "out");
-    check_f32(gate, "swiglu", "gate");
-    check_f32(up, "swiglu", "up");
-    SAELAB_ASSERT(out.numel() == gate.numel() && gate.numel() == up.numel(), "swiglu shapes");
+  void activation(TensorView out, TensorView x, TensorView up, Activation act) override {
+    check_f32(out, "activation", "out");
+    check_f32(x, "activation", "x");
+    const bool gated = up.data != nullptr;
+    if (gated) check_f32(up, "activation", "up");
+    SAELAB_ASSERT(out.numel() == x.numel() && (!gated || up.numel() == x.numel()), "activation shapes");
     const int64_t n = out.numel();
-    const float* g = gate.f32();
-    const float* u = up.f32();
+    const float* g = x.f32();
+    const float* u = gated ? up.f32() : nullptr;
     float* o = out.f32();
+    switch (act) {
+      case Activation::Silu:
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + cpu::exp_simd(-g[i])) * u[i];
+        for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + cpu::exp_simd(-g[i])) * (u ? u[i] : 1.0f);
+        break;
+      case Activation::GeluTanh:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; ++i) o[i] = cpu::gelu_tanh(g[i]) * (u ? u[i] : 1.0f);
+        break;
+      case Activation::GeluErf:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; ++i) o[i] = 0.5f * g[i] * (1.0f + std::erf(g[i] * 0.70710678118654752f)) * (u ? u[i] : 1.0f);
+        break;
+    }
+  }
+
+  void softcap(TensorView x, float cap) override {
+    check_f32(x, "softcap", "x");
+    SAELAB_ASSERT(cap > 0, "softcap {}", cap);
+    const int64_t n = x.numel();
+    float* p = x.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) p[i] = cap * std::tanh(p[i] / cap);
   }
 
   void add_inplace(TensorView y, TensorView x) override {

@@ -5,7 +5,8 @@
 
 namespace saelab::cpu {
 // cpu_attention.cpp: q [B·T, H·hd], k and v [B·T, Hkv·hd] -> out [B·T, H·hd]
-void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H, int Hkv);
+void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H, int Hkv,
+                      const AttentionOptions& opt);
 void sub_row(TensorView y, TensorView x, TensorView b);
 void add_row(TensorView y, TensorView b);
 void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderActivation& act, TensorView fires,

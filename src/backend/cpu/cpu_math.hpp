@@ -1,6 +1,7 @@
 // Elementwise math that GCC can vectorise inside `omp simd` loops (std::exp is a library call per
 // element without -ffast-math's vector variants).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -30,6 +31,13 @@ inline float exp_simd(float x) {
   std::memcpy(&scale, &bits, sizeof scale);
   const float y = p * scale * 2.f;
   return x > 88.72f ? __builtin_inff() : (x >= -86.5f ? y : (x < -86.5f ? 0.f : x));
+}
+
+// GELU with the tanh approximation (GPT-2's gelu_new, PyTorch's gelu(approximate="tanh")):
+// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+inline float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
 }
 
 }  // namespace saelab::cpu

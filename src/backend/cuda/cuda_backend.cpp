@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -112,27 +113,46 @@ class CudaBackend final : public Backend {
     SAELAB_ASSERT(y.numel() == x.numel() && w.numel() == d, "rmsnorm shapes");
     cuda::rmsnorm(stream_, y.f32(), x.f32(), w.f32(), N, d, eps);
   }
-  void rope(TensorView x, int T, int H, float theta, RopeStyle style) override {
-    check_f32(x, "rope", "x");
-    const int64_t rows = x.dim(0), width = x.dim(-1);
-    SAELAB_ASSERT(width % H == 0 && (width / H) % 2 == 0 && rows % T == 0, "rope shapes {} T={} H={}",
-                  x.shape_str(), T, H);
-    cuda::rope(stream_, x.f32(), rows, T, H, static_cast<int>(width / H), theta, style == RopeStyle::Interleaved);
+  void layernorm(TensorView y, TensorView x, TensorView w, TensorView b, float eps) override {
+    check_f32(y, "layernorm", "y"), check_f32(x, "layernorm", "x"), check_f32(w, "layernorm", "w");
+    check_f32(b, "layernorm", "b");
+    const int64_t d = x.dim(-1), N = x.numel() / d;
+    SAELAB_ASSERT(y.numel() == x.numel() && w.numel() == d && b.numel() == d, "layernorm shapes");
+    cuda::layernorm(stream_, y.f32(), x.f32(), w.f32(), b.f32(), N, d, eps);
   }
-  void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H, int Hkv) override {
+  void rope(TensorView x, int T, int H, TensorView inv_freq, RopeStyle style) override {
+    check_f32(x, "rope", "x"), check_f32(inv_freq, "rope", "inv_freq");
+    const int64_t rows = x.dim(0), width = x.dim(-1);
+    const int half = static_cast<int>(inv_freq.numel());
+    SAELAB_ASSERT(width % H == 0 && 2 * half <= width / H && rows % T == 0, "rope shapes {} T={} H={} r={}",
+                  x.shape_str(), T, H, 2 * half);
+    cuda::rope(stream_, x.f32(), rows, T, H, static_cast<int>(width / H), inv_freq.f32(), half,
+               style == RopeStyle::Interleaved);
+  }
+  void causal_attention(TensorView out, TensorView q, TensorView k, TensorView v, int T, int H, int Hkv,
+                        const AttentionOptions& opt) override {
     check_f32(out, "attention", "out"), check_f32(q, "attention", "q"), check_f32(k, "attention", "k");
     check_f32(v, "attention", "v");
     const int64_t rows = q.dim(0), qw = q.dim(-1), kw = k.dim(-1);
     SAELAB_ASSERT(rows % T == 0 && qw % H == 0 && H % Hkv == 0 && kw == qw / H * Hkv && v.dim(-1) == kw &&
-                      out.numel() == q.numel(),
+                      out.numel() == q.numel() && opt.window >= 0 && opt.softcap >= 0,
                   "attention shapes q {} k {} T={} H={} Hkv={}", q.shape_str(), k.shape_str(), T, H, Hkv);
-    cuda::causal_attention(stream_, out.f32(), q.f32(), k.f32(), v.f32(), rows / T, T, H, Hkv,
-                           static_cast<int>(qw / H));
+    const int hd = static_cast<int>(qw / H);
+    const float scale = opt.scale > 0 ? opt.scale : 1.0f / std::sqrt(static_cast<float>(hd));
+    cuda::causal_attention(stream_, out.f32(), q.f32(), k.f32(), v.f32(), rows / T, T, H, Hkv, hd, scale, opt.softcap,
+                           opt.window);
   }
-  void swiglu(TensorView out, TensorView gate, TensorView up) override {
-    check_f32(out, "swiglu", "out"), check_f32(gate, "swiglu", "gate"), check_f32(up, "swiglu", "up");
-    SAELAB_ASSERT(out.numel() == gate.numel() && gate.numel() == up.numel(), "swiglu shapes");
-    cuda::swiglu(stream_, out.f32(), gate.f32(), up.f32(), out.numel());
+  void activation(TensorView out, TensorView x, TensorView up, Activation act) override {
+    check_f32(out, "activation", "out"), check_f32(x, "activation", "x");
+    const bool gated = up.data != nullptr;
+    if (gated) check_f32(up, "activation", "up");
+    SAELAB_ASSERT(out.numel() == x.numel() && (!gated || up.numel() == x.numel()), "activation shapes");
+    cuda::activation(stream_, out.f32(), x.f32(), gated ? up.f32() : nullptr, static_cast<int>(act), out.numel());
+  }
+  void softcap(TensorView x, float cap) override {
+    check_f32(x, "softcap", "x");
+    SAELAB_ASSERT(cap > 0, "softcap {}", cap);
+    cuda::softcap(stream_, x.f32(), cap, x.numel());
   }
   void add_inplace(TensorView y, TensorView x) override {
     check_f32(y, "add_inplace", "y"), check_f32(x, "add_inplace", "x");

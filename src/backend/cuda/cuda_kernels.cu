@@ -67,15 +67,28 @@ __global__ void rmsnorm_k(float* y, const float* x, const float* w, int64_t d, f
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) y[blockIdx.x * d + i] = xr[i] * inv * w[i];
 }
 
-__global__ void rope_k(float* x, int64_t rows, int T, int H, int hd, float theta, bool interleaved) {
-  const int half = hd / 2;
+__global__ void layernorm_k(float* y, const float* x, const float* w, const float* b, int64_t d, float eps) {
+  __shared__ float sh[32];
+  const float* xr = x + blockIdx.x * d;
+  float sum = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) sum += xr[i];
+  const float mean = block_sum(sum, sh) / static_cast<float>(d);
+  float ss = 0.f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += (xr[i] - mean) * (xr[i] - mean);
+  const float inv = 1.0f / sqrtf(block_sum(ss, sh) / static_cast<float>(d) + eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) y[blockIdx.x * d + i] = (xr[i] - mean) * inv * w[i] + b[i];
+}
+
+// x [rows, H·hd]; the first 2·half dimensions of each head rotate by pos · inv_freq[i].
+__global__ void rope_k(float* x, int64_t rows, int T, int H, int hd, const float* inv_freq, int half,
+                       bool interleaved) {
   const int step = interleaved ? 2 : 1, partner = interleaved ? 1 : half;
   SAELAB_FOR(e, rows * H * half) {
     const int i = static_cast<int>(e % half);
     const int h = static_cast<int>((e / half) % H);
     const int64_t r = e / (static_cast<int64_t>(half) * H);
-    const double ang = static_cast<double>(r % T) * pow(static_cast<double>(theta), -2.0 * i / hd);
-    const float c = static_cast<float>(cos(ang)), sn = static_cast<float>(sin(ang));
+    const float ang = static_cast<float>(r % T) * inv_freq[i];
+    const float c = static_cast<float>(cos(static_cast<double>(ang))), sn = static_cast<float>(sin(static_cast<double>(ang)));
     float* v = x + r * static_cast<int64_t>(H) * hd + static_cast<int64_t>(h) * hd;
     const float a = v[i * step], b = v[i * step + partner];
     v[i * step] = a * c - b * sn;
@@ -83,28 +96,30 @@ __global__ void rope_k(float* x, int64_t rows, int T, int H, int hd, float theta
   }
 }
 
-// One block per (sequence, head, query position); scores for keys [0, t] in dynamic shared memory.
+// One block per (sequence, head, query position); scores for keys [lo, t] in dynamic shared memory
+// (lo > 0 under a sliding window).
 __global__ void attention_k(float* out, const float* q, const float* k, const float* v, int T, int H, int Hkv,
-                            int hd) {
+                            int hd, float scale, float softcap, int window) {
   extern __shared__ float att[];  // [T]
   __shared__ float sh[32];
   const int t = blockIdx.x % T, h = (blockIdx.x / T) % H;
   const int64_t b = blockIdx.x / (static_cast<int64_t>(T) * H);
   const int kvh = h / (H / Hkv);
+  const int lo = window > 0 ? max(0, t - window + 1) : 0;
   const int64_t qw = static_cast<int64_t>(H) * hd, kw = static_cast<int64_t>(Hkv) * hd;
-  const float scale = 1.0f / sqrtf(static_cast<float>(hd));
   const float* qr = q + (b * T + t) * qw + static_cast<int64_t>(h) * hd;
   float mx = -FLT_MAX;
-  for (int s = threadIdx.x; s <= t; s += blockDim.x) {
+  for (int s = lo + threadIdx.x; s <= t; s += blockDim.x) {
     const float* kr = k + (b * T + s) * kw + static_cast<int64_t>(kvh) * hd;
     float a = 0.f;
     for (int i = 0; i < hd; ++i) a += qr[i] * scale * kr[i];
+    if (softcap > 0) a = softcap * tanhf(a / softcap);
     att[s] = a;
     mx = fmaxf(mx, a);
   }
   mx = block_max(mx, sh);
   float sum = 0.f;
-  for (int s = threadIdx.x; s <= t; s += blockDim.x) {
+  for (int s = lo + threadIdx.x; s <= t; s += blockDim.x) {
     att[s] = expf(att[s] - mx);
     sum += att[s];
   }
@@ -113,13 +128,24 @@ __global__ void attention_k(float* out, const float* q, const float* k, const fl
   float* orow = out + (b * T + t) * qw + static_cast<int64_t>(h) * hd;
   for (int i = threadIdx.x; i < hd; i += blockDim.x) {
     float acc = 0.f;
-    for (int s = 0; s <= t; ++s) acc += att[s] * inv * v[(b * T + s) * kw + static_cast<int64_t>(kvh) * hd + i];
+    for (int s = lo; s <= t; ++s) acc += att[s] * inv * v[(b * T + s) * kw + static_cast<int64_t>(kvh) * hd + i];
     orow[i] = acc;
   }
 }
 
-__global__ void swiglu_k(float* o, const float* g, const float* u, int64_t n) {
-  SAELAB_FOR(i, n) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+// act: 0 SiLU, 1 GELU (tanh), 2 GELU (erf); u may be null (ungated).
+__global__ void activation_k(float* o, const float* g, const float* u, int act, int64_t n) {
+  SAELAB_FOR(i, n) {
+    const float x = g[i];
+    float y;
+    if (act == 0) y = x / (1.0f + expf(-x));
+    else if (act == 1) y = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    else y = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    o[i] = u ? y * u[i] : y;
+  }
+}
+__global__ void softcap_k(float* x, float cap, int64_t n) {
+  SAELAB_FOR(i, n) x[i] = cap * tanhf(x[i] / cap);
 }
 __global__ void add_k(float* y, const float* x, int64_t n) {
   SAELAB_FOR(i, n) y[i] += x[i];
@@ -512,19 +538,25 @@ double reduce(cudaStream_t st, const float* x, int64_t n, const float* a, int64_
 void rmsnorm(cudaStream_t s, float* y, const float* x, const float* w, int64_t N, int64_t d, float eps) {
   if (N > 0) rmsnorm_k<<<static_cast<unsigned>(N), kThreads, 0, s>>>(y, x, w, d, eps);
 }
-void rope(cudaStream_t s, float* x, int64_t rows, int T, int H, int hd, float theta, bool interleaved) {
-  rope_k<<<blocks_for(rows * H * (hd / 2)), kThreads, 0, s>>>(x, rows, T, H, hd, theta, interleaved);
+void layernorm(cudaStream_t s, float* y, const float* x, const float* w, const float* b, int64_t N, int64_t d,
+               float eps) {
+  if (N > 0) layernorm_k<<<static_cast<unsigned>(N), kThreads, 0, s>>>(y, x, w, b, d, eps);
+}
+void rope(cudaStream_t s, float* x, int64_t rows, int T, int H, int hd, const float* inv_freq, int half,
+          bool interleaved) {
+  if (half > 0) rope_k<<<blocks_for(rows * H * half), kThreads, 0, s>>>(x, rows, T, H, hd, inv_freq, half, interleaved);
 }
 void causal_attention(cudaStream_t s, float* out, const float* q, const float* k, const float* v, int64_t B, int T,
-                      int H, int Hkv, int hd) {
+                      int H, int Hkv, int hd, float scale, float softcap, int window) {
   const int64_t blocks = B * T * H;
   if (blocks > 0)
-    attention_k<<<static_cast<unsigned>(blocks), 128, static_cast<size_t>(T) * sizeof(float), s>>>(out, q, k, v, T, H,
-                                                                                                     Hkv, hd);
+    attention_k<<<static_cast<unsigned>(blocks), 128, static_cast<size_t>(T) * sizeof(float), s>>>(
+        out, q, k, v, T, H, Hkv, hd, scale, softcap, window);
 }
-void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n) {
-  swiglu_k<<<blocks_for(n), kThreads, 0, s>>>(out, gate, up, n);
+void activation(cudaStream_t s, float* out, const float* x, const float* up, int act, int64_t n) {
+  activation_k<<<blocks_for(n), kThreads, 0, s>>>(out, x, up, act, n);
 }
+void softcap(cudaStream_t s, float* x, float cap, int64_t n) { softcap_k<<<blocks_for(n), kThreads, 0, s>>>(x, cap, n); }
 void add_inplace(cudaStream_t s, float* y, const float* x, int64_t n) { add_k<<<blocks_for(n), kThreads, 0, s>>>(y, x, n); }
 void embedding(cudaStream_t s, float* out, const float* table, const int32_t* ids, int64_t N, int64_t d) {
   embedding_k<<<blocks_for(N * d), kThreads, 0, s>>>(out, table, ids, N, d);

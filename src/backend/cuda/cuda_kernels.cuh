@@ -11,10 +11,14 @@
 namespace saelab::cuda {
 
 void rmsnorm(cudaStream_t s, float* y, const float* x, const float* w, int64_t N, int64_t d, float eps);
-void rope(cudaStream_t s, float* x, int64_t rows, int T, int H, int hd, float theta, bool interleaved);
+void layernorm(cudaStream_t s, float* y, const float* x, const float* w, const float* b, int64_t N, int64_t d,
+               float eps);
+void rope(cudaStream_t s, float* x, int64_t rows, int T, int H, int hd, const float* inv_freq, int half,
+          bool interleaved);
 void causal_attention(cudaStream_t s, float* out, const float* q, const float* k, const float* v, int64_t B, int T,
-                      int H, int Hkv, int hd);
-void swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
+                      int H, int Hkv, int hd, float scale, float softcap, int window);
+void activation(cudaStream_t s, float* out, const float* x, const float* up, int act, int64_t n);  // act: Activation
+void softcap(cudaStream_t s, float* x, float cap, int64_t n);
 void add_inplace(cudaStream_t s, float* y, const float* x, int64_t n);
 void embedding(cudaStream_t s, float* out, const float* table, const int32_t* ids, int64_t N, int64_t d);
 void cross_entropy(cudaStream_t s, float* out, const float* logits, const int32_t* targets, int64_t N, int64_t V);
