@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -43,7 +44,8 @@ namespace {
 // Matmul FLOPs per token of layers [0, last] (attention scores excluded: they are small at T=128).
 double forward_flops_per_token(const ModelConfig& c, int layers) {
   const double qw = c.n_heads * c.head_dim, kw = c.n_kv_heads * c.head_dim;
-  return 2.0 * layers * (c.d_model * (qw + 2 * kw) + qw * c.d_model + 3.0 * c.d_model * c.d_ff);
+  const double mlp_mats = c.gated_mlp ? 3.0 : 2.0;
+  return 2.0 * layers * (c.d_model * (qw + 2 * kw) + qw * c.d_model + mlp_mats * c.d_model * c.d_ff);
 }
 
 void BM_Forward(benchmark::State& st, const std::string& model_dir, const std::string& hook) {
@@ -60,6 +62,46 @@ void BM_Forward(benchmark::State& st, const std::string& model_dir, const std::s
   st.counters["GFLOP/s"] = benchmark::Counter(tokens * flops / 1e9, benchmark::Counter::kIsRate);
   const double sgemm = bench::sgemm_gflops(B * T, m->config().d_ff, m->config().d_model);
   st.counters["sgemm_GFLOP/s"] = sgemm;
+  st.counters["frac_of_sgemm"] = benchmark::Counter(tokens * flops / 1e9 / sgemm, benchmark::Counter::kIsRate);
+}
+
+// Each architecture's forward at one width and depth (SmolLM2-135M's: d 576, 9 heads of 64, 6
+// layers, 128-token contexts), so a slow architecture-specific path stands out: the switches come
+// from the tiny test model's config.json (tests/data/hf_tiny), the sizes are overridden, the
+// weights random. Ungated MLPs (GPT-2, GPT-NeoX) get d_ff 1.5x the gated one, so every MLP costs
+// the same FLOPs; GPT-2 / GPT-NeoX have no grouped-query attention (9 KV heads, others 3).
+void BM_ArchitectureForward(benchmark::State& st, const std::string& arch) {
+  ModelConfig c = parse_hf_config(std::string(SAELAB_SOURCE_DIR) + "/tests/data/hf_tiny/" + arch + "/config.json");
+  c.name = arch;
+  c.d_model = 576;
+  c.n_layers = 6;
+  c.n_heads = 9;
+  c.head_dim = 64;
+  c.n_kv_heads = c.architecture == "gpt2" || c.architecture == "gpt_neox" ? 9 : 3;
+  c.d_ff = c.gated_mlp ? 1536 : 2304;
+  c.vocab_size = 2048;
+  c.max_seq_len = std::max(c.max_seq_len, 128);
+  if (c.rotary_dim > 0) c.rotary_dim = c.architecture == "gpt_neox" ? 16 : 64;
+  const std::vector<int> tiny = c.window;  // the tiny model's layer pattern, repeated; real windows (4096)
+  c.window.assign(6, 0);
+  for (int l = 0; l < 6 && !tiny.empty(); ++l) c.window[l] = tiny[l % tiny.size()] > 0 ? 4096 : 0;
+  LanguageModel m(c, nullptr, cpu_backend());
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  for (float& x : m.host_params()) x = nd(rng);
+  m.upload();
+  const int B = 32, T = 128;
+  std::vector<int32_t> toks(static_cast<size_t>(B) * T);
+  for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int32_t>((i * 7919) % c.vocab_size);
+  const std::string hook = hook_name(5, "hook_resid_post");
+  Hooks hooks;
+  hooks.observe(hook, [](TensorView) {});
+  for (auto _ : st) m.forward(toks, B, T, &hooks, false);
+  const double tokens = static_cast<double>(st.iterations()) * B * T;
+  st.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+  const double flops = forward_flops_per_token(c, 6);
+  st.counters["GFLOP/s"] = benchmark::Counter(tokens * flops / 1e9, benchmark::Counter::kIsRate);
+  const double sgemm = bench::sgemm_gflops(B * T, c.d_ff, c.d_model);
   st.counters["frac_of_sgemm"] = benchmark::Counter(tokens * flops / 1e9 / sgemm, benchmark::Counter::kIsRate);
 }
 
@@ -315,6 +357,14 @@ BENCHMARK_CAPTURE(BM_Forward, smollm2_135m_L5_resid_post, "/models/smollm2-135m-
     ->Unit(benchmark::kMillisecond)->MinTime(5.0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Forward, smollm2_135m_L14_resid_post, "/models/smollm2-135m-instruct", "blocks.14.hook_resid_post")
     ->Unit(benchmark::kMillisecond)->MinTime(5.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ArchitectureForward, llama, "llama3")->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ArchitectureForward, mistral, "mistral")->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ArchitectureForward, qwen2, "qwen2")->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ArchitectureForward, qwen3, "qwen3")->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ArchitectureForward, gemma2, "gemma2")->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ArchitectureForward, gemma3_text, "gemma3")->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ArchitectureForward, gpt2, "gpt2")->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ArchitectureForward, gpt_neox, "pythia")->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Tokenize, smollm2_gguf_bpe, "/models/smollm2-135m-instruct")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Tokenize, tinystories656k_hf_bpe, "/models/tinystories-656k")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Tokenize, stories260K_llama2c, "/models/stories260K")->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -30,7 +30,7 @@ CoreEvalConfig small_eval() {
   return c;
 }
 
-const LlamaModel& model() {
+const LanguageModel& model() {
   static auto m = load_model(test::shared_root() + "/models/tinystories-656k", cpu_backend());
   return *m;
 }
@@ -235,7 +235,7 @@ namespace {
 
 const std::string kGoldenHook = "blocks.1.hook_resid_post";
 
-const LlamaModel& stories260k() {
+const LanguageModel& stories260k() {
   static auto m = load_model(test::shared_root() + "/models/stories260K", cpu_backend());
   return *m;
 }

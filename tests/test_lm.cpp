@@ -18,7 +18,7 @@ using test::kTolF32Model;
 using test::rel_error;
 
 namespace {
-std::unique_ptr<LlamaModel> tinystories() {
+std::unique_ptr<LanguageModel> tinystories() {
   return load_model(test::shared_root() + "/models/tinystories-656k", cpu_backend());
 }
 }  // namespace
@@ -150,11 +150,11 @@ std::string bytes_of(const std::vector<int32_t>& header, size_t n_floats) {
 }  // namespace
 
 TEST(FuzzRegression, HfConfigWithHiddenSizeNotAMultipleOfHeads) {
-  // fuzz_hf_config: hidden_size 1 over 2 heads gave head_dim 0, which parse_hf_llama_config accepted.
+  // fuzz_hf_config: hidden_size 1 over 2 heads gave head_dim 0, which parse_hf_config accepted.
   const std::string dir = test::make_temp_dir("fuzz");
   test::write_text(dir + "/config.json", R"({"model_type": "llama", "hidden_size": 1, "intermediate_size": 16,
       "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 16})");
-  const std::string msg = error_of([&] { parse_hf_llama_config(dir + "/config.json"); });
+  const std::string msg = error_of([&] { parse_hf_config(dir + "/config.json"); });
   EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("hidden_size 1 is not a multiple of num_attention_heads 2"), std::string::npos) << msg;
 }
@@ -166,7 +166,7 @@ TEST(BadInput, HfConfigSizesPastIntRangeOrDisagreeingWithTheWeights) {
   // 2^32 + 128 used to wrap to int 128, a valid width.
   cfg["hidden_size"] = (int64_t{1} << 32) + 128;
   test::write_text(dir + "/config.json", cfg.dump());
-  EXPECT_NE(error_of([&] { parse_hf_llama_config(dir + "/config.json"); }).find("4294967424"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse_hf_config(dir + "/config.json"); }).find("4294967424"), std::string::npos);
   // A config far larger than the weights: the model was allocated from it (2^40 floats) before any
   // tensor shape was compared.
   for (const char* f : {"model.safetensors", "tokenizer.json"})

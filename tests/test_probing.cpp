@@ -192,7 +192,7 @@ TEST(SaebenchGoldens, AdamWProbeOnAllFeaturesMatchesSaebenchsSpread) {
 }
 
 namespace {
-const LlamaModel& model() {
+const LanguageModel& model() {
   static auto m = load_model(test::shared_root() + "/models/tinystories-656k", cpu_backend());
   return *m;
 }

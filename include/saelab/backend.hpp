@@ -58,7 +58,7 @@ class Backend {
   // c[M,N] = alpha * op(a) @ op(b) + beta * c, op(x) = x or xᵀ. Row-major.
   virtual void gemm(TensorView c, TensorView a, bool trans_a, TensorView b, bool trans_b, float alpha,
                     float beta) = 0;
-  // y[N,d] = x / sqrt(mean(x²) + eps) * w[d]
+  // y[N,d] = x / sqrt(mean(x²) + eps) * w[d]; y may alias x
   virtual void rmsnorm(TensorView y, TensorView x, TensorView w, float eps) = 0;
   // y[N,d] = (x - mean) / sqrt(var + eps) * w[d] + b[d], mean and (biased) variance per row
   virtual void layernorm(TensorView y, TensorView x, TensorView w, TensorView b, float eps) = 0;

@@ -87,6 +87,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> model_param_specs(cons
 
 class LanguageModel {
  public:
+  // tok may be null for a forward-only model (benchmarks); tokenizer() must not be called then.
   LanguageModel(ModelConfig cfg, std::unique_ptr<Tokenizer> tok, Backend& be);
 
   const ModelConfig& config() const { return cfg_; }

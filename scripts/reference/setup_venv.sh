@@ -15,3 +15,4 @@ install_torch "$venv"
 "$venv/bin/python" -c 'import importlib.metadata, torch, transformers, gguf, numpy, tokenizers; print("torch", torch.__version__, "transformers", transformers.__version__, "gguf", importlib.metadata.version("gguf"))'
 echo "reference venv ready: $venv/bin/python scripts/reference/dump_golden.py (goldens)"
 echo "  or $venv/bin/python scripts/reference/bench_transformers_harvest.py --check (used by bench_harvest)"
+echo "  or $venv/bin/python scripts/reference/hf_tiny_models.py (tests/data/hf_tiny: tiny HF checkpoints + goldens)"

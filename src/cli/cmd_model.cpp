@@ -63,13 +63,13 @@ void add_generate(CLI::App& app) {
 void add_hooks(CLI::App& app) {
   auto* cmd = app.add_subcommand("hooks", "list a model's hook points and shapes");
   auto model = std::make_shared<std::string>(default_model_path());
-  cmd->add_option("--model", *model, "HF model directory, .gguf file or llama2.c .bin")->capture_default_str();
+  cmd->add_option("--model", *model, "HF model directory (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gpt2, gpt_neox), .gguf file or llama2.c .bin")->capture_default_str();
   cmd->callback([=] {
     auto m = load_model(*model, cpu_backend());
     const auto& c = m->config();
-    std::printf("%s (%s): d=%d ff=%d layers=%d heads=%d kv_heads=%d vocab=%d max_seq=%d\n", c.name.c_str(),
-                c.source_format.c_str(), c.d_model, c.d_ff, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
-                c.max_seq_len);
+    std::printf("%s (%s, %s): d=%d ff=%d layers=%d heads=%d kv_heads=%d head_dim=%d vocab=%d max_seq=%d\n",
+                c.name.c_str(), c.architecture.c_str(), c.source_format.c_str(), c.d_model, c.d_ff, c.n_layers,
+                c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size, c.max_seq_len);
     for (const auto& n : m->hook_names()) std::printf("%s [N, %d]\n", n.c_str(), c.d_model);
   });
 }

@@ -192,7 +192,8 @@ void read_gemma(const ConfigReader& r, ModelConfig& c, const std::string& type) 
   c.qk_norm = g3;
   c.act = activation_named(r, "hidden_activation", "gelu_pytorch_tanh");
   c.attn_scale = static_cast<float>(1.0 / std::sqrt(r.positive_or_zero("query_pre_attn_scalar", 256.0)));
-  c.attn_softcap = static_cast<float>(r.positive_or_zero("attn_logit_softcapping", g3 ? 0.0 : 50.0));
+  // Gemma 3 has the key but transformers' Gemma 3 attention never applies it; neither do we.
+  c.attn_softcap = g3 ? 0.f : static_cast<float>(r.positive_or_zero("attn_logit_softcapping", 50.0));
   c.final_softcap = static_cast<float>(r.positive_or_zero("final_logit_softcapping", g3 ? 0.0 : 30.0));
   if (r.flag("attention_bias", false)) fail("'{}': attention_bias is not supported for {}", r.path(), type);
   if (r.flag("use_bidirectional_attention", false))
