@@ -173,3 +173,39 @@ TEST(HfArchitectureCli, HooksListsTheArchitecturesPoints) {
 }
 
 }  // namespace
+
+namespace {
+
+// The whole workflow on a non-Llama model, through the CLI as a user runs it: harvest a hook,
+// train an SAE on it, evaluate it spliced into the LM (CE loss recovered) and sparse-probe it.
+void run_pipeline(const std::string& arch, const std::string& hook) {
+  const std::string d = test::make_temp_dir("pipeline_" + arch), model = dir_of(arch);
+  const std::string corpus = test::shared_root() + "/corpus/gutenberg/carroll-alice.txt";
+  auto r = test::run_cli("harvest --no-progress --model " + model + " --corpus " + corpus + " --hook " + hook +
+                         " --context 16 --max-tokens 4000 --out " + d + "/acts");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  test::write_text(d + "/t.toml",
+                   "[sae]\narchitecture = \"standard\"\nexpansion_factor = 2\n[train]\nbatch_size = 256\n"
+                   "lr = 0.001\nl1_coefficient = 1.0\ntotal_tokens = 8000\nseed = 1\n");
+  r = test::run_cli("train --no-progress --config " + d + "/t.toml --activations " + d + "/acts --out " + d + "/run");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_cli("eval core --sae " + d + "/run/sae --model " + model + " --corpus " + corpus +
+                    " --contexts 8 --context 16 --out " + d + "/core.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json core = json::parse(read_file(d + "/core.json"));
+  const json& ce = core["eval_result_metrics"]["model_performance_preservation"];
+  EXPECT_GT(ce["ce_loss_without_sae"].get<double>(), 0.0) << core.dump();
+  EXPECT_NE(ce["ce_loss_with_sae"].get<double>(), ce["ce_loss_without_sae"].get<double>());
+  r = test::run_cli("eval probing --sae " + d + "/run/sae --model " + model +
+                    " --tasks " + test::test_data("../../data/probe_tasks.json") + " --data-root " + test::shared_root() +
+                    " --only language/en --train 40 --test 20 --context 32 --out " + d + "/probing.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json probing = json::parse(read_file(d + "/probing.json"));
+  EXPECT_TRUE(probing.contains("eval_result_metrics")) << probing.dump().substr(0, 400);
+}
+
+}  // namespace
+
+TEST(HfArchitecturePipeline, Gpt2HarvestTrainEvalProbe) { run_pipeline("gpt2", "blocks.1.hook_resid_post"); }
+TEST(HfArchitecturePipeline, PythiaHarvestTrainEvalProbe) { run_pipeline("pythia", "blocks.0.hook_mlp_out"); }
+TEST(HfArchitecturePipeline, Gemma2HarvestTrainEvalProbe) { run_pipeline("gemma2", "blocks.1.hook_resid_mid"); }

@@ -56,6 +56,7 @@ void add_eval(CLI::App& app) {
   probing->add_option("--data-root", *p_root, "root the task file's paths are relative to")->capture_default_str();
   probing->add_option("--train", pcfg->n_train, "training texts per task (balanced)")->capture_default_str();
   probing->add_option("--test", pcfg->n_test, "test texts per task (balanced)")->capture_default_str();
+  probing->add_option("--context", pcfg->context_size, "tokens per text (SAEBench: 128)")->capture_default_str();
   probing->add_option("--only", pcfg->only_tasks, "run only these tasks (e.g. language/en)");
   probing->add_option("--out", *p_out, "result JSON (default: <sae>/../eval_sparse_probing.json)");
   probing->callback([=] {

@@ -438,6 +438,9 @@ std::vector<json> sparse_probing_multi(const LanguageModel& model, const std::ve
            model.config().name);
     check_sae_hook(*sae, hook);
   }
+  if (cfg.context_size > model.config().max_seq_len)
+    fail("probing context {} exceeds the {} positions of model '{}'; pass a shorter context (eval probing --context)",
+         cfg.context_size, model.config().max_seq_len, model.config().name);
   const std::vector<const ProbeTask*> tasks = selected_tasks(suite, cfg);
   const size_t S = saes.size();
   const std::vector<float> ones(S, 1.0f);
