@@ -1,8 +1,12 @@
 // Hugging Face config.json (parse_hf_config), then the whole model load (load_model) of a
-// directory holding that config beside a fixed tiny model (d 8, ff 16, 1 layer, 2 heads, 1 KV head,
-// vocab 16) and a forward pass: a config that disagrees with the weights must be refused before
-// anything is allocated from its sizes, and an accepted one must run.
+// directory holding that config beside fixed tiny weights and a forward pass: a config that
+// disagrees with the weights must be refused before anything is allocated from its sizes, and an
+// accepted one must run. The weights are those of the architecture the config names: the tiny
+// checkpoints of tests/data/hf_tiny (gpt2, gpt_neox, gemma2, gemma3_text, qwen2, qwen3, mistral),
+// else a generated Llama (d 8, ff 16, 1 layer, 2 heads, 1 KV head, vocab 16).
 #include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "fuzz_common.hpp"
@@ -58,6 +62,31 @@ const std::string& model_dir() {
   return dir;
 }
 
+// model_type -> a work directory holding that architecture's tiny weights and tokenizer.
+const std::string& dir_for(const std::string& model_type) {
+  static const std::map<std::string, std::string> dirs = [] {
+    std::map<std::string, std::string> m;
+    const std::pair<const char*, const char*> tiny[] = {{"gpt2", "gpt2"},     {"gpt_neox", "pythia"}, {"gemma2", "gemma2"},
+                                                        {"gemma3_text", "gemma3"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"},
+                                                        {"mistral", "mistral"}};
+    for (const auto& [type, name] : tiny) {
+      const std::string src = std::string(SAELAB_SOURCE_DIR) + "/tests/data/hf_tiny/" + name, d = fuzz::path_of(name);
+      std::filesystem::create_directories(d);
+      for (const char* f : {"model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+        std::filesystem::copy_file(src + "/" + f, d + "/" + f, std::filesystem::copy_options::overwrite_existing);
+      m[type] = d;
+    }
+    return m;
+  }();
+  auto it = dirs.find(model_type);
+  return it != dirs.end() ? it->second : model_dir();
+}
+
+std::string model_type_of(const uint8_t* data, size_t size) {
+  const nlohmann::json j = nlohmann::json::parse(data, data + size, nullptr, false);
+  return j.is_object() && j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -66,7 +95,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string& dir = model_dir();
+  const std::string& dir = dir_for(model_type_of(data, size));
   const std::string path = dir + "/config.json";
   fuzz::write_bytes(path, data, size);
   fuzz::expect_no_crash([&] {
