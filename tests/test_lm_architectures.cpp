@@ -209,3 +209,36 @@ void run_pipeline(const std::string& arch, const std::string& hook) {
 TEST(HfArchitecturePipeline, Gpt2HarvestTrainEvalProbe) { run_pipeline("gpt2", "blocks.1.hook_resid_post"); }
 TEST(HfArchitecturePipeline, PythiaHarvestTrainEvalProbe) { run_pipeline("pythia", "blocks.0.hook_mlp_out"); }
 TEST(HfArchitecturePipeline, Gemma2HarvestTrainEvalProbe) { run_pipeline("gemma2", "blocks.1.hook_resid_mid"); }
+
+// What real downloads hold beside the weights: openai-community/gpt2 names its tensors without
+// "transformer." and stores each block's causal mask (h.L.attn.bias, h.L.attn.masked_bias); older
+// Pythia files keep attention.bias / masked_bias / rotary_emb.inv_freq buffers. They load and run
+// to the same logits, bit for bit.
+TEST(HfArchitectureLayouts, RealCheckpointNamesAndBuffersLoadToTheSameModel) {
+  const std::vector<float> mask(16 * 16, 1.f), inv_freq(2, 0.5f);
+  struct Case { const char* arch; std::function<void(std::vector<SafetensorsTensorOut>&)> edit; };
+  const Case cases[] = {
+      {"gpt2",
+       [&](auto& ts) {
+         for (auto& t : ts)
+           if (t.name.rfind("transformer.", 0) == 0) t.name = t.name.substr(12);
+         ts.push_back({"h.0.attn.bias", DType::F32, {1, 1, 16, 16}, mask.data()});
+         ts.push_back({"h.1.attn.masked_bias", DType::F32, {1}, mask.data()});
+       }},
+      {"pythia",
+       [&](auto& ts) {
+         ts.push_back({"gpt_neox.layers.0.attention.bias", DType::F32, {1, 1, 16, 16}, mask.data()});
+         ts.push_back({"gpt_neox.layers.0.attention.masked_bias", DType::F32, {1}, mask.data()});
+         ts.push_back({"gpt_neox.layers.1.attention.rotary_emb.inv_freq", DType::F32, {2}, inv_freq.data()});
+       }},
+  };
+  for (const Case& c : cases) {
+    const std::string d = copy_of(c.arch);
+    edit_weights(d, c.edit);
+    auto ref = load_model(dir_of(c.arch), cpu_backend());
+    auto m = load_model(d, cpu_backend());
+    const std::vector<int32_t> ids{1, 5, 9, 40, 7, 3};
+    EXPECT_EQ(to_host_f32(m->backend(), m->forward(ids, 1, 6)), to_host_f32(ref->backend(), ref->forward(ids, 1, 6)))
+        << c.arch;
+  }
+}
