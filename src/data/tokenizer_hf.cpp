@@ -60,12 +60,12 @@ class HfTokenizer final : public Tokenizer {
       // Ids the vocabulary does not define (e.g. padding rows of a larger embedding) are dropped,
       // as tokenizers drops them.
       if (id < 0 || id >= vocab_size() || !defined_[id]) continue;
+      // Special tokens are skipped by id. tokenizers 0.23 compares the decoded string with the special
+      // tokens' contents instead, so it keeps a special token that decodes in a normalized form
+      // (TinyStories' "▁<|end_story|>"); 0.22 and earlier skipped it, as saelab does.
+      if (skip_special && is_special(id)) continue;
       auto it = decoded_added_.find(id);
-      const bool normalized_form = it != decoded_added_.end();
-      // tokenizers skips a token whose decoded string is a special token's content, so a special
-      // token shown in its normalized form (TinyStories' "▁<|end_story|>") is kept.
-      if (skip_special && is_special(id) && !normalized_form) continue;
-      toks.push_back(normalized_form ? it->second : pieces_[id]);
+      toks.push_back(it != decoded_added_.end() ? it->second : pieces_[id]);
     }
     // Without a decoder, tokenizers joins the tokens with spaces.
     if (decoders_.empty()) {
