@@ -63,7 +63,14 @@ struct GgufVocab {
 std::unique_ptr<Tokenizer> make_gguf_tokenizer(const GgufVocab& vocab);
 
 // Hugging Face tokenizer.json. Throws Error naming the file and any component type it does not know.
+// BOS/EOS are guessed from conventional special-token names; adds_bos() is whether the file's
+// post-processor template puts a special token before the text.
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& tokenizer_json_path);
+// The tokenizer of a Hugging Face model directory as transformers loads it: tokenizer.json, with
+// adds_bos() from tokenizer_config.json add_bos_token (else the template), bos_id() the BOS it adds
+// or else config.json bos_token_id, eos_id() / eog_ids() from config.json and generation_config.json
+// eos_token_id (one id or a list). vocab_size is config.json's: the tokenizer may not be larger.
+std::unique_ptr<Tokenizer> load_hf_directory_tokenizer(const std::string& dir, int32_t vocab_size);
 // GPT-2's original files (encoder.json + vocab.bpe): byte-level BPE with <|endoftext|> as BOS/EOS.
 std::unique_ptr<Tokenizer> load_gpt2_tokenizer(const std::string& encoder_json_path, const std::string& vocab_bpe_path);
 // llama2.c tokenizer.bin (max_token_length, then per token: f32 score, i32 length, bytes).

@@ -47,6 +47,19 @@ std::string decode_chars(std::string_view mapped) {
   return out;
 }
 
+std::optional<std::string> decode_token(std::string_view mapped) {
+  std::string out;
+  for (size_t i = 0; i < mapped.size();) {
+    size_t n;
+    const uint32_t cp = utf8::decode_at(mapped, i, &n);
+    auto it = tables().cp_to_byte.find(cp);
+    if (it == tables().cp_to_byte.end() || (cp == 0xFFFD && n == 1)) return std::nullopt;
+    out.push_back(static_cast<char>(it->second));
+    i += n;
+  }
+  return out;
+}
+
 std::vector<std::string> gpt2_split(std::string_view text) {
   std::vector<std::string> out;
   for (std::string_view piece : pretokenize::split(text, pretokenize::PreTokenizer::Gpt2)) out.emplace_back(piece);

@@ -75,4 +75,42 @@ bool valid(std::string_view s) {
   return true;
 }
 
+std::string lossy(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    if (b0 < 0x80) {
+      out.push_back(s[i++]);
+      continue;
+    }
+    // Continuation bytes the lead byte needs, and the range its first continuation byte must lie in
+    // (which excludes overlong forms, surrogates and code points past U+10FFFF).
+    size_t need = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+      need = 1;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      need = 2;
+      if (b0 == 0xE0) lo = 0xA0;
+      if (b0 == 0xED) hi = 0x9F;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      need = 3;
+      if (b0 == 0xF0) lo = 0x90;
+      if (b0 == 0xF4) hi = 0x8F;
+    }
+    size_t j = i + 1, got = 0;
+    while (got < need && j < s.size()) {
+      const auto c = static_cast<unsigned char>(s[j]);
+      if (c < (got == 0 ? lo : 0x80) || c > (got == 0 ? hi : 0xBF)) break;
+      ++j;
+      ++got;
+    }
+    if (need > 0 && got == need) out.append(s.substr(i, j - i));
+    else out += "\xEF\xBF\xBD";
+    i = j;
+  }
+  return out;
+}
+
 }  // namespace saelab::utf8

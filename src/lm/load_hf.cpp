@@ -19,17 +19,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-// eos_token_id of config.json / generation_config.json: one id or a list; generation stops at each.
-void add_eog_ids(Tokenizer& tok, const json& j, int vocab_size) {
-  if (!j.is_object() || !j.contains("eos_token_id")) return;
-  const json& e = j["eos_token_id"];
-  for (const json& v : e.is_array() ? e : json::array({e}))
-    if (v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < vocab_size)
-      tok.add_eog(static_cast<int32_t>(v.get<int64_t>()));
-}
-}  // namespace
-
-namespace {
 
 // Which file holds each tensor: model.safetensors, or the shards model.safetensors.index.json names.
 struct CheckpointFiles {
@@ -95,29 +84,7 @@ void check_sources(const std::string& dir, const ModelConfig& cfg, const Checkpo
 std::unique_ptr<LanguageModel> load_hf_model(const std::string& dir, Backend& be) {
   ModelConfig cfg = parse_hf_config(dir + "/config.json");
   cfg.name = directory_name(dir);
-  const std::string tok_path = dir + "/tokenizer.json";
-  if (!file_exists(tok_path)) fail("model directory '{}' has no tokenizer.json", dir);
-  auto tok = load_hf_tokenizer(tok_path);
-  {
-    const json j = json::parse(read_file(dir + "/config.json"));
-    auto id_of = [&](const char* k) -> int32_t {
-      if (!j.contains(k) || !j[k].is_number_integer()) return -1;
-      const int64_t v = j[k].get<int64_t>();
-      return v >= 0 && v < cfg.vocab_size ? static_cast<int32_t>(v) : -1;
-    };
-    tok->set_bos_eos(id_of("bos_token_id"), id_of("eos_token_id"));
-    add_eog_ids(*tok, j, cfg.vocab_size);
-    tok->add_eog(tok->eos_id());
-    if (file_exists(dir + "/generation_config.json")) {
-      try {
-        add_eog_ids(*tok, json::parse(read_file(dir + "/generation_config.json")), cfg.vocab_size);
-      } catch (const json::exception& e) {
-        fail("'{}' is not valid JSON: {}", dir + "/generation_config.json", e.what());
-      }
-    }
-  }
-  if (tok->vocab_size() > cfg.vocab_size)
-    fail("'{}': tokenizer has {} tokens but config.json vocab_size is {}", tok_path, tok->vocab_size(), cfg.vocab_size);
+  auto tok = load_hf_directory_tokenizer(dir, cfg.vocab_size);
 
   const CheckpointFiles ck = open_checkpoint(dir);
   // Every tensor the config implies is checked against the files' headers before the model (sized
