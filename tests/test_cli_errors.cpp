@@ -42,9 +42,9 @@ TEST(CliErrors, WrongHookName) {
 
 TEST(CliErrors, UnknownArchitecture) {
   const std::string dir = saelab::test::make_temp_dir("cli");
-  saelab::test::write_text(dir + "/config.json", R"({"model_type": "gpt_neox", "hidden_size": 512})");
+  saelab::test::write_text(dir + "/config.json", R"({"model_type": "t5", "hidden_size": 512})");
   expect_one_line_error(run_cli("harvest --no-progress --model " + dir + " --out " + dir + "/acts"),
-                        "model_type 'gpt_neox' is not supported");
+                        "model_type 't5' is not supported");
   EXPECT_FALSE(fs::exists(dir + "/acts"));
 }
 
