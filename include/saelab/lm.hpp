@@ -101,11 +101,11 @@ class LanguageModel {
   void check_hook(const std::string& name) const;
   int hook_layer(const std::string& name) const;  // L of blocks.L.*; -1 for hook_embed / hook_pos_embed
 
-  // Host copy of every parameter, written by the loaders before upload().
+  // Host copy of every parameter, written by the loaders before upload(), which frees it.
   std::vector<float>& host_params() { return host_params_; }
   size_t param_offset(const std::string& name) const;
   const std::vector<std::pair<std::string, std::vector<int64_t>>>& param_specs() const { return param_specs_; }
-  void upload();  // host_params -> the one device allocation
+  void upload();  // host_params -> the one device allocation; host_params is empty afterwards
 
   // tokens: host [B*T] (row = b*T + t). Runs all layers and returns logits [B*T, V] on the model's
   // device, or, with want_logits = false, stops after the last layer a hook subscribes to and

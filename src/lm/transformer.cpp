@@ -105,7 +105,13 @@ size_t LanguageModel::param_offset(const std::string& name) const {
   SAELAB_ASSERT(false, "no parameter {}", name);
 }
 
-void LanguageModel::upload() { be_.upload(params_.view(), host_params_.data()); }
+// The host copy is freed once on the device: a 2B-parameter model would otherwise hold its f32
+// weights twice (10 GB each for gemma-2-2b).
+void LanguageModel::upload() {
+  SAELAB_ASSERT(host_params_.size() == static_cast<size_t>(params_.numel()), "upload after the host copy was freed");
+  be_.upload(params_.view(), host_params_.data());
+  std::vector<float>().swap(host_params_);
+}
 
 std::vector<std::string> LanguageModel::hook_names() const {
   std::vector<std::string> out{kEmbedHook};
