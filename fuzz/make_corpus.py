@@ -306,7 +306,8 @@ def seeds_hf_tokenizer():
             {"type": "Digits", "individual_digits": False},
             {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}]},
         "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
-                                                                    {"Sequence": {"id": "A", "type_id": 0}}]},
+                                                                    {"Sequence": {"id": "A", "type_id": 0}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
         "decoder": {"type": "Sequence", "decoders": [
             {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
             {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
@@ -314,6 +315,28 @@ def seeds_hf_tokenizer():
                   "vocab": {"<unk>": 0, "<s>": 1, "<0x41>": 2, "<0xC3>": 3, "\u2581": 4, "a": 5, "b": 6,
                             "\u2581a": 7, "ab": 8, "[X]": 9, "1": 10, "12": 11, "2": 12},
                   "merges": ["\u2581 a", ["a", "b"], "1 2"]}}, ensure_ascii=False))
+    # The tiny tokenizers of every model family (tests/data/hf_tiny, a few hundred tokens each): the
+    # Llama 3 / Qwen2 Split regexes, ignore_merges, String Split, NFC, added-token flags, templates.
+    tiny = os.path.join(ROOT, "tests", "data", "hf_tiny")
+    for fam in sorted(os.listdir(tiny)) if os.path.isdir(tiny) else []:
+        p = os.path.join(tiny, fam, "tokenizer.json")
+        if os.path.exists(p):
+            with open(p, "rb") as f:
+                put("fuzz_hf_tokenizer", "hf_tiny_" + fam + ".json", f.read())
+    # Added-token flags and Split behaviors, which no family file uses.
+    put("fuzz_hf_tokenizer", "flags_split.json", json.dumps({
+        "added_tokens": [{"id": 6, "content": "<m>", "lstrip": True, "special": True},
+                         {"id": 7, "content": "[r]", "rstrip": True},
+                         {"id": 8, "content": "ab", "single_word": True, "normalized": True}],
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"String": "-"}, "behavior": "MergedWithNext", "invert": False},
+            {"type": "Split", "pattern": {"String": "a"}, "behavior": "Removed", "invert": True},
+            {"type": "Split", "pattern": {"String": "b"}, "behavior": "Contiguous", "invert": False},
+            {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False}]},
+        "post_processor": None, "decoder": None,
+        "model": {"type": "BPE", "ignore_merges": True, "vocab": {"a": 0, "b": 1, "-": 2, " ": 3, "ab": 4, "a-": 5},
+                  "merges": [["a", "b"], ["a", "-"]]}}, ensure_ascii=False))
     # GPT-2 byte-level BPE, from encoder.json + vocab.bpe cut to the first merges.
     gdir = os.path.join(SHARED, "models", "gpt2-tokenizer")
     with open(os.path.join(gdir, "encoder.json")) as f:
@@ -340,6 +363,23 @@ TINY_HF_CONFIG = {
     "max_position_embeddings": 32, "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "tie_word_embeddings": True,
     "hidden_act": "silu", "attention_bias": False, "mlp_bias": False, "rope_scaling": None,
     "bos_token_id": 1, "eos_token_id": 2}
+
+
+def seeds_hf_tokenizer_dir():
+    """tokenizer_config.json, config.json and generation_config.json joined by NUL bytes (a part
+    left empty: that file is absent), as fuzz_hf_tokenizer_dir splits its input."""
+    tiny = os.path.join(ROOT, "tests", "data", "hf_tiny")
+    for fam in sorted(os.listdir(tiny)) if os.path.isdir(tiny) else []:
+        if not os.path.isdir(os.path.join(tiny, fam)):
+            continue
+        parts = []
+        for name in ("tokenizer_config.json", "config.json", "generation_config.json"):
+            p = os.path.join(tiny, fam, name)
+            parts.append(open(p, "rb").read() if os.path.exists(p) else b"")
+        put("fuzz_hf_tokenizer_dir", fam + ".bin", b"\0".join(parts))
+    put("fuzz_hf_tokenizer_dir", "lists.bin", b"\0".join([
+        b'{"add_bos_token": true, "bos_token": {"content": "<s>"}, "eos_token": "</s>"}',
+        b'{"bos_token_id": 1, "eos_token_id": [2, 3]}', b'{"eos_token_id": [3, 2]}']))
 
 
 def seeds_hf_config():
@@ -433,6 +473,7 @@ def main():
     seeds_gguf(random.Random(9))
     seeds_llama2c(rng)
     seeds_hf_tokenizer()
+    seeds_hf_tokenizer_dir()
     seeds_hf_config()
     seeds_activation_manifest()
     seeds_probe()

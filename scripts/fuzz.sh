@@ -15,14 +15,14 @@ cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-$(nproc)}
 all_targets=(fuzz_safetensors fuzz_gguf fuzz_npy fuzz_llama2c_model fuzz_llama2c_tokenizer fuzz_hf_tokenizer
-             fuzz_hf_config fuzz_activation_manifest fuzz_probe_jsonl fuzz_train_config_toml fuzz_train_config_json)
+             fuzz_hf_tokenizer_dir fuzz_hf_config fuzz_activation_manifest fuzz_probe_jsonl fuzz_train_config_toml fuzz_train_config_json)
 read -r -a targets <<< "${FUZZ_TARGETS:-${all_targets[*]}}"
 
 # Longest input per target: room above the largest seed, small enough to keep runs fast.
 max_len() {
   case "$1" in
     fuzz_npy) echo 1024 ;;
-    fuzz_hf_config | fuzz_train_config_*) echo 4096 ;;
+    fuzz_hf_config | fuzz_hf_tokenizer_dir | fuzz_train_config_*) echo 4096 ;;
     fuzz_safetensors | fuzz_gguf | fuzz_activation_manifest | fuzz_probe_jsonl) echo 8192 ;;
     fuzz_llama2c_model | fuzz_llama2c_tokenizer | fuzz_hf_tokenizer) echo 16384 ;;
     *) echo 4096 ;;
@@ -31,7 +31,7 @@ max_len() {
 dict() {
   case "$1" in
     fuzz_train_config_toml) echo "-dict=fuzz/toml.dict" ;;
-    fuzz_safetensors | fuzz_hf_tokenizer | fuzz_hf_config | fuzz_activation_manifest | fuzz_probe_jsonl | \
+    fuzz_safetensors | fuzz_hf_tokenizer | fuzz_hf_tokenizer_dir | fuzz_hf_config | fuzz_activation_manifest | fuzz_probe_jsonl | \
       fuzz_train_config_json) echo "-dict=fuzz/json.dict" ;;
   esac
 }

@@ -30,7 +30,8 @@ class AddedTokenMatcher {
   bool empty() const { return tokens_.empty(); }
 
   // [begin, end) of text in bytes; id is the added token's, or -1 for text between tokens. The
-  // spans are in order, non-empty, and cover text.
+  // spans are in order and cover text; text spans are non-empty (a token span is empty only where
+  // an earlier token's rstrip already took its text).
   struct Span {
     size_t begin, end;
     int32_t id;
