@@ -389,6 +389,12 @@ def seeds_hf_config():
     c = dict(TINY_HF_CONFIG, model_type="mistral", tie_word_embeddings=False, head_dim=4)
     del c["max_position_embeddings"]
     put("fuzz_hf_config", "tiny_mistral_untied.json", json.dumps(c))
+    # Every architecture's tiny checkpoint config in both styles (fuzz_hf_config loads each beside
+    # that architecture's weights).
+    for arch in ["gpt2", "pythia", "gemma2", "gemma3", "qwen2", "qwen3", "llama3", "mistral"]:
+        for src, name in [("config.json", f"hf_tiny_{arch}.json"), ("config_v5.json", f"hf_tiny_{arch}_v5.json")]:
+            with open(os.path.join(ROOT, "tests", "data", "hf_tiny", arch, src), "rb") as f:
+                put("fuzz_hf_config", name, f.read())
 
 
 def manifest(fmt, dtype, shards, d_in=3):
