@@ -85,7 +85,9 @@ struct DashboardData {
   std::vector<std::string> vocab;  // display string of every token id (decoded piece)
   std::vector<SaeDashboard> saes;  // the compared runs, in the order given
   DashboardConfig cfg;
-  double seconds_lm = 0, seconds_sae = 0, seconds_bookkeeping = 0, seconds_total = 0;
+  // Where the pass spent its time: the LM forward, the SAE encoders (and copying f to the host),
+  // the per-latent bookkeeping, the decoder's logit effects / neighbours / matches, all of it.
+  double seconds_lm = 0, seconds_sae = 0, seconds_bookkeeping = 0, seconds_directions = 0, seconds_total = 0;
 };
 
 // The streaming pass: runs the LM once over the corpus and every SAE on its activations.

@@ -113,6 +113,11 @@ class LanguageModel {
   Tensor forward(const std::vector<int32_t>& tokens, int B, int T, const Hooks* hooks = nullptr,
                  bool want_logits = true) const;
 
+  // The direct effect on the logits of residual-stream directions dirs [R, d] (host, row-major):
+  // each through the final norm's weight (LayerNorm also removes the row mean; the norm's data-
+  // dependent scale is left out, as SAE dashboards do) and the unembedding. Host [R, V].
+  std::vector<float> logit_effects(const std::vector<float>& dirs, int64_t R) const;
+
  private:
   struct Buffers;  // the forward's activations, sized for one call
   void attention(const Buffers& b, int l, int T) const;  // b.xn -> b.attn_out

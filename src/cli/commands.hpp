@@ -12,6 +12,7 @@ void add_alpha_agreement(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_analyze(CLI::App& app);
 void add_experiment(CLI::App& app);
+void add_dashboard(CLI::App& app);
 // The data root (../shared by default): $SAELAB_SHARED, else ../shared beside the working directory.
 std::string default_shared_root();
 // The default --model: SmolLM2-135M-Instruct (GGUF) under the data root.

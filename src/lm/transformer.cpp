@@ -275,6 +275,27 @@ Tensor LanguageModel::forward(const std::vector<int32_t>& tokens, int B, int T, 
   return logits;
 }
 
+std::vector<float> LanguageModel::logit_effects(const std::vector<float>& dirs, int64_t R) const {
+  const int64_t d = cfg_.d_model, V = cfg_.vocab_size;
+  SAELAB_ASSERT(static_cast<int64_t>(dirs.size()) == R * d, "logit_effects: {} values for R={} d={}", dirs.size(), R, d);
+  if (R == 0) return {};
+  std::vector<float> w = to_host_f32(be_, final_norm_w_), rows(dirs);
+  for (int64_t r = 0; r < R; ++r) {
+    float* x = rows.data() + r * d;
+    if (cfg_.norm == NormKind::Layer) {
+      double mean = 0;
+      for (int64_t i = 0; i < d; ++i) mean += x[i];
+      mean /= static_cast<double>(d);
+      for (int64_t i = 0; i < d; ++i) x[i] -= static_cast<float>(mean);
+    }
+    for (int64_t i = 0; i < d; ++i) x[i] *= w[i];
+  }
+  const Tensor X = to_device(be_, {R, d}, rows.data());
+  Tensor out({R, V}, DType::F32, be_.device());
+  be_.gemm(out, X, false, unembed_, true, 1.f, 0.f);
+  return to_host_f32(be_, out);
+}
+
 std::vector<int32_t> generate_greedy(const LanguageModel& m, std::vector<int32_t> seq, int steps, bool stop_at_eog) {
   for (int s = 0; s < steps && static_cast<int>(seq.size()) < m.config().max_seq_len; ++s) {
     const int T = static_cast<int>(seq.size());

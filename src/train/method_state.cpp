@@ -31,6 +31,12 @@ SaeLossTerms MethodState::terms(float l1_warm) {
   return t;
 }
 
+void MethodState::penalty_weights(std::vector<float>& w_freq, std::vector<float>& w_mag, std::vector<float>& w) const {
+  SAELAB_ASSERT(dual_, "penalty weights of a run without dual-adaptive penalties");
+  weights_.components(w_freq, w_mag);
+  w = weights_.weights(alpha_.alphas());
+}
+
 SaeHyperRequest* MethodState::hyper_request() {
   requested_ = false;
   if (alpha_.mode() != AlphaMode::Learned || !weights_.ready()) return nullptr;

@@ -44,6 +44,8 @@ class MethodState {
   // After the Adam step, before the hierarchy's orthogonal-children projection of W_dec: the
   // tangents of W follow W through the projection (its derivative at the pre-projection point).
   void before_children_projection();
+  // Dual-adaptive: the per-latent w_freq, w_mag and the weight w = α w_freq + (1 − α) w_mag now.
+  void penalty_weights(std::vector<float>& w_freq, std::vector<float>& w_mag, std::vector<float>& w) const;
   // Starts α over at these values (per level); tests use it to vary one step's α.
   void set_alphas(const std::vector<double>& alphas);
   // After the step: statistics EMAs and the λ controller.

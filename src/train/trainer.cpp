@@ -665,6 +665,14 @@ class TrainingRun {
                           {"gamma", cfg_.gamma}};
     }
     export_saelens(sae, out + "/sae", density, extra);
+    if (method.dual()) {  // for dashboards: what each latent's penalty weighed at the end
+      std::vector<float> wf, wm, w;
+      method.penalty_weights(wf, wm, w);
+      write_safetensors(out + "/sae/penalty_weights.safetensors",
+                        {{"w_freq", DType::F32, {F_}, wf.data()}, {"w_mag", DType::F32, {F_}, wm.data()},
+                         {"w", DType::F32, {F_}, w.data()}},
+                        {{"alpha", json(method.alphas()).dump()}});
+    }
     write_file_atomic(out + "/training_summary.json", sm.dump(2) + "\n");
   }
 
