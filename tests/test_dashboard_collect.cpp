@@ -5,8 +5,11 @@
 
 #include <cmath>
 #include <map>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 
+#include "saelab/atomic_file.hpp"
 #include "saelab/corpus.hpp"
 #include "saelab/dashboard.hpp"
 #include "saelab/lm.hpp"
@@ -178,6 +181,46 @@ TEST(Dashboard, PlantedLatentsTopContextsAreExactlyTheContextsWithTheirToken) {
   }
   // Same SAE twice: same statistics.
   EXPECT_EQ(data.saes[1].latents[3].fires, s.latents[3].fires);
+
+  // The site written from it shows the same contexts on latent 0's page data.
+  const std::string site = test::make_temp_dir("dash_site") + "/site";
+  write_dashboard_site(data, site);
+  std::string js = read_file(site + "/data/sae0/chunk_0.js");
+  js = js.substr(js.find('=') + 1);
+  js = js.substr(0, js.rfind(';'));
+  const auto chunk = nlohmann::json::parse(js);
+  std::set<int64_t> shown;
+  for (const auto& e : chunk["latents"][0]["top"]) {
+    shown.insert(e["ctx"].get<int64_t>());
+    EXPECT_EQ(e["t"][e["c"].get<int>()].get<int32_t>(), planted[0].token);
+  }
+  EXPECT_EQ(shown, occ.at(planted[0].token).first);
+}
+
+// The CLI as a user runs it: two SAEs compared, the site written, the timing line printed.
+TEST(Dashboard, CliWritesTheSite) {
+  const std::string dir = test::make_temp_dir("dash_cli");
+  auto m = load_model(model_dir(), cpu_backend());
+  SaeConfig sc;
+  sc.d_in = m->config().d_model;
+  sc.d_sae = 16;
+  sc.hook_name = "blocks.0.hook_resid_post";
+  Sae sae(sc, cpu_backend());
+  sae.init(3, 1.f, std::vector<float>(static_cast<size_t>(sc.d_in), 0.f));
+  export_saelens(sae, dir + "/run_a/sae", std::vector<float>(16, 0.f));
+  export_saelens(sae, dir + "/run_b/sae", std::vector<float>(16, 0.f));
+  const auto r = test::run_cli("dashboard --no-progress --sae " + dir + "/run_a/sae --sae " + dir + "/run_b/sae --model " +
+                               model_dir() + " --corpus " + corpus() + " --tokens 2000 --context 32 --export --out " +
+                               dir + "/dash");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("dashboard of 2 SAE(s) over 2016 tokens"), std::string::npos) << r.out;
+  EXPECT_TRUE(file_exists(dir + "/dash/index.html"));
+  EXPECT_TRUE(file_exists(dir + "/dash/data/sae1/chunk_0.js"));
+  EXPECT_TRUE(file_exists(dir + "/dash/export/sae0/batch-0.json"));
+  const auto bad = test::run_cli("dashboard --no-progress --sae " + dir + "/nope --model " + model_dir() + " --out " +
+                                 dir + "/dash2");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/dash2"));
 }
 
 // logit_effects is the unembedding of a residual through the final norm's weight: spliced in as

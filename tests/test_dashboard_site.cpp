@@ -113,6 +113,7 @@ DashboardData fixture() {
   d.cfg.window = kWindow;
   d.cfg.quantile_bins = 4;
   d.cfg.dense_threshold = 0.1;
+  d.cfg.export_batches = true;
 
   SaeDashboard h;
   h.name = "hier";

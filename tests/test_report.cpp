@@ -47,6 +47,11 @@ TEST(Report, SelfContainedHtmlWithChartsTablesAndData) {
   EXPECT_FALSE(data["runs"][2]["alpha_curves"].is_null());
   const std::string csv = read_file(experiment_dir() + "/report_summary.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);  // header + 3 runs
+  // Each run links its page of the experiment's feature dashboard, which exists.
+  for (int k = 0; k < 3; ++k)
+    EXPECT_NE(html.find(fmt::format("href=\"dashboard/index.html#sae={}\"", k)), std::string::npos) << k;
+  EXPECT_TRUE(file_exists(experiment_dir() + "/dashboard/index.html"));
+  EXPECT_TRUE(file_exists(experiment_dir() + "/dashboard/data/sae2/chunk_0.js"));
 }
 
 // The report renders in a real browser: headless Chromium takes a screenshot of it.

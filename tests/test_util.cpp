@@ -109,6 +109,7 @@ tokens = 60000
 heldout_tokens = 5000
 probing = false
 core_contexts = 4
+dashboard_tokens = 4096
 [train]
 expansion_factor = 2
 batch_size = 512

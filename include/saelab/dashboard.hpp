@@ -30,6 +30,9 @@ struct DashboardConfig {
   int n_logits = 10;         // promoted and suppressed output tokens per latent
   int n_neighbours = 8;      // nearest latents by decoder cosine
   double dense_threshold = 0.1;  // firing density above which a latent is flagged dense
+  // Also write export/ (SAEDashboard's NeuronpediaDashboardBatch JSON, for publishing): about
+  // twice the site's size, since it spells out every token.
+  bool export_batches = false;
   uint64_t seed = 1;
   bool progress = true;
   std::string device = "cpu";
@@ -90,8 +93,9 @@ struct DashboardData {
   double seconds_lm = 0, seconds_sae = 0, seconds_bookkeeping = 0, seconds_directions = 0, seconds_total = 0;
 };
 
-// The streaming pass: runs the LM once over the corpus and every SAE on its activations.
-DashboardData collect_dashboard(const DashboardConfig& cfg);
+// The streaming pass: runs the LM once over the corpus and every SAE on its activations. With
+// `model`, that model (already loaded, e.g. by the experiment) instead of cfg.model_path.
+DashboardData collect_dashboard(const DashboardConfig& cfg, const LanguageModel* model = nullptr);
 
 // The static site: out_dir/index.html (latent table, histogram, search, hierarchy tree, latent
 // pages by #hash), out_dir/data/*.js (loaded by <script>, so the site opens from file://), and

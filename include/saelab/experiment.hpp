@@ -44,6 +44,9 @@ struct ExperimentConfig {
   // run_{j·R+1} .. run_{(j+1)·R} (R runs in the plan). Empty: one seed, [train]'s (42 by default).
   // A finished experiment takes more seeds by appending to the list: it trains only the new ones.
   std::vector<uint64_t> seeds;
+  // Feature dashboard of every run (one LM pass for all of them over the training corpus) in
+  // <out>/dashboard, linked from the report; 0 tokens: none.
+  int64_t dashboard_tokens = 100000;
   bool progress = true;
 };
 

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   saelab::cli::add_eval(app);
   saelab::cli::add_analyze(app);
   saelab::cli::add_experiment(app);
-
+  saelab::cli::add_dashboard(app);
   if (const std::string w = saelab::blas_kernel_warning(); !w.empty())
     std::fprintf(stderr, "saelab: warning: %s\n", w.c_str());
   try {

@@ -153,11 +153,13 @@ void check_config(const DashboardConfig& c) {
 
 }  // namespace
 
-DashboardData collect_dashboard(const DashboardConfig& cfg) {
+DashboardData collect_dashboard(const DashboardConfig& cfg, const LanguageModel* model_in) {
   check_config(cfg);
   const auto t_start = Clock::now();
-  Backend& be = backend_named(cfg.device);
-  auto model = load_model(cfg.model_path, be);
+  std::unique_ptr<LanguageModel> owned;
+  if (!model_in) owned = load_model(cfg.model_path, backend_named(cfg.device));
+  const LanguageModel* model = model_in ? model_in : owned.get();
+  Backend& be = model->backend();
   std::vector<Sae> saes;
   DashboardData out;
   out.cfg = cfg;

@@ -191,7 +191,7 @@ json site_meta(const DashboardData& d) {
                     {"has_directions", !sae.directions.empty()},
                     {"n_chunks", n_chunks(sae)},
                     {"data", fmt::format("data/sae{}", s)},
-                    {"export", fmt::format("export/sae{}", s)}});
+                    {"export", c.export_batches ? json(fmt::format("export/sae{}", s)) : json()}});
   }
   return {{"format", "saelab_dashboard"},
           {"version", 1},

@@ -92,7 +92,8 @@ void write_dashboard_site(const DashboardData& data, const std::string& out_dir)
         w.write("data/" + ck + ".js", data_script(ck, latent_chunk(data, si, c)));
       }
     }
-    for (const auto& [rel, contents] : export_files(data)) w.write(rel, contents);
+    if (data.cfg.export_batches)
+      for (const auto& [rel, contents] : export_files(data)) w.write(rel, contents);
     w.sync();
     // Some complete site exists under out or out.tmp(.old) at every instant.
     fs::remove_all(old, ec);

@@ -20,6 +20,7 @@
 #include "saelab/lm.hpp"
 #include "saelab/sae_io.hpp"
 #include "saelab/seed_statistics.hpp"
+#include "saelab/dashboard.hpp"
 #include "saelab/sparse_probing.hpp"
 #include "saelab/train.hpp"
 #include "util/json_number.hpp"
@@ -104,6 +105,7 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
       else if (k == "probe_tasks") c.probe_tasks = it.value();
       else if (k == "persistence_texts") c.persistence_texts = json_int<int>(it.value(), where(k));
       else if (k == "seeds") c.seeds = parse_seeds(it.value(), where(k));
+      else if (k == "dashboard_tokens") c.dashboard_tokens = json_int<int64_t>(it.value(), where(k));
       else fail("'{}': unknown [experiment] setting '{}'", path, k);
     }
     if (j.contains("train")) c.train = j["train"];
@@ -334,6 +336,33 @@ json finish_run(const ExperimentConfig& cfg, const PlannedRun& r, const std::str
 }
 
 // Phases (b)–(f) over `plan` (run, directory); returns one summary row per run.
+// (e) one feature dashboard for every run of the plan, unless <out>/dashboard_runs.json already
+// lists exactly these runs: <out>/dashboard/index.html#sae=k is run k's.
+void dashboard_phase(const ExperimentConfig& cfg, const LanguageModel& model, const std::vector<PlannedRun>& runs) {
+  if (cfg.dashboard_tokens <= 0 || runs.empty()) return;
+  json listed = json::array();
+  for (const PlannedRun& r : runs) listed.push_back(fs::path(r.dir).filename().string());
+  const std::string record = cfg.out_dir + "/dashboard_runs.json";
+  if (file_exists(record) && json::parse(read_file(record)) == listed) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  DashboardConfig dc;
+  dc.model_path = cfg.model;
+  dc.corpus = training_corpus_files(cfg);
+  dc.max_tokens = cfg.dashboard_tokens;
+  dc.progress = cfg.progress;
+  for (const PlannedRun& r : runs) {
+    dc.sae_dirs.push_back(r.dir + "/sae");
+    dc.names.push_back(fmt::format("{} ({})", fs::path(r.dir).filename().string(), r.run["name"].get<std::string>()));
+  }
+  if (cfg.progress) std::fprintf(stderr, "== dashboard: %zu runs, %lld tokens\n", runs.size(), (long long)dc.max_tokens);
+  const DashboardData data = collect_dashboard(dc, &model);
+  write_dashboard_site(data, cfg.out_dir + "/dashboard");
+  write_file_atomic(record, listed.dump() + "\n");
+  if (cfg.progress)
+    std::fprintf(stderr, "   dashboard: %.1f s (LM %.1f s, SAEs %.1f s, bookkeeping %.1f s, decoders %.1f s)\n",
+                 seconds_since(t0), data.seconds_lm, data.seconds_sae, data.seconds_bookkeeping, data.seconds_directions);
+}
+
 json run_plan(const ExperimentConfig& cfg, const LanguageModel& model, const std::vector<std::pair<json, std::string>>& plan,
               const std::string& activations, const std::string& heldout) {
   std::vector<PlannedRun> runs;
@@ -351,6 +380,7 @@ json run_plan(const ExperimentConfig& cfg, const LanguageModel& model, const std
     probing_phase(cfg, model, runs, suite);
     persistence_phase(cfg, model, runs, suite);
   }
+  dashboard_phase(cfg, model, runs);
   std::unique_ptr<ActivationSample> sample;
   json rows = json::array();
   for (const PlannedRun& r : runs) rows.push_back(finish_run(cfg, r, heldout, sample));

@@ -137,6 +137,10 @@ json collect_report_data(const std::string& dir) {
     r["alpha_curves"] = alpha_curves(rd + "/alpha_log.csv");
     r["alpha_summary"] = read_json_if(rd + "/alpha_summary.json");
     r["composition"] = read_json_if(rd + "/composition.json");
+    const json dash = read_json_if(dir + "/dashboard_runs.json");  // run k of it is dashboard/index.html#sae=k
+    if (dash.is_array())
+      for (size_t k = 0; k < dash.size(); ++k)
+        if (dash[k] == row["run"]) r["dashboard"] = fmt::format("dashboard/index.html#sae={}", k);
     r["stability"] = read_json_if(rd + "/stability.json");
     r["probe_persistence"] = read_json_if(rd + "/probe_persistence.json");
     runs.push_back(r);
@@ -348,6 +352,13 @@ std::string methods_table(const json& methods, size_t n_seeds) {
   return h + "</table>";
 }
 
+// The run's name, linked to its page of the experiment's feature dashboard when there is one.
+std::string run_cell(const json& r) {
+  const std::string name = svg::escape(r["run"].get<std::string>());
+  if (!r.contains("dashboard")) return name;
+  return fmt::format("<a href=\"{}\" title=\"feature dashboard\">{}</a>", svg::escape(r["dashboard"].get<std::string>()), name);
+}
+
 // One row per run (per seed, when there are several).
 std::string runs_table(const json& runs, bool several_seeds) {
   std::string h = several_seeds ? "<h2>Runs (one row per seed)</h2>" : "<h2>Results</h2>";
@@ -357,7 +368,7 @@ std::string runs_table(const json& runs, bool several_seeds) {
     const std::string alpha = r["final_alpha"].is_array() ? per_level(r["final_alpha"]) : "–";
     h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.4f}</td><td>{:.4f}</td>"
                      "<td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td></tr>",
-                     escape(r["run"].get<std::string>()), escape(r["name"].get<std::string>()),
+                     run_cell(r), escape(r["name"].get<std::string>()),
                      r.contains("seed") ? r["seed"].dump() : "–", alpha, r["l0"].get<double>(),
                      r["explained_variance"].get<double>(), r.value("explained_variance_centered", 0.0),
                      r["ce_loss_score"].get<double>(),
