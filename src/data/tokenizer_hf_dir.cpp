@@ -14,6 +14,7 @@
 #include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
 #include "saelab/tokenizer.hpp"
+#include "util/json_file.hpp"
 
 namespace saelab {
 namespace {
@@ -21,17 +22,7 @@ namespace {
 using json = nlohmann::json;
 
 // The file's JSON object, or null when the file does not exist.
-json read_object(const std::string& path) {
-  if (!file_exists(path)) return nullptr;
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail("'{}' is not valid JSON: {}", path, e.what());
-  }
-  if (!j.is_object()) fail("'{}': expected a JSON object, found {}", path, j.type_name());
-  return j;
-}
+json read_object(const std::string& path) { return file_exists(path) ? read_json_object(path) : json(nullptr); }
 
 // j[key] as token ids: one id, a list of ids, or nothing (absent or null).
 std::vector<int32_t> ids_of(const json& j, const char* key, const std::string& path, const Tokenizer& tok) {

@@ -10,6 +10,7 @@
 #include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
 #include "saelab/lm.hpp"
+#include "util/json_file.hpp"
 
 namespace saelab {
 
@@ -268,14 +269,7 @@ void check_consistent(const ConfigReader& r, const ModelConfig& c) {
 }  // namespace
 
 ModelConfig parse_hf_config(const std::string& path) {
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail("'{}' is not valid JSON: {}", path, e.what());
-  }
-  if (!j.is_object()) fail("'{}': expected a JSON object, found {}", path, j.type_name());
-  const ConfigReader r(std::move(j), path);
+  const ConfigReader r(read_json_object(path), path);
   ModelConfig c;
   c.source_format = "hf";
   try {
