@@ -350,6 +350,11 @@ void dashboard_phase(const ExperimentConfig& cfg, const LanguageModel& model, co
   dc.corpus = training_corpus_files(cfg);
   dc.max_tokens = cfg.dashboard_tokens;
   dc.progress = cfg.progress;
+  // Nine SAEs of 4608 latents: fewer examples than the CLI's defaults keep the site near 30 MB a
+  // run (each latent still shows 20 top contexts and 16 sampled firings).
+  dc.top_k = 20;
+  dc.samples = 16;
+  dc.window = 8;
   for (const PlannedRun& r : runs) {
     dc.sae_dirs.push_back(r.dir + "/sae");
     dc.names.push_back(fmt::format("{} ({})", fs::path(r.dir).filename().string(), r.run["name"].get<std::string>()));
