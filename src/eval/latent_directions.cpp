@@ -14,10 +14,8 @@ namespace {
 
 constexpr int64_t kChunk = 256;  // decoder rows per product
 
-// Decoder rows [F, d] on the host, each scaled to unit norm (zero rows stay zero).
-std::vector<float> unit_rows(const Sae& sae) {
-  const int64_t F = sae.config().d_sae, d = sae.config().d_in;
-  std::vector<float> w = to_host_f32(sae.backend(), sae.params().W_dec);
+// Decoder rows w [F, d], each scaled to unit norm (zero rows stay zero).
+std::vector<float> unit_rows(std::vector<float> w, int64_t F, int64_t d) {
   for (int64_t i = 0; i < F; ++i) {
     float* r = w.data() + i * d;
     double ss = 0;
@@ -44,9 +42,10 @@ std::vector<std::pair<int32_t, float>> extremes(const float* row, int64_t len, i
   return out;
 }
 
-void logit_effects(const LanguageModel& model, const Sae& sae, SaeDashboard& out, int n) {
-  const int64_t F = sae.config().d_sae, d = sae.config().d_in, V = model.config().vocab_size;
-  const std::vector<float> w = to_host_f32(sae.backend(), sae.params().W_dec);
+// w: the decoder rows [F, d] on the host.
+void logit_effects(const LanguageModel& model, const std::vector<float>& w, int64_t F, int64_t d, SaeDashboard& out,
+                   int n) {
+  const int64_t V = model.config().vocab_size;
   for (int64_t c0 = 0; c0 < F; c0 += kChunk) {
     const int64_t R = std::min(kChunk, F - c0);
     const std::vector<float> rows(w.begin() + c0 * d, w.begin() + (c0 + R) * d);
@@ -83,13 +82,16 @@ std::vector<std::vector<std::pair<int32_t, float>>> best_cosines(Backend& be, co
 
 void add_latent_directions(const LanguageModel& model, const std::vector<Sae>& saes, DashboardData& out,
                            const DashboardConfig& cfg) {
-  std::vector<std::vector<float>> unit;
-  for (const Sae& s : saes) unit.push_back(unit_rows(s));
+  std::vector<std::vector<float>> w, unit;  // each SAE's decoder rows, downloaded once
+  for (const Sae& s : saes) {
+    w.push_back(to_host_f32(s.backend(), s.params().W_dec));
+    unit.push_back(unit_rows(w.back(), s.config().d_sae, s.config().d_in));
+  }
   for (size_t s = 0; s < saes.size(); ++s) {
     SaeDashboard& dash = out.saes[s];
     const int64_t F = saes[s].config().d_sae, d = saes[s].config().d_in;
     dash.directions.assign(static_cast<size_t>(F), LatentDirection{});
-    logit_effects(model, saes[s], dash, cfg.n_logits);
+    logit_effects(model, w[s], F, d, dash, cfg.n_logits);
     const auto near = best_cosines(saes[s].backend(), unit[s], F, unit[s], F, d, cfg.n_neighbours, true);
     for (int64_t i = 0; i < F; ++i) dash.directions[i].neighbours = near[i];
     for (size_t t = 0; t < saes.size(); ++t) {  // matches[j]: the j-th other SAE, in order
