@@ -11,6 +11,7 @@
 #include "saelab/error.hpp"
 #include "saelab/lm.hpp"
 #include "util/json_file.hpp"
+#include "util/json_number.hpp"
 
 namespace saelab {
 
@@ -29,11 +30,11 @@ class ConfigReader {
   const json& at(const char* key) const { return j_.at(key); }
   // Sizes are read as 64-bit integers: a value past int's range must not wrap into a valid one.
   int size(const char* key) const {
-    if (!has(key) || !j_[key].is_number_integer() || j_[key].get<int64_t>() <= 0 ||
-        j_[key].get<int64_t>() > (int64_t{1} << 30))
+    const std::optional<int64_t> v = has(key) ? json_integer<int64_t>(j_[key]) : std::nullopt;
+    if (!v || *v <= 0 || *v > (int64_t{1} << 30))
       fail("'{}': expected a positive integer '{}' (at most 2^30), found {}", path_, key,
            j_.contains(key) ? j_[key].dump() : "nothing");
-    return static_cast<int>(j_[key].get<int64_t>());
+    return static_cast<int>(*v);
   }
   int size_or(const char* key, int def) const { return has(key) ? size(key) : def; }
   double number(const char* key, double def) const {

@@ -100,8 +100,13 @@ std::unique_ptr<LanguageModel> load_hf_model(const std::string& dir, Backend& be
   auto model = std::make_unique<LanguageModel>(cfg, std::move(tok), be);
   std::map<std::string, std::vector<int64_t>> shape_of(model->param_specs().begin(), model->param_specs().end());
   SAELAB_ASSERT(shape_of.size() == sources.size(), "{} sources for {} parameters", sources.size(), shape_of.size());
+  // A fused tensor (GPT-2's c_attn, GPT-NeoX's query_key_value) is the source of Q, K and V, listed
+  // one after another: it is read once for the three.
+  std::string last_stored;
+  std::vector<float> w;
   for (const HfSource& s : sources) {
-    const std::vector<float> w = ck.where.at(s.stored)->read_f32(s.stored, s.stored_shape);
+    if (s.stored != last_stored) w = ck.where.at(s.stored)->read_f32(s.stored, s.stored_shape);
+    last_stored = s.stored;
     apply_source(s, w, shape_of.at(s.param), model->host_params().data() + model->param_offset(s.param));
   }
   model->upload();
