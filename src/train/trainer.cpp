@@ -291,6 +291,23 @@ void check_and_record_config(const TrainConfig& cfg, const ActivationManifest& m
   write_file_atomic(out + "/config.json", train_config_to_json(cfg).dump(2) + "\n");
 }
 
+// The settings that need d_sae when it comes from expansion_factor · d_in (the activations' width):
+// the top-k family's k and the Matryoshka prefixes, checked before the run directory is touched.
+void check_resolved_width(const TrainConfig& cfg, const ActivationManifest& manifest) {
+  if (cfg.d_sae > 0) return;  // train_config_from_json checked these against d_sae
+  const SaeArchitecture a = sae_architecture_from_name(cfg.architecture);
+  const int F = cfg.expansion_factor * manifest.d_in;
+  if (sae_is_topk_family(a) && cfg.k > F)
+    fail("config: k must be at most d_sae = {} (expansion_factor {} × d_in {}), found k = {}", F,
+         cfg.expansion_factor, manifest.d_in, cfg.k);
+  if (a != SaeArchitecture::MatryoshkaBatchTopK) return;
+  try {
+    check_matryoshka_widths(cfg.matryoshka_widths, F);
+  } catch (const Error& e) {
+    fail("config: {} (d_sae = expansion_factor {} × d_in {})", e.what(), cfg.expansion_factor, manifest.d_in);
+  }
+}
+
 // The SAE's shape and metadata from the config and the activations (act_scale is set later).
 SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manifest) {
   SaeConfig sc;
@@ -309,19 +326,9 @@ SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manif
   // the sparse products scan all of f and read W_dec rows at random, so the gain shrinks as k/F grows.
   sc.sparse_decode = cfg.decode == "sparse" ||
                      (cfg.decode == "auto" && sae_is_topk_family(sc.architecture) && 8 * sc.k <= sc.d_sae);
-  if (sae_is_topk_family(sc.architecture) && sc.k > wanted)
-    fail("config: k must be at most d_sae = {} (expansion_factor {} × d_in {}), found k = {}", wanted,
-         cfg.expansion_factor, manifest.d_in, sc.k);
   sc.jumprelu_bandwidth = cfg.jumprelu_bandwidth;
   sc.jumprelu_init_threshold = cfg.jumprelu_init_threshold;
   sc.matryoshka_widths = cfg.matryoshka_widths;
-  if (sc.architecture == SaeArchitecture::MatryoshkaBatchTopK) {
-    try {
-      check_matryoshka_widths(sc.matryoshka_widths, wanted);
-    } catch (const Error& e) {
-      fail("config: {} (d_sae = expansion_factor {} × d_in {})", e.what(), cfg.expansion_factor, manifest.d_in);
-    }
-  }
   if (sc.architecture == SaeArchitecture::Hierarchical) {
     sc.children_per_parent = cfg.children_per_parent;
     sc.gate_ste_width = cfg.gate_ste_width;
@@ -744,6 +751,7 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
   if (!manifest.complete)
     fail("activation directory '{}' is incomplete ({} tokens so far); finish it with `saelab harvest`", cfg.activations,
          manifest.n_tokens);
+  check_resolved_width(cfg, manifest);
   check_and_record_config(cfg, manifest, comm.size(), writer);
   comm.barrier();  // the other processes read the run directory only once it is set up
   if (file_exists(cfg.out_dir + "/training_summary.json") && dir_exists(cfg.out_dir + "/sae")) {
