@@ -24,7 +24,8 @@ struct TrainConfig {
   int d_sae = 0;                          // 0: expansion_factor * d_in
   int expansion_factor = 8;
   // topk: latents per token; batchtopk, matryoshka_batchtopk: k·N latents kept over a batch of N
-  // (k on average per token). At most d_sae.
+  // (k on average per token; with grad_partitions > 1 each part keeps k·N/G of its own rows, and the
+  // threshold's EMA takes the smallest kept activation of all parts). At most d_sae.
   int k = 32, k_aux = 0;
   float aux_coefficient = 1.0f / 32.0f;
   // batchtopk, matryoshka_batchtopk: the inference threshold θ ← (1 − r)·θ + r·(smallest kept
