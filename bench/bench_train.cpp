@@ -17,8 +17,9 @@ namespace {
 
 // One step on `be`: forward + analytic backward + Adam; the roofline is the GEMM rate of the same
 // backend at the step's shape (cuBLAS with SAELAB_CUDA_GEMM's compute type on a GPU). With the
-// sparse decoder (topk_sparse) the step does fewer FLOPs than 10·d·F per token: its roofline_frac
-// can pass 1, and the ratio to the dense topk line is the figure to read.
+// sparse decoder (topk_sparse, batchtopk_sparse, matryoshka_batchtopk_sparse) the step does fewer
+// FLOPs than 10·d·F per token: its roofline_frac can pass 1, and the ratio to the dense topk line is
+// the figure to read. Matryoshka adds one sparse decode and backward per prefix group.
 void train_step(benchmark::State& st, Backend* backend, SaeArchitecture arch, bool sparse, int d, int F, int N) {
   Backend& be = *backend;
   SaeConfig c;
@@ -33,6 +34,7 @@ void train_step(benchmark::State& st, Backend* backend, SaeArchitecture arch, bo
     c.d_sae = F = c.n_parents * 5;
     c.gate_ste_width = 0.1f;
   }
+  if (arch == SaeArchitecture::MatryoshkaBatchTopK) c.matryoshka_widths = {F / 16, F / 4, F};  // three prefixes
   Sae sae(c, be);
   sae.init(1, 0.1f, {});
   SaeParams grads(sae.config(), be.device()), m(sae.config(), be.device()), v(sae.config(), be.device());
@@ -81,9 +83,14 @@ int main(int argc, char** argv) {
       bool sparse;
       const std::vector<Shape>& shapes;
     };
+    // The thresholded SAEs as the trainer runs them: the batch top-k ones with the sparse decoder
+    // (decode = "auto" at 8·k ≤ F), jumprelu dense (its threshold gradient needs ∂L/∂f where f = 0).
     for (const Family& fam : {Family{SaeArchitecture::Standard, false, standard}, Family{SaeArchitecture::TopK, false, topk},
                               Family{SaeArchitecture::TopK, true, topk},
-                              Family{SaeArchitecture::Hierarchical, false, hierarchical}})
+                              Family{SaeArchitecture::Hierarchical, false, hierarchical},
+                              Family{SaeArchitecture::BatchTopK, true, topk},
+                              Family{SaeArchitecture::JumpReLU, false, topk},
+                              Family{SaeArchitecture::MatryoshkaBatchTopK, true, topk}})
       for (const Shape& sh : fam.shapes)
         benchmark::RegisterBenchmark(fmt::format("train_step/{}/{}{}/d{}/F{}/N{}", be->name(),
                                                  sae_architecture_name(fam.arch), fam.sparse ? "_sparse" : "", sh.d,

@@ -388,6 +388,109 @@ TEST_P(BackendEquivalence, TopkRowsWithAndWithoutMask) {
   }
 }
 
+// The batch top-k against a sort in double: the keep largest of max(pre + b, 0) over the whole
+// batch, ties by lower flat index (planted ties straddle the cut), fewer positives than keep, keep
+// 0, and the smallest kept value it returns; statistics as the epilogue's.
+TEST_P(BackendEquivalence, BatchTopk) {
+  Backend& be = *GetParam();
+  // coarse: values on a grid of 1/2 and no bias, so the cut falls among many equal values.
+  struct Case { int N, F; int64_t keep; bool coarse; };
+  for (Case cs : {Case{1, 1, 1, false}, Case{9, 77, 20, false}, Case{kEpilogueRows + 5, 130, 300, false},
+                  Case{6, 10, 60, false}, Case{4, 9, 0, false}, Case{3, 5, 1000, false}, Case{9, 77, 100, true},
+                  Case{kEpilogueRows + 5, 130, 777, true}}) {
+    const int N = cs.N, F = cs.F;
+    auto pre = randn(static_cast<size_t>(N) * F, 70 + N + F);
+    std::vector<float> b = randn(F, 71, 0.1f);
+    if (cs.coarse) {
+      for (auto& v : pre) v = std::round(v * 2.f) / 2.f;
+      std::fill(b.begin(), b.end(), 0.f);
+    }
+    std::vector<double> pre_ref(pre.size()), f_ref(pre.size(), 0.0), fires(F, 0.0), mass(F, 0.0);
+    std::vector<std::pair<double, int64_t>> all;
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < F; ++i) {
+        const float v = pre[n * F + i] + b[i];
+        pre_ref[n * F + i] = v;
+        if (v > 0.f) all.push_back({v, -(static_cast<int64_t>(n) * F + i)});
+      }
+    std::sort(all.rbegin(), all.rend());
+    const size_t take = std::min<size_t>(all.size(), static_cast<size_t>(cs.keep));
+    double min_kept = 0;
+    for (size_t r = 0; r < take; ++r) {
+      f_ref[-all[r].second] = all[r].first;
+      min_kept = all[r].first;
+    }
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < F; ++i) fires[i] += f_ref[n * F + i] > 0, mass[i] += f_ref[n * F + i];
+    Tensor Pd = dev(be, pre, {N, F}), Bd = dev(be, b, {F}), Fo = dev(be, randn(pre.size(), 72), {N, F});
+    Tensor Fi = dev(be, randn(F, 73), {F}), Ma = dev(be, randn(F, 74), {F});
+    const std::string at = std::string(be.name()) + " N=" + std::to_string(N) + " F=" + std::to_string(F) +
+                           " keep=" + std::to_string(cs.keep);
+    if (cs.coarse) {  // the test must exercise a cut inside a run of ties
+      ASSERT_LT(take, all.size()) << at;
+      EXPECT_EQ(all[take - 1].first, all[take].first) << at;
+    }
+    const float got = be.batch_topk(Fo, Pd, Bd, cs.keep, Fi, Ma);
+    EXPECT_EQ(static_cast<double>(got), min_kept) << at;
+    EXPECT_LE(rel_error(to_host_f32(be, Pd), pre_ref), 0.0) << at;
+    EXPECT_LE(rel_error(to_host_f32(be, Fo), f_ref), 0.0) << at;
+    EXPECT_LE(rel_error(to_host_f32(be, Fi), fires), 0.0) << at;
+    EXPECT_LE(rel_error(to_host_f32(be, Ma), mass), kTolF32Op) << at;
+  }
+}
+
+// JumpReLU's encoder (encode_epilogue with a threshold) and backward against their definitions.
+TEST_P(BackendEquivalence, JumpReluForwardAndBackward) {
+  Backend& be = *GetParam();
+  for (int N : {1, 9, static_cast<int>(kEpilogueRows) + 3}) {
+    const int F = 131;
+    const float eps = 0.3f, c = 0.05f;
+    auto pre = randn(static_cast<size_t>(N) * F, 80 + N), b = randn(F, 81, 0.2f), th = randn(F, 82, 0.3f);
+    for (auto& t : th) t = std::abs(t) + 0.01f;
+    th[0] = -0.2f;  // a non-positive threshold (SAELens allows it): JumpReLU is ReLU there
+    const auto df = randn(pre.size(), 83);
+    std::vector<double> f_ref(pre.size()), pb(pre.size()), dlog(F, 0.0), dpre(pre.size()), fires(F, 0.0), mass(F, 0.0);
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < F; ++i) {
+        const float v = pre[n * F + i] + b[i];
+        pb[n * F + i] = v;
+        f_ref[n * F + i] = v > 0.f && v > th[i] ? v : 0.0;
+        fires[i] += f_ref[n * F + i] > 0, mass[i] += f_ref[n * F + i];
+        const double u = (double(v) - th[i]) / eps;
+        if (u > -0.5 && u < 0.5) dlog[i] += -(double(th[i]) / eps) * (double(th[i]) * df[n * F + i] + c);
+        dpre[n * F + i] = f_ref[n * F + i] > 0 ? df[n * F + i] : 0.0;
+      }
+    Tensor Pd = dev(be, pre, {N, F}), Bd = dev(be, b, {F}), Td = dev(be, th, {F}), Fo({N, F}, DType::F32, be.device());
+    Tensor Fi({F}, DType::F32, be.device()), Ma({F}, DType::F32, be.device());
+    EncoderActivation act;
+    act.threshold = Td;
+    be.encode_epilogue(Fo, Pd, Bd, act, Fi, Ma);
+    EXPECT_LE(rel_error(to_host_f32(be, Fo), f_ref), 0.0) << be.name() << " N=" << N;
+    EXPECT_LE(rel_error(to_host_f32(be, Fi), fires), 0.0);
+    EXPECT_LE(rel_error(to_host_f32(be, Ma), mass), kTolF32Op);
+    Tensor Dd = dev(be, df, {N, F}), Lg({F}, DType::F32, be.device());
+    be.jumprelu_backward(Lg, Dd, Fo, Pd, Td, eps, c);
+    EXPECT_LE(rel_error(to_host_f32(be, Lg), dlog), kTolF32Op) << be.name() << " N=" << N;
+    EXPECT_LE(rel_error(to_host_f32(be, Dd), dpre), 0.0);
+  }
+}
+
+TEST_P(BackendEquivalence, KeepColumns) {
+  Backend& be = *GetParam();
+  const int N = 7, F = 300;
+  const auto x = randn(static_cast<size_t>(N) * F, 90);
+  for (auto [c0, c1] : {std::pair<int, int>{0, 0}, {0, 300}, {17, 211}, {299, 300}}) {
+    std::vector<double> want(x.size());
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < F; ++i) want[n * F + i] = i >= c0 && i < c1 ? x[n * F + i] : 0.0;
+    Tensor X = dev(be, x, {N, F}), Y = dev(be, randn(x.size(), 91), {N, F});
+    be.keep_columns(Y, X, c0, c1);
+    EXPECT_LE(rel_error(to_host_f32(be, Y), want), 0.0) << be.name() << " [" << c0 << ", " << c1 << ")";
+    be.keep_columns(X, X, c0, c1);  // in place
+    EXPECT_LE(rel_error(to_host_f32(be, X), want), 0.0);
+  }
+}
+
 // The sparse decoder's three products against the dense ones in double, on f with at most k
 // non-zeros per row (some rows empty, some entries negative: the ops only skip zeros). The shapes
 // straddle the CUDA kernels' chunks (130 latents, 129 columns over 128-thread blocks).

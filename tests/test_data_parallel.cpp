@@ -128,6 +128,7 @@ std::string write_fixture(const std::string& dir, const std::string& architectur
     text += "children_per_parent = 2\npenalty = \"dual_adaptive\"\nalpha_mode = \"learned\"\nl1_coefficient = 1.0\n";
   else
     text += "k = 4\n";
+  if (architecture == "matryoshka_batchtopk") text += "matryoshka_widths = [8, 24, 48]\n";
   test::write_text(cfg, text);
   return cfg;
 }
@@ -149,7 +150,7 @@ TEST(DataParallel, TwoProcessesOnCudaEndBitIdenticalToOneProcess) {
   if (!cuda) GTEST_SKIP() << "no CUDA backend (build with -DSAELAB_CUDA=ON on a machine with a GPU)";
   const std::string dir = test::make_temp_dir("dp_cuda");
   const std::string env = kMpiEnv;
-  for (const std::string arch : {"hierarchical", "topk"}) {
+  for (const std::string arch : {"hierarchical", "topk", "matryoshka_batchtopk", "jumprelu"}) {
     SCOPED_TRACE(arch);
     const std::string cfg = write_fixture(dir, arch, "cuda");
     const std::string one = dir + "/one_" + arch, two = dir + "/two_" + arch;
@@ -170,7 +171,7 @@ TEST(DataParallel, TwoProcessesEndBitIdenticalToOneProcess) {
 #else
   const std::string dir = test::make_temp_dir("dp");
   const std::string env = kMpiEnv;
-  for (const std::string arch : {"hierarchical", "topk"}) {
+  for (const std::string arch : {"hierarchical", "topk", "matryoshka_batchtopk", "jumprelu"}) {
     SCOPED_TRACE(arch);
     const std::string cfg = write_fixture(dir, arch);
     const std::string one = dir + "/one_" + arch, two = dir + "/two_" + arch;

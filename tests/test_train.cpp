@@ -257,6 +257,84 @@ TEST(Train, TopkKeepsKActiveAndUnitNormDecoder) {
   EXPECT_EQ(read_saelens_cfg(c.out_dir + "/sae")["k"], 8);
 }
 
+// The thresholded architectures train end to end on real activations, export as SAELens' jumprelu
+// with a threshold per latent, and reload as jumprelu encoding raw activations exactly as the
+// trained SAE (from its last checkpoint) encodes scaled ones. batchtopk's threshold is one value,
+// and inference with it keeps about k latents a token on the training data.
+TEST(Train, ThresholdedArchitecturesTrainExportAndReload) {
+  for (const std::string arch : {"batchtopk", "jumprelu", "matryoshka_batchtopk"}) {
+    TrainConfig c = small_config(test::make_temp_dir("train") + "/" + arch, arch);
+    if (arch == "matryoshka_batchtopk") c.matryoshka_widths = {32, 96, 256};
+    c.l0_coefficient = 0.05f;
+    const TrainResult r = train_sae(c);
+    const json& sm = r.summary;
+    EXPECT_GT(sm["final_explained_variance"].get<double>(), 0.5) << arch;
+    if (arch != "jumprelu") {
+      EXPECT_DOUBLE_EQ(sm["final_l0"].get<double>(), 8.0) << arch;
+    }
+    const json cfg = read_saelens_cfg(c.out_dir + "/sae");
+    EXPECT_EQ(cfg["architecture"], "jumprelu") << arch;
+    EXPECT_EQ(cfg["saelab"]["trained_architecture"], arch);
+    Backend& be = cpu_backend();
+    Sae exported = load_saelens(c.out_dir + "/sae", be);
+    ASSERT_EQ(exported.config().architecture, SaeArchitecture::JumpReLU);
+    const std::vector<float> th = to_host_f32(be, exported.params().threshold);
+    EXPECT_GT(*std::min_element(th.begin(), th.end()), 0.f) << arch;
+    if (arch != "jumprelu") {  // one global threshold
+      EXPECT_EQ(*std::min_element(th.begin(), th.end()), *std::max_element(th.begin(), th.end()));
+    }
+    SaeConfig sc = exported.config();
+    sc.architecture = sae_architecture_from_name(arch);
+    sc.k = c.k;
+    sc.matryoshka_widths = c.matryoshka_widths;
+    Sae trained(sc, be);
+    TrainState st;
+    st.init(sc, be.device());
+    load_checkpoint(list_checkpoints(c.out_dir + "/checkpoints").back(), trained, st);
+    const ActivationManifest m = read_activation_manifest(c.activations);
+    std::vector<float> x;
+    read_activation_shard(m, 0, x);
+    const int64_t N = 2000, d = 128;
+    x.resize(N * d);
+    const float s = static_cast<float>(cfg["saelab"]["act_scale_folded"].get<double>());
+    std::vector<float> xs(x);
+    for (auto& v : xs) v *= s;
+    SaeWorkspace w1(exported.config(), N, be.device()), w2(sc, N, be.device());
+    exported.encode(to_device(be, {N, d}, x.data()), w1);
+    trained.encode(to_device(be, {N, d}, xs.data()), w2);
+    const std::vector<float> f1 = to_host_f32(be, w1.f), f2 = to_host_f32(be, w2.f);
+    EXPECT_LE(test::rel_error(f1, f2), 1e-5) << arch;
+    int64_t fired_1 = 0, fired_2 = 0;
+    for (size_t e = 0; e < f1.size(); ++e) fired_1 += f1[e] > 0, fired_2 += f2[e] > 0;
+    EXPECT_EQ(fired_1, fired_2) << arch << ": the same latents fire";
+    if (arch == "batchtopk") {
+      EXPECT_NEAR(static_cast<double>(fired_2) / N, 8.0, 2.0) << "inference L0 with θ";
+    }
+  }
+}
+
+// Resuming a thresholded run from a checkpoint ends with exactly the weights, thresholds included,
+// of the uninterrupted run: the thresholds live in the parameters the checkpoint stores.
+TEST(Train, ThresholdedRunsResumeExactly) {
+  for (const std::string arch : {"batchtopk", "jumprelu"}) {
+    const std::string dir = test::make_temp_dir("train");
+    TrainConfig c = small_config(dir + "/whole", arch);
+    c.checkpoint_fractions = {0.5, 1.0};
+    train_sae(c);
+    fs::copy(dir + "/whole", dir + "/part", fs::copy_options::recursive);
+    const std::vector<std::string> cks = list_checkpoints(dir + "/part/checkpoints");
+    ASSERT_EQ(cks.size(), 2u);
+    fs::remove_all(cks.back());
+    fs::remove_all(dir + "/part/sae");
+    fs::remove(dir + "/part/training_summary.json");
+    TrainConfig resumed = c;
+    resumed.out_dir = dir + "/part";
+    const TrainResult r = train_sae(resumed);
+    EXPECT_TRUE(r.resumed) << arch;
+    EXPECT_EQ(weights(dir + "/whole"), weights(dir + "/part")) << arch;
+  }
+}
+
 TEST(Train, CheckpointsAtTheConfiguredFractions) {
   TrainConfig c = small_config(test::make_temp_dir("train") + "/run");
   train_sae(c);
@@ -308,6 +386,54 @@ TEST(TrainConfig, TomlAndJsonAgreeAndUnknownKeysAreNamed) {
   EXPECT_THROW(load_train_config(dir + "/decode.toml"), Error);
   test::write_text(dir + "/decode2.toml", "architecture = \"topk\"\ndecode = \"sparse\"\n");
   EXPECT_EQ(load_train_config(dir + "/decode2.toml").decode, "sparse");
+  // A Matryoshka config expresses its prefixes as a list of integers, in TOML and JSON alike.
+  test::write_text(dir + "/m.toml", "architecture = \"matryoshka_batchtopk\"\nd_sae = 64\nk = 4\n"
+                                    "matryoshka_widths = [8, 32, 64]\n");
+  test::write_text(dir + "/m.json", R"({"architecture": "matryoshka_batchtopk", "d_sae": 64, "k": 4,
+                                        "matryoshka_widths": [8, 32, 64]})");
+  EXPECT_EQ(load_train_config(dir + "/m.toml").matryoshka_widths, (std::vector<int>{8, 32, 64}));
+  EXPECT_EQ(train_config_to_json(load_train_config(dir + "/m.toml")), train_config_to_json(load_train_config(dir + "/m.json")));
+}
+
+// The thresholded architectures' bad settings, each one error at load time naming the key, what
+// was expected and what was found.
+TEST(BadInput, ThresholdedArchitectureSettings) {
+  struct Case { const char* text; std::vector<std::string> says; };
+  const Case cases[] = {
+      {"architecture = \"batchtopk\"\nd_sae = 64\nk = 65\n", {"k must be at most d_sae = 64", "found k = 65"}},
+      {"architecture = \"topk\"\nd_sae = 64\nk = 100\n", {"k must be at most d_sae = 64", "found k = 100"}},
+      {"architecture = \"batchtopk\"\nk = 0\n", {"k must be positive", "found 0"}},
+      {"architecture = \"jumprelu\"\njumprelu_init_threshold = 0.0\n", {"jumprelu_init_threshold must be positive", "found 0"}},
+      {"architecture = \"jumprelu\"\njumprelu_init_threshold = -0.5\n", {"jumprelu_init_threshold must be positive", "found -0.5"}},
+      {"architecture = \"jumprelu\"\njumprelu_bandwidth = 0.0\n", {"jumprelu_bandwidth must be positive"}},
+      {"architecture = \"jumprelu\"\ndecode = \"sparse\"\n", {"decode = \"sparse\" cannot train a jumprelu SAE"}},
+      {"architecture = \"matryoshka_batchtopk\"\nd_sae = 64\nmatryoshka_widths = [8, 32]\n",
+       {"matryoshka_widths must end at d_sae = 64", "found [8, 32]"}},
+      {"architecture = \"matryoshka_batchtopk\"\nd_sae = 64\nmatryoshka_widths = [32, 8, 64]\n",
+       {"matryoshka_widths must be positive and strictly increasing", "found [32, 8, 64]"}},
+      {"architecture = \"matryoshka_batchtopk\"\nd_sae = 64\n", {"needs matryoshka_widths"}},
+      {"architecture = \"batchtopk\"\nmatryoshka_widths = [8, 64]\n", {"matryoshka_widths is a setting of"}},
+      {"architecture = \"batchtopk\"\ntopk_threshold_lr = 0.0\n", {"topk_threshold_lr must be in (0, 1]"}},
+      {"architecture = \"jumprelu\"\npenalty = \"dual_adaptive\"\n", {"needs an L1-penalised SAE", "not jumprelu"}},
+  };
+  const std::string dir = test::make_temp_dir("cfg");
+  for (const Case& cs : cases) {
+    test::write_text(dir + "/c.toml", cs.text);
+    const std::string m = test::error_of([&] { load_train_config(dir + "/c.toml"); });
+    for (const std::string& part : cs.says) EXPECT_NE(m.find(part), std::string::npos) << cs.text << " -> " << m;
+  }
+  // d_sae from expansion_factor · d_in is known once the activations are read: checked then, before training.
+  TrainConfig c = small_config(test::make_temp_dir("train") + "/run", "matryoshka_batchtopk");
+  c.d_sae = 0;
+  c.expansion_factor = 2;  // d_in 128: F = 256
+  c.matryoshka_widths = {32, 128};
+  std::string m = test::error_of([&] { train_sae(c); });
+  EXPECT_NE(m.find("matryoshka_widths must end at d_sae = 256"), std::string::npos) << m;
+  EXPECT_FALSE(file_exists(c.out_dir + "/config.json")) << "refused before the run directory is written";
+  c.matryoshka_widths = {32, 256};
+  c.k = 300;
+  m = test::error_of([&] { train_sae(c); });
+  EXPECT_NE(m.find("k must be at most d_sae = 256"), std::string::npos) << m;
 }
 
 TEST(ActivationLoader, SkipReplaysTheSameBatchesAndScaleApplies) {

@@ -36,6 +36,9 @@ struct EncoderActivation {
   // children_on = false zeroes every child (parents-first training). P = 0: no hierarchy.
   int n_parents = 0, children_per_parent = 0;
   bool children_on = true;
+  // JumpReLU (with k = 0 and no hierarchy): threshold [F] given, f = max(pre, 0)·1[pre > threshold_i]
+  // (SAELens' JumpReLUSAE.encode).
+  TensorView threshold;
 };
 
 // Rows a chunk of encode_epilogue's statistics (both backends).
@@ -101,6 +104,23 @@ class Backend {
   // f = max(pre, 0) there, 0 elsewhere. When `allowed` [F] (0/1) is given, only allowed latents
   // compete (aux-k over dead latents) and pre is not biased again (b may be empty).
   virtual void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) = 0;
+  // Batch top-k (BatchTopK SAEs): pre[N,F] += b[F]; keep the `keep` largest values of max(pre, 0)
+  // over the whole batch, ties broken by the lower flat index n·F + i, as f = max(pre, 0) there and
+  // 0 elsewhere (kept zeros stay 0). Statistics as encode_epilogue (skipped when fires is empty).
+  // Returns the smallest positive kept value, 0 when none is positive. Selection is exact (a radix
+  // select on the f32 bit patterns with integer counts), so every backend keeps the same entries.
+  virtual float batch_topk(TensorView f, TensorView pre, TensorView b, int64_t keep, TensorView fires,
+                           TensorView mass) = 0;
+  // JumpReLU backward (SAELens' JumpReLU and Step autograd functions, rect(u) = 1[|u| < 1/2]), in
+  // place on df [N,F] (raw ∂L/∂f in, ∂L/∂pre out) with θ = threshold [F], bandwidth ε and the L0
+  // penalty's per-token coefficient c = λ/N:
+  //   dlog_threshold[i] = θ_i · Σ_n −(1/ε)·rect((pre[n,i] − θ_i)/ε)·(θ_i·df[n,i] + c)
+  //   df[n,i] = df[n,i]·1[f[n,i] > 0]   (no straight-through term to pre)
+  // The column sums run over chunks of kEpilogueRows rows added in order.
+  virtual void jumprelu_backward(TensorView dlog_threshold, TensorView df, TensorView f, TensorView pre,
+                                 TensorView threshold, float bandwidth, float c) = 0;
+  // y[N,F] = x on columns [c0, c1), 0 elsewhere (one group of a Matryoshka SAE's latents).
+  virtual void keep_columns(TensorView y, TensorView x, int64_t c0, int64_t c1) = 0;
   // Sparse decode: the decoder's products over the non-zeros of f [N, F] only (top-k latents: at
   // most k per row), N·k·d multiply-adds instead of N·F·d. Sums run over latents in index order
   // (out) and rows in order (gW).

@@ -5,6 +5,15 @@
 //   topk:     f = ReLU(top-k of pre)          loss = ‖x − x̂‖² + c_aux · aux-k loss
 //   hierarchical: latents [0, P) are parents, [P, P + P·m) children (child j belongs to parent j / m);
 //             f = ReLU(pre), then a child is zeroed where its parent is not active; loss as standard
+//   batchtopk: training keeps the k·N largest ReLU(pre) of the whole batch (ties: lower flat index
+//             n·F + i); loss = ‖x − x̂‖² + c_aux · aux-k loss (as topk). Inference (encode) is
+//             JumpReLU with one global threshold θ, an EMA of the smallest kept activation
+//             (SAELens' BatchTopKTrainingSAE); exported as SAELens' jumprelu with θ for every latent.
+//   jumprelu: f = pre · 1[pre > θ_i], θ_i = exp(log_threshold_i); loss = ‖x − x̂‖² + λ Σ_i 1[pre_i > θ_i]
+//             with the rectangle-kernel pseudo-derivative of bandwidth ε for ∂/∂θ (Gemma Scope; SAELens'
+//             JumpReLUTrainingSAE, sparsity loss mode "step")
+//   matryoshka_batchtopk: batchtopk's f; loss = Σ_m ‖x − x̂_m‖² + aux-k, x̂_m = f[:, :w_m] W_dec[:w_m] + b_dec
+//             over the nested prefixes w_1 < … < w_M = F (SAELens' MatryoshkaBatchTopKTrainingSAE)
 //   x̂ = f W_dec + b_dec
 // ‖·‖² is summed over d and averaged over the N tokens of a batch (SAELens' convention); w_i are
 // per-latent penalty weights (all 1 for the vanilla SAE).
@@ -16,14 +25,22 @@
 
 namespace saelab {
 
-enum class SaeArchitecture : uint8_t { Standard, TopK, Hierarchical };
-const char* sae_architecture_name(SaeArchitecture a);           // "standard", "topk", "hierarchical"
+enum class SaeArchitecture : uint8_t { Standard, TopK, Hierarchical, BatchTopK, JumpReLU, MatryoshkaBatchTopK };
+// "standard", "topk", "hierarchical", "batchtopk", "jumprelu", "matryoshka_batchtopk" (SAELens' names)
+const char* sae_architecture_name(SaeArchitecture a);
 SaeArchitecture sae_architecture_from_name(const std::string& s);  // throws Error
+// batchtopk and matryoshka_batchtopk: top-k over the whole batch in training.
+bool sae_is_batch_topk(SaeArchitecture a);
+// Architectures whose inference is JumpReLU (batchtopk, jumprelu, matryoshka_batchtopk): they carry
+// the threshold views of SaeParams.
+bool sae_has_threshold(SaeArchitecture a);
+// Architectures with aux-k on dead latents and unit-norm decoder rows (topk and the batch top-k ones).
+bool sae_is_topk_family(SaeArchitecture a);
 
 struct SaeConfig {
   SaeArchitecture architecture = SaeArchitecture::Standard;
   int d_in = 0, d_sae = 0;
-  int k = 32;                  // topk: active latents per token
+  int k = 32;                  // topk: active latents per token; batchtopk: k·N kept per batch of N
   int k_aux = 0;               // topk: aux-k latents (0: d_in / 2)
   float aux_coefficient = 1.0f / 32.0f;
   bool apply_b_dec_to_input = true;
@@ -33,9 +50,16 @@ struct SaeConfig {
   // where the gate is a step and parents never learn what turning off costs their children).
   float gate_ste_width = 0.f;
   // Decoder products over the non-zeros of f only (Backend::sparse_decode*: N·k·d instead of
-  // N·F·d for top-k). Standard and topk; not hierarchical, whose gate gradient reads ∂L/∂f of
-  // children its parents switched off.
+  // N·F·d for top-k). Standard, topk, batchtopk, matryoshka; not hierarchical, whose gate gradient
+  // reads ∂L/∂f of children its parents switched off, nor jumprelu, whose threshold gradient reads
+  // ∂L/∂f just below the threshold, where f = 0.
   bool sparse_decode = false;
+  // JumpReLU: the rectangle kernel's width ε and the initial threshold (SAELens' jumprelu_bandwidth,
+  // jumprelu_init_threshold).
+  float jumprelu_bandwidth = 0.05f;
+  float jumprelu_init_threshold = 0.01f;
+  // Matryoshka: the nested prefix widths, strictly increasing, the last = d_sae.
+  std::vector<int> matryoshka_widths;
   // Provenance for the SAELens cfg.json.
   std::string model_name, hook_name;
   int hook_layer = 0, context_size = 128;
@@ -54,6 +78,13 @@ struct SaeParams {
   TensorView b_enc;  // [F]
   TensorView W_dec;  // [F, d]
   TensorView b_dec;  // [d]
+  // Thresholded architectures (sae_has_threshold) only, after b_dec:
+  //   log_threshold [F]  jumprelu: the trained parameter (SAELens' training SAE); unused (0) otherwise
+  //   threshold [F]      the inference threshold SAELens' jumprelu stores: exp(log_threshold) for
+  //                      jumprelu (refreshed after every update, so an export and its reload compare
+  //                      against the same floats), the global EMA in every entry for batchtopk.
+  // Neither is ever given a gradient through threshold, so Adam leaves it as it is (m = v = 0).
+  TensorView log_threshold, threshold;
   std::vector<std::pair<std::string, TensorView>> named() const;
 };
 
@@ -68,6 +99,9 @@ struct SaeWorkspace {
   Tensor j_scale, j_sech;        // [F] J's a_i = ‖W_dec,i‖/ε and Σ_n sech²(a_i f_ni) f_ni, allocated with dpre_J
   Tensor dec_tmp;                // [F, d]
   Tensor grad_col;               // [d]
+  Tensor lvl_x, lvl_d;           // [N, d] matryoshka: the prefix reconstruction and Σ_{m ≥ j} ∂L/∂x̂_m
+  Tensor f_group;                // [N, F] matryoshka: f restricted to one group of latents
+  float min_kept = 0.f;          // batch top-k: the smallest positive activation kept by the last batch
 };
 
 struct SaeBatchStats {
@@ -78,12 +112,14 @@ struct SaeBatchStats {
   double penalty = 0;   // Σ_n λ Σ_i w_i f_ni ‖W_dec,i‖   (standard)
   double aux = 0;       // Σ_n c_aux·scale·‖e_n − ê_n‖²   (topk with dead latents)
   double l0 = 0;        // Σ_n #{i: f_ni > 0}
-  double loss() const { return n ? (sse + penalty + aux) / static_cast<double>(n) : 0.0; }
+  double prefix_sse = 0;  // matryoshka: Σ_{m < M} Σ_n ‖x_n − x̂_m,n‖² (the inner prefixes' losses)
+  float min_kept = 0.f;   // batch top-k: smallest positive kept activation (min over parts)
+  double loss() const { return n ? (sse + penalty + aux + prefix_sse) / static_cast<double>(n) : 0.0; }
 };
 
 // What a training step adds to the SAE's own loss.
 struct SaeLossTerms {
-  float l1_coefficient = 0.f;  // λ
+  float l1_coefficient = 0.f;  // λ: the L1 coefficient, or jumprelu's L0 coefficient
   std::vector<float> penalty_weights;  // w_i [F]; empty = all 1
   std::vector<float> dead;             // [F] 1 where latent i is dead (topk aux-k); empty = none
 };
@@ -119,6 +155,8 @@ class Sae {
 
   // f = encode(x) into ws.f (rows [0, N)); ws.pre holds the (biased) pre-activations. With fires
   // and mass [F] given, the same pass counts each latent's firings and sums its activations.
+  // Inference semantics: batchtopk and matryoshka encode with their threshold (JumpReLU), as their
+  // SAELens export does; forward_backward encodes with the batch top-k.
   void encode(TensorView x, SaeWorkspace& ws, TensorView fires = {}, TensorView mass = {}) const;
   // x̂ = decode(f) into ws.xhat.
   void decode(SaeWorkspace& ws, int64_t N) const;
@@ -133,6 +171,11 @@ class Sae {
   // b_dec = `b_dec_init` [d] (mean or geometric median of the data, or zeros).
   void init(uint64_t seed, float dec_norm, const std::vector<float>& b_dec_init);
   void normalize_decoder_rows();  // ‖W_dec,i‖ = 1
+  // jumprelu: threshold = exp(log_threshold), after every update of log_threshold.
+  void refresh_threshold();
+  // batchtopk: θ ← (1 − rate)·θ + rate·min_kept in every entry of threshold (SAELens'
+  // topk_threshold_lr; no update while no activation was kept).
+  void update_batch_threshold(float min_kept, double rate);
   // Hierarchical: children off (all zero) during a parents-first phase of training.
   void set_children_on(bool on) { children_on_ = on; }
   // Hierarchical: removes from every child's decoder row its component along its parent's row, so a
@@ -145,6 +188,10 @@ class Sae {
 
  private:
   void activation_backward(TensorView d, SaeWorkspace& ws, int64_t N) const;
+  void encode_batch_topk(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView mass) const;
+  void jumprelu_backward(SaeParams& g, SaeWorkspace& ws, float l0_coefficient, int64_t N) const;
+  void matryoshka_backward(TensorView x, SaeParams& g, SaeWorkspace& ws, SaeBatchStats& st) const;
+  void aux_k(const SaeLossTerms& terms, SaeParams& g, SaeWorkspace& ws, SaeBatchStats& st) const;
   std::vector<float> hyper_dpre_J(SaeWorkspace& ws, int64_t N, const SaeBatchStats& st, SaeHyperRequest& h) const;
   void hyper_grad_J(const SaeLossTerms& terms, const std::vector<float>& j_norm_row, const SaeParams& g,
                     SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const;
@@ -154,6 +201,10 @@ class Sae {
   SaeParams params_;
   bool children_on_ = true;
 };
+
+// Matryoshka prefix widths: strictly increasing, positive, the last = d_sae; throws Error naming
+// matryoshka_widths with what was expected and found.
+void check_matryoshka_widths(const std::vector<int>& widths, int d_sae);
 
 // Refuses to apply an SAE at a hook other than the one it was trained on (its cfg's hook_name; an
 // empty hook_name accepts any), naming both.

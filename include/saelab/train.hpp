@@ -19,11 +19,29 @@ struct TrainConfig {
   std::string activations;  // directory written by `saelab harvest`
   std::string out_dir = "runs/run";
   // SAE
-  std::string architecture = "standard";  // standard | topk | hierarchical
+  // standard | topk | hierarchical | batchtopk | jumprelu | matryoshka_batchtopk (sae.hpp defines each)
+  std::string architecture = "standard";
   int d_sae = 0;                          // 0: expansion_factor * d_in
   int expansion_factor = 8;
+  // topk: latents per token; batchtopk, matryoshka_batchtopk: k·N latents kept over a batch of N
+  // (k on average per token; with grad_partitions > 1 each part keeps k·N/G of its own rows, and the
+  // threshold's EMA takes the smallest kept activation of all parts). At most d_sae.
   int k = 32, k_aux = 0;
   float aux_coefficient = 1.0f / 32.0f;
+  // batchtopk, matryoshka_batchtopk: the inference threshold θ ← (1 − r)·θ + r·(smallest kept
+  // activation) every step, from θ = 0 (SAELens' topk_threshold_lr; its default). In (0, 1].
+  double topk_threshold_lr = 0.01;
+  // jumprelu (SAELens' defaults): the rectangle kernel's width ε, the initial threshold (> 0), and
+  // λ of the L0 penalty λ·(1/N) Σ_n Σ_i 1[pre_ni > θ_i] ("step", SAELens' default sparsity loss
+  // mode: Gemma Scope's; the gradient reaches θ only, through the kernel). λ ramps up over
+  // l1_warmup_fraction and follows target_l0's controller as the L1 coefficient does.
+  float jumprelu_bandwidth = 0.05f;
+  float jumprelu_init_threshold = 0.01f;
+  float l0_coefficient = 1.0f;
+  // matryoshka_batchtopk: the nested prefix widths, strictly increasing and ending at d_sae (e.g.
+  // [128, 512, 2048, 4608]); every prefix reconstructs and their losses add (SAELens'
+  // matryoshka_widths; unlike SAELens, a list that does not end at d_sae is an error, not extended).
+  std::vector<int> matryoshka_widths;
   int n_parents = 0;            // hierarchical: 0 = d_sae / (1 + children_per_parent)
   int children_per_parent = 4;  // hierarchical: m
   // Hierarchical training aids (measured on planted hierarchies, see the issue notes): with the exact
@@ -73,7 +91,7 @@ struct TrainConfig {
   float lr = 3e-4f, adam_beta1 = 0.9f, adam_beta2 = 0.999f, adam_eps = 1e-8f;
   float lr_warmup_fraction = 0.02f;  // linear warm-up over this fraction of steps
   float lr_decay_fraction = 0.2f;    // linear decay to 0 over the last fraction of steps
-  float l1_coefficient = 5.0f;       // λ (standard)
+  float l1_coefficient = 5.0f;       // λ (standard, hierarchical; jumprelu uses l0_coefficient)
   float l1_warmup_fraction = 0.05f;  // λ ramps linearly from 0
   std::string b_dec_init = "geometric_median";  // geometric_median | mean | zeros
   std::string normalize_activations = "expected_average_only_in";  // or none
@@ -103,6 +121,10 @@ struct TrainConfig {
   int log_every = 10;
   bool progress = true;
 };
+
+// The sparsity penalty's coefficient of this architecture: l0_coefficient for jumprelu, else
+// l1_coefficient (0 in effect for the top-k family, which has no penalty).
+float penalty_coefficient(const TrainConfig& c);
 
 // A TOML or JSON file (by extension) as JSON; throws Error naming the file.
 nlohmann::json read_config_file(const std::string& path);

@@ -5,8 +5,10 @@ Usage: check_saelens_load.py SAE_DIR ACTIVATIONS.npy [N]
 Loads SAE_DIR with sae_lens.SAE.load_from_disk (after importing saelab's plugin python/saelab_saelens.py,
 which registers the hierarchical architecture), encodes the first N rows of the (raw, unscaled)
 activations and compares L0 and reconstruction with a NumPy implementation of the saelab formula:
-standard, topk, and hierarchical (ReLU, then each child zeroed where its parent is 0). An older
-hierarchical export ("standard" + saelab.hierarchy) is loaded through the plugin's disk_loader.
+standard, topk, hierarchical (ReLU, then each child zeroed where its parent is 0) and jumprelu
+(ReLU where pre > threshold: saelab's jumprelu, and its batchtopk and matryoshka_batchtopk, which
+export as SAELens' jumprelu with their global threshold in every latent, as SAELens saves them). An
+older hierarchical export ("standard" + saelab.hierarchy) is loaded through the plugin's disk_loader.
 """
 import json
 import sys
@@ -40,6 +42,9 @@ def saelab_encode(x, w, cfg):
         np.put_along_axis(f, idx, np.maximum(np.take_along_axis(pre, idx, 1), 0), 1)
         return f, f
     f = np.maximum(pre, 0)
+    if cfg["architecture"] == "jumprelu":
+        f = f * (pre > w["threshold"])
+        return f, f
     ungated = f.copy()
     if (h := hierarchy_of(cfg)) is not None:
         P, m = h
@@ -57,6 +62,8 @@ def main():
     loader = {"converter": saelab_saelens.disk_loader} if old_layout else {}
     sae = SAE.load_from_disk(sae_dir, device="cpu", **loader)
     assert (hier is not None) == isinstance(sae, saelab_saelens.HierarchicalSAE), type(sae).__name__
+    if cfg["architecture"] == "jumprelu":
+        assert type(sae).__name__ == "JumpReLUSAE", type(sae).__name__
     with torch.no_grad():
         xt = torch.from_numpy(x)
         f = sae.encode(xt)
@@ -69,7 +76,9 @@ def main():
     rel_fwd = np.linalg.norm(fwd - xh_ours) / np.linalg.norm(xh_ours)
     l0, l0_ours = float((f > 0).float().sum(1).mean()), float((ours > 0).sum(1).mean())
     ev = 1 - ((x - xh) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
-    print(f"{sae_dir}: architecture {cfg['architecture']}{' (old layout, via disk_loader)' if old_layout else ''}; "
+    trained = cfg.get("saelab", {}).get("trained_architecture")
+    print(f"{sae_dir}: architecture {cfg['architecture']}{f' (trained as {trained})' if trained else ''}"
+          f"{' (old layout, via disk_loader)' if old_layout else ''}; "
           f"SAELens {type(sae).__name__} d_in={sae.cfg.d_in} d_sae={sae.cfg.d_sae}; N={len(x)}; "
           f"L0 {l0:.2f} vs ours {l0_ours:.2f}; reconstruction rel diff {rel:.2e} (forward {rel_fwd:.2e}); "
           f"explained variance {ev:.4f}")

@@ -10,6 +10,9 @@ const char* sae_architecture_name(SaeArchitecture a) {
     case SaeArchitecture::Standard: return "standard";
     case SaeArchitecture::TopK: return "topk";
     case SaeArchitecture::Hierarchical: return "hierarchical";
+    case SaeArchitecture::BatchTopK: return "batchtopk";
+    case SaeArchitecture::JumpReLU: return "jumprelu";
+    case SaeArchitecture::MatryoshkaBatchTopK: return "matryoshka_batchtopk";
   }
   SAELAB_ASSERT(false, "bad architecture");
 }
@@ -18,21 +21,40 @@ SaeArchitecture sae_architecture_from_name(const std::string& s) {
   if (s == "standard" || s == "vanilla" || s == "relu") return SaeArchitecture::Standard;
   if (s == "topk") return SaeArchitecture::TopK;
   if (s == "hierarchical") return SaeArchitecture::Hierarchical;
-  fail("unknown SAE architecture '{}' (expected standard, topk or hierarchical)", s);
+  if (s == "batchtopk") return SaeArchitecture::BatchTopK;
+  if (s == "jumprelu") return SaeArchitecture::JumpReLU;
+  if (s == "matryoshka_batchtopk") return SaeArchitecture::MatryoshkaBatchTopK;
+  fail("unknown SAE architecture '{}' (expected standard, topk, hierarchical, batchtopk, jumprelu or "
+       "matryoshka_batchtopk)", s);
 }
 
+bool sae_is_batch_topk(SaeArchitecture a) {
+  return a == SaeArchitecture::BatchTopK || a == SaeArchitecture::MatryoshkaBatchTopK;
+}
+bool sae_has_threshold(SaeArchitecture a) { return sae_is_batch_topk(a) || a == SaeArchitecture::JumpReLU; }
+bool sae_is_topk_family(SaeArchitecture a) { return a == SaeArchitecture::TopK || sae_is_batch_topk(a); }
+
 SaeParams::SaeParams(const SaeConfig& c, Device device) {
-  const int64_t d = c.d_in, F = c.d_sae;
-  flat = Tensor({d * F + F + F * d + d}, DType::F32, device);
+  const int64_t d = c.d_in, F = c.d_sae, T = sae_has_threshold(c.architecture) ? F : 0;
+  flat = Tensor({d * F + F + F * d + d + 2 * T}, DType::F32, device);
   float* p = flat.f32();
   W_enc = TensorView::make(p, {d, F}, DType::F32, device);
   b_enc = TensorView::make(p + d * F, {F}, DType::F32, device);
   W_dec = TensorView::make(p + d * F + F, {F, d}, DType::F32, device);
   b_dec = TensorView::make(p + d * F + F + F * d, {d}, DType::F32, device);
+  if (T == 0) return;
+  log_threshold = TensorView::make(p + d * F + F + F * d + d, {F}, DType::F32, device);
+  threshold = TensorView::make(p + d * F + F + F * d + d + F, {F}, DType::F32, device);
 }
 
 std::vector<std::pair<std::string, TensorView>> SaeParams::named() const {
-  return {{"W_enc", W_enc}, {"b_enc", b_enc}, {"W_dec", W_dec}, {"b_dec", b_dec}};
+  std::vector<std::pair<std::string, TensorView>> out = {
+      {"W_enc", W_enc}, {"b_enc", b_enc}, {"W_dec", W_dec}, {"b_dec", b_dec}};
+  if (threshold.data) {
+    out.push_back({"log_threshold", log_threshold});
+    out.push_back({"threshold", threshold});
+  }
+  return out;
 }
 
 SaeWorkspace::SaeWorkspace(const SaeConfig& c, int64_t N, Device dev)
@@ -44,16 +66,28 @@ SaeWorkspace::SaeWorkspace(const SaeConfig& c, int64_t N, Device dev)
       pre({N, c.d_sae}, DType::F32, dev),
       f({N, c.d_sae}, DType::F32, dev),
       df({N, c.d_sae}, DType::F32, dev),
-      f_aux(c.architecture == SaeArchitecture::TopK ? Tensor({N, c.d_sae}, DType::F32, dev) : Tensor()),
+      f_aux(sae_is_topk_family(c.architecture) ? Tensor({N, c.d_sae}, DType::F32, dev) : Tensor()),
       vec_F({c.d_sae}, DType::F32, dev),
       pen({c.d_sae}, DType::F32, dev),
       dec_tmp({c.d_sae, c.d_in}, DType::F32, dev),
-      grad_col({c.d_in}, DType::F32, dev) {}
+      grad_col({c.d_in}, DType::F32, dev),
+      lvl_x(c.architecture == SaeArchitecture::MatryoshkaBatchTopK ? Tensor({N, c.d_in}, DType::F32, dev) : Tensor()),
+      lvl_d(c.architecture == SaeArchitecture::MatryoshkaBatchTopK ? Tensor({N, c.d_in}, DType::F32, dev) : Tensor()),
+      f_group(c.architecture == SaeArchitecture::MatryoshkaBatchTopK ? Tensor({N, c.d_sae}, DType::F32, dev)
+                                                                     : Tensor()) {}
 
 Sae::Sae(SaeConfig cfg, Backend& be) : cfg_(std::move(cfg)), be_(be), params_(cfg_, be.device()) {
   if (cfg_.d_in <= 0 || cfg_.d_sae <= 0) fail("SAE needs d_in > 0 and d_sae > 0 (got {}, {})", cfg_.d_in, cfg_.d_sae);
-  if (cfg_.architecture == SaeArchitecture::TopK && (cfg_.k <= 0 || cfg_.k > cfg_.d_sae))
-    fail("topk SAE needs 0 < k <= d_sae (k = {}, d_sae = {})", cfg_.k, cfg_.d_sae);
+  if (sae_is_topk_family(cfg_.architecture) && (cfg_.k <= 0 || cfg_.k > cfg_.d_sae))
+    fail("{} SAE needs 0 < k <= d_sae (k = {}, d_sae = {})", sae_architecture_name(cfg_.architecture), cfg_.k,
+         cfg_.d_sae);
+  if (cfg_.architecture == SaeArchitecture::JumpReLU && cfg_.sparse_decode)
+    fail("the jumprelu SAE cannot use the sparse decoder: its threshold gradient needs ∂L/∂f where f = 0");
+  if (cfg_.architecture == SaeArchitecture::JumpReLU &&
+      !(cfg_.jumprelu_bandwidth > 0.f && cfg_.jumprelu_init_threshold > 0.f))
+    fail("jumprelu SAE needs jumprelu_bandwidth > 0 and jumprelu_init_threshold > 0 (got {}, {})",
+         cfg_.jumprelu_bandwidth, cfg_.jumprelu_init_threshold);
+  if (cfg_.architecture == SaeArchitecture::MatryoshkaBatchTopK) check_matryoshka_widths(cfg_.matryoshka_widths, cfg_.d_sae);
   if (cfg_.k_aux <= 0) cfg_.k_aux = std::max(1, std::min(cfg_.d_in / 2, cfg_.d_sae));
   if (cfg_.architecture == SaeArchitecture::Hierarchical && cfg_.sparse_decode)
     fail("the hierarchical SAE cannot use the sparse decoder: its gate gradient needs ∂L/∂f where children are off");
@@ -94,6 +128,13 @@ void Sae::init(uint64_t seed, float dec_norm, const std::vector<float>& b_dec_in
   std::vector<float> bd = b_dec_init.empty() ? std::vector<float>(static_cast<size_t>(d), 0.f) : b_dec_init;
   SAELAB_ASSERT(static_cast<int64_t>(bd.size()) == d, "b_dec init has {} values for d = {}", bd.size(), d);
   be_.upload(params_.b_dec, bd.data());
+  if (!sae_has_threshold(cfg_.architecture)) return;
+  // jumprelu starts at its configured threshold; batchtopk's EMA starts at 0, as SAELens' buffer.
+  const bool jump = cfg_.architecture == SaeArchitecture::JumpReLU;
+  std::vector<float> lt(static_cast<size_t>(F), jump ? std::log(cfg_.jumprelu_init_threshold) : 0.f);
+  be_.upload(params_.log_threshold, lt.data());
+  if (jump) refresh_threshold();
+  else be_.scale(params_.threshold, 0.f);
 }
 
 void Sae::normalize_decoder_rows() {
@@ -164,6 +205,7 @@ void Sae::encode(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView ma
   be_.gemm(pre, xc, false, params_.W_enc, false, 1.f, 0.f);  // [N, d] x [d, F]
   EncoderActivation act;
   if (cfg_.architecture == SaeArchitecture::TopK) act.k = cfg_.k;
+  if (sae_has_threshold(cfg_.architecture)) act.threshold = params_.threshold;
   if (cfg_.architecture == SaeArchitecture::Hierarchical) {
     act.n_parents = cfg_.n_parents;
     act.children_per_parent = cfg_.children_per_parent;

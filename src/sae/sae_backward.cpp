@@ -5,8 +5,9 @@
 //   ∂L/∂b_dec = Σ_n dx̂_n − W_enc Σ_n dpre_n   (second term only with apply_b_dec_to_input)
 //   ∂L/∂f = dx̂ W_decᵀ + (λ/N) w_i n_i,  dpre = ∂L/∂f · 1[f > 0]   [N, F]
 //   ∂L/∂W_enc = (x − b_dec)ᵀ dpre,  ∂L/∂b_enc = Σ_n dpre_n
-// Aux-k (topk): dead latents reconstruct the detached residual r = x − x̂ from their top-k_aux
+// Aux-k (topk family): dead latents reconstruct the detached residual r = x − x̂ from their top-k_aux
 // pre-activations, ê = f_aux W_dec; L_aux = c·s·(1/N) Σ_n ‖ê_n − r_n‖², s = min(#dead / k_aux, 1).
+// jumprelu, batchtopk and matryoshka: sae_threshold.cpp.
 // Five GEMMs of 2·N·d·F FLOPs each (10·d·F per token); [F]-sized vectors are combined on the host.
 #include "saelab/sae.hpp"
 
@@ -20,7 +21,8 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   const int64_t N = x.dim(0), F = cfg_.d_sae, d = cfg_.d_in;
   SAELAB_ASSERT(N > 0, "empty batch");
   Tensor fires({F}, DType::F32, be_.device());
-  encode(x, ws, fires, ws.vec_F);
+  if (sae_is_batch_topk(cfg_.architecture)) encode_batch_topk(x, ws, fires, ws.vec_F);
+  else encode(x, ws, fires, ws.vec_F);
   decode(ws, N);
   TensorView xc = ws.xc.view().rows(0, N), f = ws.f.view().rows(0, N), xhat = ws.xhat.view().rows(0, N);
   TensorView dxhat = ws.dxhat.view().rows(0, N), df = ws.df.view().rows(0, N);
@@ -28,6 +30,7 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
 
   SaeBatchStats st;
   st.n = N;
+  st.min_kept = ws.min_kept;
   be_.scaled_diff(dxhat, xhat, x, 2.0f * invN);
   st.sse = be_.sum_squares(dxhat) / (4.0 * invN * invN);
 
@@ -37,8 +40,11 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   const std::vector<float>& fsum = st.fsum;
   for (float c : st.fires) st.l0 += c;
   std::vector<float> pen(static_cast<size_t>(F), 0.f), norm_grad(static_cast<size_t>(F), 0.f);
-  const bool penalised = cfg_.architecture != SaeArchitecture::TopK;
+  const bool penalised =
+      cfg_.architecture == SaeArchitecture::Standard || cfg_.architecture == SaeArchitecture::Hierarchical;
   const bool l1 = penalised && terms.l1_coefficient != 0.f;
+  // jumprelu's L0 penalty λ Σ_n Σ_i 1[pre_ni > θ_i]: f > 0 exactly where pre > θ (θ > 0).
+  if (cfg_.architecture == SaeArchitecture::JumpReLU) st.penalty = static_cast<double>(terms.l1_coefficient) * st.l0;
   if (penalised) {
     be_.row_norms(ws.vec_F, params_.W_dec);
     st.dec_norms = to_host_f32(be_, ws.vec_F);
@@ -53,51 +59,41 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
     }
   }
 
-  // Decoder and its bias.
-  if (cfg_.sparse_decode) be_.sparse_decode_grad_w(g.W_dec, f, dxhat, 1.f, 0.f);
-  else be_.gemm(g.W_dec, f, true, dxhat, false, 1.f, 0.f);  // [F, N] x [N, d]
-  if (l1) {
-    be_.copy(ws.dec_tmp, params_.W_dec);
-    be_.upload(ws.vec_F.view(), norm_grad.data());
-    be_.scale_rows(ws.dec_tmp, ws.vec_F);
-    be_.axpy(g.W_dec, ws.dec_tmp, 1.f);
-  }
-  be_.col_sum(g.b_dec, dxhat, 1.f, 0.f);
+  if (cfg_.architecture == SaeArchitecture::MatryoshkaBatchTopK) {
+    matryoshka_backward(x, g, ws, st);  // decoder, b_dec's decoder term and raw ∂L/∂f over every prefix
+  } else {
+    // Decoder and its bias.
+    if (cfg_.sparse_decode) be_.sparse_decode_grad_w(g.W_dec, f, dxhat, 1.f, 0.f);
+    else be_.gemm(g.W_dec, f, true, dxhat, false, 1.f, 0.f);  // [F, N] x [N, d]
+    if (l1) {
+      be_.copy(ws.dec_tmp, params_.W_dec);
+      be_.upload(ws.vec_F.view(), norm_grad.data());
+      be_.scale_rows(ws.dec_tmp, ws.vec_F);
+      be_.axpy(g.W_dec, ws.dec_tmp, 1.f);
+    }
+    be_.col_sum(g.b_dec, dxhat, 1.f, 0.f);
 
-  // Back into the latents.
-  // Sparse: only where f ≠ 0, which is all the ReLU / top-k backward below keeps.
-  if (cfg_.sparse_decode) be_.sparse_decode_grad_f(df, f, dxhat, params_.W_dec);
-  else be_.gemm(df, dxhat, false, params_.W_dec, true, 1.f, 0.f);  // [N, d] x [d, F]
+    // Back into the latents.
+    // Sparse: only where f ≠ 0, which is all the ReLU / top-k backward below keeps.
+    if (cfg_.sparse_decode) be_.sparse_decode_grad_f(df, f, dxhat, params_.W_dec);
+    else be_.gemm(df, dxhat, false, params_.W_dec, true, 1.f, 0.f);  // [N, d] x [d, F]
+  }
   // J's ∂/∂pre reads the raw ∂MSE/∂f, which the activation backward below overwrites.
   std::vector<float> j_norm_row;
   if (hyper) j_norm_row = hyper_dpre_J(ws, N, st, *hyper);
-  be_.upload(ws.pen.view(), pen.data());
-  activation_backward(df, ws, N);
+  if (cfg_.architecture == SaeArchitecture::JumpReLU) {
+    jumprelu_backward(g, ws, terms.l1_coefficient, N);
+  } else {
+    be_.upload(ws.pen.view(), pen.data());
+    activation_backward(df, ws, N);
+  }
+  if (g.threshold.data) {  // the inference threshold is set, never trained; log θ only by jumprelu
+    be_.scale(g.threshold, 0.f);
+    if (cfg_.architecture != SaeArchitecture::JumpReLU) be_.scale(g.log_threshold, 0.f);
+  }
 
   // Aux-k: dead latents model the residual the live ones leave.
-  if (cfg_.architecture == SaeArchitecture::TopK && !terms.dead.empty()) {
-    int64_t n_dead = 0;
-    for (float v : terms.dead) n_dead += v != 0.f;
-    if (n_dead > 0 && cfg_.aux_coefficient > 0.f) {
-      const float scale = std::min(1.0f, static_cast<float>(n_dead) / static_cast<float>(cfg_.k_aux));
-      const float c = cfg_.aux_coefficient * scale;
-      TensorView f_aux = ws.f_aux.view().rows(0, N), ehat = ws.ehat.view().rows(0, N), pre = ws.pre.view().rows(0, N);
-      be_.upload(ws.vec_F.view(), terms.dead.data());
-      be_.topk_rows(f_aux, pre, TensorView{}, static_cast<int>(std::min<int64_t>(cfg_.k_aux, n_dead)), ws.vec_F);
-      be_.gemm(ehat, f_aux, false, params_.W_dec, false, 1.f, 0.f);  // ê [N, d]
-      // ê − r = ê − (x − x̂) = ê + (N/2)·dx̂;   dê = c·(2/N)(ê − r)
-      be_.axpy(ehat, dxhat, 0.5f * static_cast<float>(N));
-      st.aux = static_cast<double>(c) * be_.sum_squares(ehat);
-      be_.scale(ehat, c * 2.0f * invN);
-      be_.gemm(g.W_dec, f_aux, true, ehat, false, 1.f, 1.f);  // += f_auxᵀ dê
-      // ∂L_aux/∂pre lands in ws.pre (no longer needed) and is added to dpre.
-      be_.gemm(pre, ehat, false, params_.W_dec, true, 1.f, 0.f);
-      std::fill(pen.begin(), pen.end(), 0.f);
-      be_.upload(ws.pen.view(), pen.data());
-      be_.relu_backward(pre, f_aux, ws.pen);
-      be_.axpy(df, pre, 1.f);
-    }
-  }
+  if (sae_is_topk_family(cfg_.architecture)) aux_k(terms, g, ws, st);
 
   // Encoder.
   be_.gemm(g.W_enc, xc, true, df, false, 1.f, 0.f);  // [d, N] x [N, F]
@@ -111,6 +107,35 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
     hyper_g_alpha(terms, ws, st, *hyper);  // ws.df is free now
   }
   return st;
+}
+
+// Aux-k (topk family): dead latents reconstruct the residual r = x − x̂ from their top-k_aux
+// pre-activations; adds its gradient to g.W_dec and ∂L/∂pre (ws.df) and its loss to st.aux.
+void Sae::aux_k(const SaeLossTerms& terms, SaeParams& g, SaeWorkspace& ws, SaeBatchStats& st) const {
+  if (terms.dead.empty() || cfg_.aux_coefficient <= 0.f) return;
+  const int64_t N = st.n;
+  int64_t n_dead = 0;
+  for (float v : terms.dead) n_dead += v != 0.f;
+  if (n_dead == 0) return;
+  const float invN = 1.0f / static_cast<float>(N);
+  const float scale = std::min(1.0f, static_cast<float>(n_dead) / static_cast<float>(cfg_.k_aux));
+  const float c = cfg_.aux_coefficient * scale;
+  TensorView f_aux = ws.f_aux.view().rows(0, N), ehat = ws.ehat.view().rows(0, N), pre = ws.pre.view().rows(0, N);
+  TensorView dxhat = ws.dxhat.view().rows(0, N), df = ws.df.view().rows(0, N);
+  be_.upload(ws.vec_F.view(), terms.dead.data());
+  be_.topk_rows(f_aux, pre, TensorView{}, static_cast<int>(std::min<int64_t>(cfg_.k_aux, n_dead)), ws.vec_F);
+  be_.gemm(ehat, f_aux, false, params_.W_dec, false, 1.f, 0.f);  // ê [N, d]
+  // ê − r = ê − (x − x̂) = ê + (N/2)·dx̂;   dê = c·(2/N)(ê − r)
+  be_.axpy(ehat, dxhat, 0.5f * static_cast<float>(N));
+  st.aux = static_cast<double>(c) * be_.sum_squares(ehat);
+  be_.scale(ehat, c * 2.0f * invN);
+  be_.gemm(g.W_dec, f_aux, true, ehat, false, 1.f, 1.f);  // += f_auxᵀ dê
+  // ∂L_aux/∂pre lands in ws.pre (no longer needed) and is added to dpre.
+  be_.gemm(pre, ehat, false, params_.W_dec, true, 1.f, 0.f);
+  std::vector<float> zero(static_cast<size_t>(cfg_.d_sae), 0.f);
+  be_.upload(ws.pen.view(), zero.data());
+  be_.relu_backward(pre, f_aux, ws.pen);
+  be_.axpy(df, pre, 1.f);
 }
 
 // ∂L/∂f → ∂L/∂pre in place on d [N, F] with the per-latent penalty ws.pen: ReLU, and for the
@@ -131,7 +156,8 @@ void Sae::activation_backward(TensorView d, SaeWorkspace& ws, int64_t N) const {
 //   ∂/∂W_dec,i (λ_J/N) Σ_n tanh(f_ni‖W_dec,i‖/ε) = (c/ε) Σ_n sech²(·) f_ni · W_dec,i/‖W_dec,i‖
 std::vector<float> Sae::hyper_dpre_J(SaeWorkspace& ws, int64_t N, const SaeBatchStats& st,
                                      SaeHyperRequest& h) const {
-  SAELAB_ASSERT(cfg_.architecture != SaeArchitecture::TopK, "hypergradients need a penalised SAE");
+  SAELAB_ASSERT(cfg_.architecture == SaeArchitecture::Standard || cfg_.architecture == SaeArchitecture::Hierarchical,
+                "hypergradients need an L1-penalised SAE");
   SAELAB_ASSERT(h.grad_J && h.g_alpha && h.g_alpha->size() == h.levels.size() &&
                     static_cast<int>(h.dw.size()) == cfg_.d_sae && h.eps > 0,
                 "hyper request incomplete");

@@ -1,6 +1,8 @@
 #include "saelab/sae_io.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <filesystem>
 
 #include "saelab/atomic_file.hpp"
@@ -31,13 +33,17 @@ void export_saelens(const Sae& sae, const std::string& dir, const std::vector<fl
 
   const bool topk = c.architecture == SaeArchitecture::TopK;
   const bool hier = c.architecture == SaeArchitecture::Hierarchical;
+  // batchtopk and matryoshka_batchtopk save as SAELens' jumprelu with their global threshold in
+  // every latent (BatchTopKTrainingSAE.process_state_dict_for_saving_inference), jumprelu with
+  // threshold = exp(log_threshold) (JumpReLUTrainingSAE.process_state_dict_for_saving).
+  const bool jump = sae_has_threshold(c.architecture);
   json cfg = {
       // A hierarchical SAE is a standard SAE over the concatenated latents plus the parent gate on its
       // children. It gets an architecture of its own, with n_parents and children_per_parent at the top
       // level where SAELens' config reads fields: python/saelab_saelens.py registers it with SAELens,
       // and plain SAELens refuses the name (KeyError) rather than load children that fire alone.
       // Exports before this said "standard" and kept the hierarchy under "saelab"; load_saelens reads both.
-      {"architecture", hier ? kSaelensHierarchical : sae_architecture_name(c.architecture)},
+      {"architecture", hier ? kSaelensHierarchical : jump ? "jumprelu" : sae_architecture_name(c.architecture)},
       {"d_in", c.d_in},
       {"d_sae", c.d_sae},
       {"dtype", "float32"},
@@ -78,6 +84,9 @@ void export_saelens(const Sae& sae, const std::string& dir, const std::vector<fl
   }
   json sl = extra;
   sl["act_scale_folded"] = s;
+  if (jump) sl["trained_architecture"] = sae_architecture_name(c.architecture);
+  if (sae_is_batch_topk(c.architecture)) sl["k"] = c.k;
+  if (c.architecture == SaeArchitecture::MatryoshkaBatchTopK) sl["matryoshka_widths"] = c.matryoshka_widths;
   sl["format"] = "saelab SAELens export v1";
   cfg["saelab"] = sl;
 
@@ -85,10 +94,14 @@ void export_saelens(const Sae& sae, const std::string& dir, const std::vector<fl
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   const int64_t d = c.d_in, F = c.d_sae;
-  write_safetensors(tmp + "/sae_weights.safetensors", {{"W_enc", DType::F32, {d, F}, W_enc.data()},
-                                                      {"b_enc", DType::F32, {F}, b_enc.data()},
-                                                      {"W_dec", DType::F32, {F, d}, W_dec.data()},
-                                                      {"b_dec", DType::F32, {d}, b_dec.data()}});
+  // The threshold compares with pre-activations, which the scale fold leaves as they were.
+  const std::vector<float> threshold = jump ? to_host_f32(be, sae.params().threshold) : std::vector<float>{};
+  std::vector<SafetensorsTensorOut> tensors = {{"W_enc", DType::F32, {d, F}, W_enc.data()},
+                                               {"b_enc", DType::F32, {F}, b_enc.data()},
+                                               {"W_dec", DType::F32, {F, d}, W_dec.data()},
+                                               {"b_dec", DType::F32, {d}, b_dec.data()}};
+  if (jump) tensors.push_back({"threshold", DType::F32, {F}, threshold.data()});
+  write_safetensors(tmp + "/sae_weights.safetensors", tensors);
   write_safetensors(tmp + "/sparsity.safetensors", {{"sparsity", DType::F32, {F}, log_density.data()}});
   write_file_atomic(tmp + "/cfg.json", cfg.dump(2) + "\n");
   fs::remove_all(dir + ".old-export");
@@ -116,7 +129,8 @@ Sae load_saelens(const std::string& dir, Backend& be) {
     if (arch == "standard" || arch == "relu") c.architecture = SaeArchitecture::Standard;
     else if (arch == "topk") c.architecture = SaeArchitecture::TopK;
     else if (arch == kSaelensHierarchical) c.architecture = SaeArchitecture::Hierarchical;
-    else fail("'{}': architecture '{}' is not supported (standard, topk, {})", path, arch, kSaelensHierarchical);
+    else if (arch == "jumprelu") c.architecture = SaeArchitecture::JumpReLU;
+    else fail("'{}': architecture '{}' is not supported (standard, topk, jumprelu, {})", path, arch, kSaelensHierarchical);
     c.d_in = cfg.at("d_in").get<int>();
     c.d_sae = cfg.at("d_sae").get<int>();
     c.apply_b_dec_to_input = cfg.value("apply_b_dec_to_input", true);
@@ -151,6 +165,15 @@ Sae load_saelens(const std::string& dir, Backend& be) {
   be.upload(sae.params().b_enc, w.read_f32("b_enc", {F}).data());
   be.upload(sae.params().W_dec, w.read_f32("W_dec", {F, d}).data());
   be.upload(sae.params().b_dec, w.read_f32("b_dec", {d}).data());
+  if (c.architecture == SaeArchitecture::JumpReLU) {
+    // The file's threshold as it is (encode compares with these floats); log θ for completeness,
+    // with θ ≤ 0 (SAELens allows it: then JumpReLU is ReLU) at the smallest normal float.
+    const std::vector<float> t = w.read_f32("threshold", {F});
+    std::vector<float> lt(t.size());
+    for (size_t i = 0; i < t.size(); ++i) lt[i] = std::log(std::max(t[i], std::numeric_limits<float>::min()));
+    be.upload(sae.params().threshold, t.data());
+    be.upload(sae.params().log_threshold, lt.data());
+  }
   return sae;
 }
 

@@ -37,7 +37,8 @@ DataParallelStep::DataParallelStep(const Sae& sae, Communicator& comm, int parts
 
 namespace {
 
-// One part's host-side contribution, flattened: doubles {sse, penalty, aux, l0, J, Σ‖x‖², Σx [d]},
+// One part's host-side contribution, flattened: doubles {sse, penalty, aux, l0, J, Σ‖x‖², Σx [d],
+// prefix_sse, min_kept},
 // then floats {fires [F], Σf [F]}. Its gradients ({∇L, then ∇J and g_α per level with a hyper
 // request} [Pn] each) stay on the backend's device.
 struct Record {
@@ -68,7 +69,7 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   Backend& be = sae_.backend();
   const int64_t Pn = grads.flat.numel();
   const size_t levels = hyper ? hyper->levels.size() : 0;
-  const Record rec{6 + static_cast<size_t>(d), 2 * static_cast<size_t>(F)};
+  const Record rec{8 + static_cast<size_t>(d), 2 * static_cast<size_t>(F)};
   const int64_t Pg = (hyper ? 2 + static_cast<int64_t>(levels) : 1) * Pn;  // one part's gradients on the device
   const TensorView local_grads = first_n(local_grads_, local_ * Pg, be.device());
   const TensorView all_grads = first_n(all_grads_, parts_ * Pg, be.device());
@@ -90,6 +91,7 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
     dbl[0] = st.sse, dbl[1] = st.penalty, dbl[2] = st.aux, dbl[3] = st.l0, dbl[4] = hyper ? part_hyper.J : 0.0;
     dbl[5] = m.sq;
     std::memcpy(dbl + 6, m.sum.data(), static_cast<size_t>(d) * sizeof(double));
+    dbl[6 + d] = st.prefix_sse, dbl[7 + d] = st.min_kept;
     float* flt = reinterpret_cast<float*>(dbl + rec.n_double);
     std::memcpy(flt, st.fires.data(), static_cast<size_t>(F) * sizeof(float));
     std::memcpy(flt + F, st.fsum.data(), static_cast<size_t>(F) * sizeof(float));
@@ -111,10 +113,13 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   comm_.allgather_device(be, local_grads, all_grads);
   std::vector<double> dsum(rec.n_double);
   std::vector<float> fsum(rec.n_float);
+  double min_kept = 0;  // the smallest positive kept activation of any part
   for (int p = 0; p < parts_; ++p) {
     const double* dbl = reinterpret_cast<const double*>(all.data() + static_cast<size_t>(p) * rec.bytes());
     const float* flt = reinterpret_cast<const float*>(dbl + rec.n_double);
     for (size_t i = 0; i < rec.n_double; ++i) dsum[i] = p == 0 ? dbl[i] : dsum[i] + dbl[i];
+    const double mk = dbl[7 + d];
+    if (mk > 0 && (min_kept == 0 || mk < min_kept)) min_kept = mk;
     for (size_t i = 0; i < rec.n_float; ++i) fsum[i] = p == 0 ? flt[i] : fsum[i] + flt[i];
   }
   // Gradients (and J) are of each part's mean loss: their mean over parts is the batch's, added in
@@ -134,7 +139,9 @@ SaeBatchStats DataParallelStep::forward_backward(TensorView x, const float* x_ho
   st.fsum.assign(fsum.begin() + F, fsum.begin() + 2 * F);
   st.dec_norms = first.dec_norms;  // the parameters, not the data: the same in every part
   moments.sq = dsum[5];
-  moments.sum.assign(dsum.begin() + 6, dsum.end());
+  moments.sum.assign(dsum.begin() + 6, dsum.begin() + 6 + d);
+  st.prefix_sse = dsum[6 + d];
+  st.min_kept = static_cast<float>(min_kept);
   if (hyper) {
     mean_over_parts(hyper->grad_J->flat, Pn);
     for (size_t l = 0; l < levels; ++l) mean_over_parts((*hyper->g_alpha)[l].flat, (2 + static_cast<int64_t>(l)) * Pn);

@@ -26,7 +26,7 @@ MethodState::MethodState(const TrainConfig& cfg, const Sae& sae)
 SaeLossTerms MethodState::terms(float l1_warm) {
   SaeLossTerms t;
   t.l1_coefficient = static_cast<float>(l1_warm * lambda_scale_);
-  warming_ = l1_warm < cfg_.l1_coefficient;
+  warming_ = l1_warm < penalty_coefficient(cfg_);
   if (dual_) t.penalty_weights = weights_.weights(alpha_.alphas());
   return t;
 }

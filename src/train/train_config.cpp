@@ -42,6 +42,11 @@ T setting(const json& v, const char* key, const std::string& where) {
     return json_int<T>(v, fmt::format("{}: {}", where, key));
   } else if constexpr (std::is_floating_point_v<T>) {
     return json_float<T>(v, fmt::format("{}: {}", where, key));
+  } else if constexpr (std::is_same_v<T, std::vector<int>>) {
+    if (!v.is_array()) fail("{}: {} must be a list of integers, found {}", where, key, v.dump());
+    T out;
+    for (const auto& x : v) out.push_back(json_int<int>(x, fmt::format("{}: {}", where, key)));
+    return out;
   } else {
     static_assert(std::is_same_v<T, std::vector<double>>);
     if (!v.is_array()) fail("{}: {} must be a list of numbers, found {}", where, key, v.dump());
@@ -51,7 +56,45 @@ T setting(const json& v, const char* key, const std::string& where) {
   }
 }
 
+// The settings of the top-k family, jumprelu and matryoshka (train.hpp documents each). k and the
+// Matryoshka widths are checked against d_sae here when it is given, else at the start of training
+// (d_sae = expansion_factor · d_in needs the activations' width).
+void check_architecture_settings(const TrainConfig& c, const std::string& where) {
+  const SaeArchitecture a = sae_architecture_from_name(c.architecture);
+  if (sae_is_topk_family(a) && c.k <= 0) fail("{}: k must be positive for a {} SAE, found {}", where, c.architecture, c.k);
+  if (sae_is_topk_family(a) && c.d_sae > 0 && c.k > c.d_sae)
+    fail("{}: k must be at most d_sae = {} (a {} SAE keeps at most d_sae latents per token), found k = {}", where,
+         c.d_sae, c.architecture, c.k);
+  if (!(c.topk_threshold_lr > 0 && c.topk_threshold_lr <= 1))
+    fail("{}: topk_threshold_lr must be in (0, 1], found {}", where, c.topk_threshold_lr);
+  if (!(c.jumprelu_init_threshold > 0))
+    fail("{}: jumprelu_init_threshold must be positive (the threshold is exp(log θ)), found {}", where,
+         c.jumprelu_init_threshold);
+  if (!(c.jumprelu_bandwidth > 0)) fail("{}: jumprelu_bandwidth must be positive, found {}", where, c.jumprelu_bandwidth);
+  if (c.l0_coefficient < 0) fail("{}: l0_coefficient must be non-negative, found {}", where, c.l0_coefficient);
+  if (c.decode == "sparse" && a == SaeArchitecture::JumpReLU)
+    fail("{}: decode = \"sparse\" cannot train a jumprelu SAE: its threshold gradient needs ∂L/∂f where f = 0; "
+         "use decode = \"dense\" or \"auto\"", where);
+  const bool matryoshka = a == SaeArchitecture::MatryoshkaBatchTopK;
+  if (!matryoshka && !c.matryoshka_widths.empty())
+    fail("{}: matryoshka_widths is a setting of architecture = \"matryoshka_batchtopk\", not {}", where, c.architecture);
+  if (matryoshka && c.matryoshka_widths.empty())
+    fail("{}: a matryoshka_batchtopk SAE needs matryoshka_widths, its nested prefix widths ending at d_sae "
+         "(e.g. [128, 512, 2048, 4608] for d_sae = 4608)", where);
+  if (matryoshka) {
+    try {
+      check_matryoshka_widths(c.matryoshka_widths, c.d_sae > 0 ? c.d_sae : c.matryoshka_widths.back());
+    } catch (const Error& e) {
+      fail("{}: {}", where, e.what());
+    }
+  }
+}
+
 }  // namespace
+
+float penalty_coefficient(const TrainConfig& c) {
+  return c.architecture == "jumprelu" ? c.l0_coefficient : c.l1_coefficient;
+}
 
 #define SAELAB_TRAIN_FIELDS(X)                                                                                  \
   X(activations) X(out_dir) X(architecture) X(d_sae) X(expansion_factor) X(k) X(k_aux) X(aux_coefficient)       \
@@ -60,7 +103,8 @@ T setting(const json& v, const char* key, const std::string& where) {
   X(decoder_init_norm) X(seed) X(buffer_tokens) X(dead_window_tokens) X(dense_threshold) X(resample_every_steps) \
   X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty) X(decode)    \
   X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_per_level) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
-  X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches) X(grad_partitions) X(device) X(hypergradient) X(alpha_optimizer)
+  X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches) X(grad_partitions) X(device) X(hypergradient) X(alpha_optimizer) \
+  X(topk_threshold_lr) X(jumprelu_bandwidth) X(jumprelu_init_threshold) X(l0_coefficient) X(matryoshka_widths)
 
 json train_config_to_json(const TrainConfig& c) {
   json j;
@@ -116,8 +160,10 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
          "decoder", where);
   if (c.penalty != "l1" && c.penalty != "dual_adaptive")
     fail("{}: penalty must be l1 or dual_adaptive, got '{}'", where, c.penalty);
-  if (c.penalty == "dual_adaptive" && c.architecture == "topk")
-    fail("{}: the dual-adaptive penalty needs a penalised SAE (standard or hierarchical), not topk", where);
+  if (c.penalty == "dual_adaptive" && c.architecture != "standard" && c.architecture != "hierarchical")
+    fail("{}: the dual-adaptive penalty needs an L1-penalised SAE (standard or hierarchical), not {}", where,
+         c.architecture);
+  check_architecture_settings(c, where);
   alpha_mode_from_name(c.alpha_mode);
   if (c.on_nonfinite != "stop" && c.on_nonfinite != "skip_batch")
     fail("{}: on_nonfinite must be stop or skip_batch, got '{}'", where, c.on_nonfinite);

@@ -42,10 +42,11 @@ float lr_at(const TrainConfig& c, int64_t step, int64_t total) {
   return static_cast<float>(c.lr * f);
 }
 
+// λ of the architecture's penalty (L1, or jumprelu's L0), ramped up over l1_warmup_fraction.
 float l1_at(const TrainConfig& c, int64_t step, int64_t total) {
   const double warm = c.l1_warmup_fraction * static_cast<double>(total);
-  return warm < 1.0 ? c.l1_coefficient
-                    : static_cast<float>(c.l1_coefficient * std::min(1.0, static_cast<double>(step + 1) / warm));
+  const float lambda = penalty_coefficient(c);
+  return warm < 1.0 ? lambda : static_cast<float>(lambda * std::min(1.0, static_cast<double>(step + 1) / warm));
 }
 
 const char* kLogHeader =
@@ -290,6 +291,23 @@ void check_and_record_config(const TrainConfig& cfg, const ActivationManifest& m
   write_file_atomic(out + "/config.json", train_config_to_json(cfg).dump(2) + "\n");
 }
 
+// The settings that need d_sae when it comes from expansion_factor · d_in (the activations' width):
+// the top-k family's k and the Matryoshka prefixes, checked before the run directory is touched.
+void check_resolved_width(const TrainConfig& cfg, const ActivationManifest& manifest) {
+  if (cfg.d_sae > 0) return;  // train_config_from_json checked these against d_sae
+  const SaeArchitecture a = sae_architecture_from_name(cfg.architecture);
+  const int F = cfg.expansion_factor * manifest.d_in;
+  if (sae_is_topk_family(a) && cfg.k > F)
+    fail("config: k must be at most d_sae = {} (expansion_factor {} × d_in {}), found k = {}", F,
+         cfg.expansion_factor, manifest.d_in, cfg.k);
+  if (a != SaeArchitecture::MatryoshkaBatchTopK) return;
+  try {
+    check_matryoshka_widths(cfg.matryoshka_widths, F);
+  } catch (const Error& e) {
+    fail("config: {} (d_sae = expansion_factor {} × d_in {})", e.what(), cfg.expansion_factor, manifest.d_in);
+  }
+}
+
 // The SAE's shape and metadata from the config and the activations (act_scale is set later).
 SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manifest) {
   SaeConfig sc;
@@ -300,12 +318,17 @@ SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manif
   sc.k = cfg.k;
   sc.k_aux = cfg.k_aux;
   sc.aux_coefficient = cfg.aux_coefficient;
-  sc.unit_norm_decoder = sc.architecture == SaeArchitecture::TopK;
+  // The top-k family keeps unit-norm decoder rows (dictionary_learning's BatchTopK and Matryoshka do
+  // the same; SAELens instead rescales by ‖W_dec,i‖, which is this at unit norm).
+  sc.unit_norm_decoder = sae_is_topk_family(sc.architecture);
   // auto: sparse at 8·k ≤ F. Measured (bench_train, 2 CPU cores, k = 32, sgemm 245 GFLOP/s): the
   // whole topk step 1.21× faster at d = 128, F = 1024 (k = F/32) and 1.85× at d = 512, F = 4096;
   // the sparse products scan all of f and read W_dec rows at random, so the gain shrinks as k/F grows.
   sc.sparse_decode = cfg.decode == "sparse" ||
-                     (cfg.decode == "auto" && sc.architecture == SaeArchitecture::TopK && 8 * sc.k <= sc.d_sae);
+                     (cfg.decode == "auto" && sae_is_topk_family(sc.architecture) && 8 * sc.k <= sc.d_sae);
+  sc.jumprelu_bandwidth = cfg.jumprelu_bandwidth;
+  sc.jumprelu_init_threshold = cfg.jumprelu_init_threshold;
+  sc.matryoshka_widths = cfg.matryoshka_widths;
   if (sc.architecture == SaeArchitecture::Hierarchical) {
     sc.children_per_parent = cfg.children_per_parent;
     sc.gate_ste_width = cfg.gate_ste_width;
@@ -433,7 +456,7 @@ class TrainingRun {
       next_batch(b);
       schedule_children(sae, st, method, step);
       SaeLossTerms terms = method.terms(l1_at(cfg_, step, S_));
-      if (sc_.architecture == SaeArchitecture::TopK) mark_dead(terms, st);
+      if (sae_is_topk_family(sc_.architecture)) mark_dead(terms, st);
       BatchMoments moments;
       const SaeBatchStats bs = dp.forward_backward(b.X, b.xh.data(), terms, b.grads, b.ws, method.hyper_request(), moments);
       if (!finite_or_skip(sae, b, step, bs)) continue;
@@ -539,7 +562,7 @@ class TrainingRun {
     }
   }
 
-  // topk's auxiliary loss revives latents dead for dead_window_tokens.
+  // The top-k family's auxiliary loss revives latents dead for dead_window_tokens.
   void mark_dead(SaeLossTerms& terms, const TrainState& st) const {
     terms.dead.assign(static_cast<size_t>(F_), 0.f);
     for (int64_t i = 0; i < F_; ++i)
@@ -728,6 +751,7 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
   if (!manifest.complete)
     fail("activation directory '{}' is incomplete ({} tokens so far); finish it with `saelab harvest`", cfg.activations,
          manifest.n_tokens);
+  check_resolved_width(cfg, manifest);
   check_and_record_config(cfg, manifest, comm.size(), writer);
   comm.barrier();  // the other processes read the run directory only once it is set up
   if (file_exists(cfg.out_dir + "/training_summary.json") && dir_exists(cfg.out_dir + "/sae")) {

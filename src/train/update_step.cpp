@@ -12,6 +12,10 @@ void apply_update(Sae& sae, SaeParams& grads, SaeParams& adam_m, SaeParams& adam
           cfg.adam_eps, in.t);
   method.after_adam(grads, adam_m, adam_v, in.lr, cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps, in.t);
   if (sc.unit_norm_decoder) sae.normalize_decoder_rows();
+  // The inference thresholds: jumprelu's follow its trained log θ; batchtopk's EMA moves toward the
+  // smallest activation this batch kept.
+  if (sc.architecture == SaeArchitecture::JumpReLU) sae.refresh_threshold();
+  if (sae_is_batch_topk(sc.architecture)) sae.update_batch_threshold(in.stats.min_kept, cfg.topk_threshold_lr);
   if (sc.architecture == SaeArchitecture::Hierarchical && cfg.orthogonal_children) {
     method.before_children_projection();
     sae.orthogonalize_children();

@@ -1,8 +1,9 @@
 // One training step's update after its forward/backward, in the order the trainer runs it and the
 // hypergradient's tests replay it: α's step (hypergradient or naive) and this step's gradient
 // tangents; Adam; the update's tangent; the architecture's projections of W (unit-norm decoder rows
-// for topk, children orthogonal to their parents for the hierarchy) with the tangents of W carried
-// through them; then the statistics EMAs and the λ controller.
+// for the top-k family, children orthogonal to their parents for the hierarchy) with the tangents of
+// W carried through them; the inference thresholds (jumprelu: exp(log θ); batchtopk: the EMA of the
+// smallest kept activation); then the statistics EMAs and the λ controller.
 #pragma once
 #include "method_state.hpp"
 #include "saelab/sae.hpp"

@@ -260,6 +260,23 @@ class CpuBackend final : public Backend {
     check_f32(out, "col_sum", "out"), check_f32(x, "col_sum", "x");
     cpu::col_sum(out, x, alpha, beta);
   }
+  float batch_topk(TensorView f, TensorView pre, TensorView b, int64_t keep, TensorView fires,
+                   TensorView mass) override {
+    check_f32(f, "batch_topk", "f"), check_f32(pre, "batch_topk", "pre"), check_f32(b, "batch_topk", "b");
+    if (fires.data) check_f32(fires, "batch_topk", "fires"), check_f32(mass, "batch_topk", "mass");
+    return cpu::batch_topk(f, pre, b, keep, fires, mass);
+  }
+  void jumprelu_backward(TensorView dlog_threshold, TensorView df, TensorView f, TensorView pre, TensorView threshold,
+                         float bandwidth, float c) override {
+    check_f32(dlog_threshold, "jumprelu_backward", "dlog_threshold"), check_f32(df, "jumprelu_backward", "df");
+    check_f32(f, "jumprelu_backward", "f"), check_f32(pre, "jumprelu_backward", "pre");
+    check_f32(threshold, "jumprelu_backward", "threshold");
+    cpu::jumprelu_backward(dlog_threshold, df, f, pre, threshold, bandwidth, c);
+  }
+  void keep_columns(TensorView y, TensorView x, int64_t c0, int64_t c1) override {
+    check_f32(y, "keep_columns", "y"), check_f32(x, "keep_columns", "x");
+    cpu::keep_columns(y, x, c0, c1);
+  }
   void sparse_decode(TensorView out, TensorView f, TensorView W) override {
     check_f32(out, "sparse_decode", "out"), check_f32(f, "sparse_decode", "f"), check_f32(W, "sparse_decode", "W");
     cpu::sparse_decode(out, f, W);

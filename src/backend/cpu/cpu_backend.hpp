@@ -12,6 +12,11 @@ void add_row(TensorView y, TensorView b);
 void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderActivation& act, TensorView fires,
                      TensorView mass);
 void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed);
+// cpu_threshold_ops.cpp
+float batch_topk(TensorView f, TensorView pre, TensorView b, int64_t keep, TensorView fires, TensorView mass);
+void jumprelu_backward(TensorView dlog_threshold, TensorView df, TensorView f, TensorView pre, TensorView threshold,
+                       float bandwidth, float c);
+void keep_columns(TensorView y, TensorView x, int64_t c0, int64_t c1);
 void col_sum(TensorView out, TensorView x, float alpha, float beta);
 // cpu_sparse_ops.cpp
 void sparse_decode(TensorView out, TensorView f, TensorView W);

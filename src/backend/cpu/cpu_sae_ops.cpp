@@ -93,14 +93,15 @@ void topk_row(float* row, float* out, const float* b, const float* allowed, int6
 
 // pre[i] += b[i], f[i] = max(pre[i], 0) (0 everywhere when !on), and with kStats cnt/sum += the
 // firings and activations, over one contiguous span of a row.
+// With th (JumpReLU), f[i] = max(pre[i], 0)·1[pre[i] > th[i]] instead.
 template <bool kStats>
 void relu_span(float* __restrict f, float* __restrict pre, const float* __restrict b, int64_t n, bool on,
-               float* __restrict cnt, float* __restrict sum) {
+               float* __restrict cnt, float* __restrict sum, const float* __restrict th) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float v = pre[i] + b[i];
     pre[i] = v;
-    const float a = on && v > 0.f ? v : 0.f;
+    const float a = on && v > 0.f && (!th || v > th[i]) ? v : 0.f;
     f[i] = a;
     if constexpr (kStats) {
       cnt[i] += a > 0.f ? 1.f : 0.f;
@@ -114,17 +115,17 @@ void relu_span(float* __restrict f, float* __restrict pre, const float* __restri
 // this call has just written. With kStats, cnt/sum (indexed by column) accumulate in row order.
 template <bool kStats>
 void relu_rows(float* f, float* pre, const float* b, int64_t F, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
-               int64_t P, int64_t m, bool children_on, float* cnt, float* sum) {
+               int64_t P, int64_t m, bool children_on, float* cnt, float* sum, const float* th) {
   // Without statistics cnt/sum are null and never offset (UBSan: offset applied to a null pointer).
   auto at = [](float* p, int64_t i) { return kStats ? p + i : nullptr; };
   for (int64_t n = r0; n < r1; ++n) {
     float* fr = f + n * F;
     float* pr = pre + n * F;
-    relu_span<kStats>(fr + c0, pr + c0, b + c0, c1 - c0, true, at(cnt, c0), at(sum, c0));
+    relu_span<kStats>(fr + c0, pr + c0, b + c0, c1 - c0, true, at(cnt, c0), at(sum, c0), th ? th + c0 : nullptr);
     if (P == 0) continue;
     for (int64_t p = c0; p < c1; ++p) {
       const int64_t j = P + p * m;
-      relu_span<kStats>(fr + j, pr + j, b + j, m, children_on && fr[p] > 0.f, at(cnt, j), at(sum, j));
+      relu_span<kStats>(fr + j, pr + j, b + j, m, children_on && fr[p] > 0.f, at(cnt, j), at(sum, j), nullptr);
     }
   }
 }
@@ -154,6 +155,9 @@ void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderAc
   SAELAB_ASSERT(f.numel() == pre.numel() && pre.numel() == N * F, "encode_epilogue shapes");
   SAELAB_ASSERT(act.k >= 0 && (P == 0 || (act.k == 0 && P + P * m == F)),
                 "encode_epilogue: k {} with {} parents x {} children for F = {}", act.k, P, m, F);
+  SAELAB_ASSERT(!act.threshold.data || (act.k == 0 && P == 0 && act.threshold.numel() == F),
+                "encode_epilogue: a JumpReLU threshold [F] goes without top-k or hierarchy");
+  const float* th = act.threshold.data ? act.threshold.f32() : nullptr;
   const bool stats = fires.data != nullptr;
   SAELAB_ASSERT(!stats || (fires.numel() == F && mass.numel() == F), "encode_epilogue: stats [F]");
   const float* bp = b.f32();
@@ -207,7 +211,7 @@ void encode_epilogue(TensorView f, TensorView pre, TensorView b, const EncoderAc
     for (int64_t c = 0; c < chunks; ++c)
       for (int64_t g = 0; g < groups; ++g)
         rows(fp, pp, bp, F, c * kEpilogueRows, std::min(N, (c + 1) * kEpilogueRows), g * group,
-             std::min(cols, (g + 1) * group), P, m, act.children_on, cnt_of(c), sum_of(c));
+             std::min(cols, (g + 1) * group), P, m, act.children_on, cnt_of(c), sum_of(c), th);
   }
 
   if (stats && chunks > 1) {

@@ -206,8 +206,47 @@ class CudaBackend final : public Backend {
       SAELAB_ASSERT(fires.numel() == F && mass.numel() == F, "encode_epilogue: stats [F]");
       if (chunks > 1) scratch = scratch_floats(static_cast<size_t>(2 * chunks * F));
     }
+    SAELAB_ASSERT(!act.threshold.data || (act.k == 0 && P == 0 && act.threshold.numel() == F),
+                  "encode_epilogue: a JumpReLU threshold [F] goes without top-k or hierarchy");
+    if (act.threshold.data) check_f32(act.threshold, "encode_epilogue", "threshold");
     cuda::encode_epilogue(stream_, f.f32(), pre.f32(), b.f32(), act.k, P, m, act.children_on,
-                          fires.data ? fires.f32() : nullptr, fires.data ? mass.f32() : nullptr, scratch, N, F);
+                          act.threshold.data ? act.threshold.f32() : nullptr, fires.data ? fires.f32() : nullptr,
+                          fires.data ? mass.f32() : nullptr, scratch, N, F);
+  }
+  float batch_topk(TensorView f, TensorView pre, TensorView b, int64_t keep, TensorView fires,
+                   TensorView mass) override {
+    check_f32(f, "batch_topk", "f"), check_f32(pre, "batch_topk", "pre"), check_f32(b, "batch_topk", "b");
+    const int64_t F = b.numel(), N = F ? pre.numel() / F : 0, chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
+    SAELAB_ASSERT(f.numel() == pre.numel() && pre.numel() == N * F && keep >= 0, "batch_topk shapes");
+    SAELAB_ASSERT(chunks <= 65535, "batch_topk: {} rows exceed the grid's {} chunks", N, 65535);
+    if (fires.data) {
+      check_f32(fires, "batch_topk", "fires"), check_f32(mass, "batch_topk", "mass");
+      SAELAB_ASSERT(fires.numel() == F && mass.numel() == F, "batch_topk: stats [F]");
+    }
+    // One scratch: the selection's work area, then the statistics' per-chunk partials.
+    const int64_t work = cuda::batch_topk_work_floats(N);
+    float* scratch = scratch_floats(static_cast<size_t>(work + 2 * std::max<int64_t>(chunks, 1) * F));
+    return cuda::batch_topk(stream_, f.f32(), pre.f32(), b.f32(), keep, fires.data ? fires.f32() : nullptr,
+                            fires.data ? mass.f32() : nullptr, scratch, scratch + work, N, F);
+  }
+  void jumprelu_backward(TensorView dlog_threshold, TensorView df, TensorView f, TensorView pre, TensorView threshold,
+                         float bandwidth, float c) override {
+    check_f32(dlog_threshold, "jumprelu_backward", "dlog_threshold"), check_f32(df, "jumprelu_backward", "df");
+    check_f32(f, "jumprelu_backward", "f"), check_f32(pre, "jumprelu_backward", "pre");
+    check_f32(threshold, "jumprelu_backward", "threshold");
+    const int64_t F = threshold.numel(), N = F ? df.numel() / F : 0, chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
+    SAELAB_ASSERT(df.numel() == N * F && f.numel() == df.numel() && pre.numel() == df.numel() &&
+                      dlog_threshold.numel() == F && bandwidth > 0.f,
+                  "jumprelu_backward shapes");
+    SAELAB_ASSERT(chunks <= 65535, "jumprelu_backward: {} rows exceed the grid's {} chunks", N, 65535);
+    cuda::jumprelu_backward(stream_, dlog_threshold.f32(), df.f32(), f.f32(), pre.f32(), threshold.f32(), bandwidth,
+                            c, scratch_floats(static_cast<size_t>(std::max<int64_t>(chunks, 1) * F)), N, F);
+  }
+  void keep_columns(TensorView y, TensorView x, int64_t c0, int64_t c1) override {
+    check_f32(y, "keep_columns", "y"), check_f32(x, "keep_columns", "x");
+    const int64_t F = x.dim(-1), N = F ? x.numel() / F : 0;
+    SAELAB_ASSERT(y.numel() == x.numel() && 0 <= c0 && c0 <= c1 && c1 <= F, "keep_columns [{}, {}) of {}", c0, c1, F);
+    cuda::keep_columns(stream_, y.f32(), x.f32(), c0, c1, N, F);
   }
   void topk_rows(TensorView f, TensorView pre, TensorView b, int k, TensorView allowed) override {
     check_f32(f, "topk_rows", "f"), check_f32(pre, "topk_rows", "pre");

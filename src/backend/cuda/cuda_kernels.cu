@@ -182,8 +182,9 @@ __global__ void add_row_k(float* y, const float* b, int64_t n, int64_t d) {
 // shared memory for the children's gate, so no thread reads a column another thread writes.
 constexpr int kEpilogueGroupParents = kThreads / 2;  // the most parents a group holds (m ≥ 1)
 
+// th [F] (JumpReLU, P = 0 only): f = max(pre, 0)·1[pre > th_i].
 __global__ void epilogue_relu_k(float* f, float* pre, const float* b, float* cnt, float* sum, int64_t N, int64_t F,
-                                int64_t P, int64_t m, int64_t group, bool children_on) {
+                                int64_t P, int64_t m, int64_t group, bool children_on, const float* th) {
   __shared__ unsigned char on[kEpilogueRows * kEpilogueGroupParents];  // [row in chunk, parent in group]
   const int64_t cols = P == 0 ? F : P;
   const int64_t p0 = blockIdx.x * group, np = min(group, cols - p0);
@@ -195,7 +196,7 @@ __global__ void epilogue_relu_k(float* f, float* pre, const float* b, float* cnt
       const int64_t e = (r0 + r) * F + i;
       const float v = pre[e] + b[i];
       pre[e] = v;
-      const float a = (!gate || gate[r * gate_stride]) && v > 0.f ? v : 0.f;
+      const float a = (!gate || gate[r * gate_stride]) && v > 0.f && (!th || v > th[i]) ? v : 0.f;
       f[e] = a;
       c += a > 0.f ? 1.f : 0.f;
       s += a;
@@ -571,7 +572,8 @@ void add_row(cudaStream_t s, float* y, const float* b, int64_t N, int64_t d) {
   add_row_k<<<blocks_for(N * d), kThreads, 0, s>>>(y, b, N * d, d);
 }
 void encode_epilogue(cudaStream_t s, float* f, float* pre, const float* b, int k, int64_t P, int64_t m,
-                     bool children_on, float* fires, float* mass, float* scratch, int64_t N, int64_t F) {
+                     bool children_on, const float* threshold, float* fires, float* mass, float* scratch, int64_t N,
+                     int64_t F) {
   if (N == 0 || F == 0) return;
   if (m == 0) P = 0;  // a hierarchy without children is plain ReLU
   const int64_t chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
@@ -584,10 +586,18 @@ void encode_epilogue(cudaStream_t s, float* f, float* pre, const float* b, int k
     const int64_t group = P == 0 ? kThreads : std::max<int64_t>(1, kThreads / (1 + m));
     const int64_t groups = ((P == 0 ? F : P) + group - 1) / group;
     epilogue_relu_k<<<dim3(static_cast<unsigned>(groups), static_cast<unsigned>(chunks)), kThreads, 0, s>>>(
-        f, pre, b, cnt, sum, N, F, P, m, group, children_on);
+        f, pre, b, cnt, sum, N, F, P, m, group, children_on, threshold);
   }
   if (fires && chunks > 1)
     chunk_combine_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, cnt, sum, chunks, F, 1.f, 0.f);
+}
+void column_stats(cudaStream_t s, const float* f, int64_t N, int64_t F, float* fires, float* mass, float* scratch) {
+  if (N == 0 || F == 0) return;
+  const int64_t chunks = (N + kEpilogueRows - 1) / kEpilogueRows;
+  float* cnt = chunks == 1 ? fires : scratch;
+  float* sum = chunks == 1 ? mass : scratch + chunks * F;
+  chunk_column_sums_k<<<chunk_grid(N, F), kThreads, 0, s>>>(cnt, sum, f, N, F);
+  if (chunks > 1) chunk_combine_k<<<blocks_for(F), kThreads, 0, s>>>(fires, mass, cnt, sum, chunks, F, 1.f, 0.f);
 }
 void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
                int k) {

@@ -28,7 +28,19 @@ void add_row(cudaStream_t s, float* y, const float* b, int64_t N, int64_t d);
 // The encoder epilogue (Backend::encode_epilogue). fires = nullptr: no statistics. scratch: device
 // memory of 2 · ceil(N / kEpilogueRows) · F floats (the per-chunk partials).
 void encode_epilogue(cudaStream_t s, float* f, float* pre, const float* b, int k, int64_t P, int64_t m,
-                     bool children_on, float* fires, float* mass, float* scratch, int64_t N, int64_t F);
+                     bool children_on, const float* threshold, float* fires, float* mass, float* scratch, int64_t N,
+                     int64_t F);
+// fires[F] = #{n: f > 0}, mass[F] = Σ_n f, as encode_epilogue's statistics; scratch as there.
+void column_stats(cudaStream_t s, const float* f, int64_t N, int64_t F, float* fires, float* mass, float* scratch);
+// cuda_threshold_kernels.cu. batch_topk's work: device scratch of batch_topk_work_floats(N) floats
+// (a 2^16-bin histogram and per-row tie counts); stats_scratch as encode_epilogue's scratch.
+int64_t batch_topk_work_floats(int64_t N);
+float batch_topk(cudaStream_t s, float* f, float* pre, const float* b, int64_t keep, float* fires, float* mass,
+                 float* work, float* stats_scratch, int64_t N, int64_t F);
+// scratch: ceil(N / kEpilogueRows) · F floats.
+void jumprelu_backward(cudaStream_t s, float* dlog_threshold, float* df, const float* f, const float* pre,
+                       const float* threshold, float bandwidth, float c, float* scratch, int64_t N, int64_t F);
+void keep_columns(cudaStream_t s, float* y, const float* x, int64_t c0, int64_t c1, int64_t N, int64_t F);
 void topk_rows(cudaStream_t s, float* f, float* pre, const float* b, const float* allowed, int64_t N, int64_t F,
                int k);
 // scratch: device memory of ceil(N / kEpilogueRows) · F floats (the per-chunk sums).
