@@ -411,7 +411,6 @@ TEST(BadInput, ThresholdedArchitectureSettings) {
        {"matryoshka_widths must end at d_sae = 64", "found [8, 32]"}},
       {"architecture = \"matryoshka_batchtopk\"\nd_sae = 64\nmatryoshka_widths = [32, 8, 64]\n",
        {"matryoshka_widths must be positive and strictly increasing", "found [32, 8, 64]"}},
-      {"architecture = \"matryoshka_batchtopk\"\nd_sae = 64\n", {"needs matryoshka_widths"}},
       {"architecture = \"batchtopk\"\nmatryoshka_widths = [8, 64]\n", {"matryoshka_widths is a setting of"}},
       {"architecture = \"batchtopk\"\ntopk_threshold_lr = 0.0\n", {"topk_threshold_lr must be in (0, 1]"}},
       {"architecture = \"jumprelu\"\npenalty = \"dual_adaptive\"\n", {"needs an L1-penalised SAE", "not jumprelu"}},
@@ -422,6 +421,14 @@ TEST(BadInput, ThresholdedArchitectureSettings) {
     const std::string m = test::error_of([&] { load_train_config(dir + "/c.toml"); });
     for (const std::string& part : cs.says) EXPECT_NE(m.find(part), std::string::npos) << cs.text << " -> " << m;
   }
+  // No widths: the hierarchical SAE's split, [n_parents, d_sae].
+  test::write_text(dir + "/c.toml", "architecture = \"matryoshka_batchtopk\"\nd_sae = 64\n");
+  TrainConfig two_level = load_train_config(dir + "/c.toml");
+  EXPECT_EQ(resolved_matryoshka_widths(two_level, 4608), (std::vector<int>{921, 4608}));  // m = 4: 4608 / 5
+  two_level.n_parents = 100;
+  EXPECT_EQ(resolved_matryoshka_widths(two_level, 4608), (std::vector<int>{100, 4608}));
+  two_level.matryoshka_widths = {8, 64};
+  EXPECT_EQ(resolved_matryoshka_widths(two_level, 64), (std::vector<int>{8, 64}));
   // d_sae from expansion_factor · d_in is known once the activations are read: checked then, before training.
   TrainConfig c = small_config(test::make_temp_dir("train") + "/run", "matryoshka_batchtopk");
   c.d_sae = 0;

@@ -41,6 +41,8 @@ struct TrainConfig {
   // matryoshka_batchtopk: the nested prefix widths, strictly increasing and ending at d_sae (e.g.
   // [128, 512, 2048, 4608]); every prefix reconstructs and their losses add (SAELens'
   // matryoshka_widths; unlike SAELens, a list that does not end at d_sae is an error, not extended).
+  // Empty: the hierarchical SAE's two levels, [n_parents, d_sae] (n_parents as below), so the
+  // experiment's Matryoshka run nests exactly where the two-level SAE splits parents from children.
   std::vector<int> matryoshka_widths;
   int n_parents = 0;            // hierarchical: 0 = d_sae / (1 + children_per_parent)
   int children_per_parent = 4;  // hierarchical: m
@@ -125,6 +127,9 @@ struct TrainConfig {
 // The sparsity penalty's coefficient of this architecture: l0_coefficient for jumprelu, else
 // l1_coefficient (0 in effect for the top-k family, which has no penalty).
 float penalty_coefficient(const TrainConfig& c);
+// matryoshka_widths for an SAE of d_sae latents: the configured list, or [n_parents, d_sae] when it
+// is empty (n_parents, else d_sae / (1 + children_per_parent), at least 1 and below d_sae).
+std::vector<int> resolved_matryoshka_widths(const TrainConfig& c, int d_sae);
 
 // A TOML or JSON file (by extension) as JSON; throws Error naming the file.
 nlohmann::json read_config_file(const std::string& path);

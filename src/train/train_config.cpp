@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <toml++/toml.h>
@@ -78,10 +79,7 @@ void check_architecture_settings(const TrainConfig& c, const std::string& where)
   const bool matryoshka = a == SaeArchitecture::MatryoshkaBatchTopK;
   if (!matryoshka && !c.matryoshka_widths.empty())
     fail("{}: matryoshka_widths is a setting of architecture = \"matryoshka_batchtopk\", not {}", where, c.architecture);
-  if (matryoshka && c.matryoshka_widths.empty())
-    fail("{}: a matryoshka_batchtopk SAE needs matryoshka_widths, its nested prefix widths ending at d_sae "
-         "(e.g. [128, 512, 2048, 4608] for d_sae = 4608)", where);
-  if (matryoshka) {
+  if (matryoshka && !c.matryoshka_widths.empty()) {
     try {
       check_matryoshka_widths(c.matryoshka_widths, c.d_sae > 0 ? c.d_sae : c.matryoshka_widths.back());
     } catch (const Error& e) {
@@ -91,6 +89,12 @@ void check_architecture_settings(const TrainConfig& c, const std::string& where)
 }
 
 }  // namespace
+
+std::vector<int> resolved_matryoshka_widths(const TrainConfig& c, int d_sae) {
+  if (!c.matryoshka_widths.empty()) return c.matryoshka_widths;
+  const int parents = c.n_parents > 0 ? c.n_parents : d_sae / (1 + std::max(c.children_per_parent, 0));
+  return {std::clamp(parents, 1, std::max(d_sae - 1, 1)), d_sae};
+}
 
 float penalty_coefficient(const TrainConfig& c) {
   return c.architecture == "jumprelu" ? c.l0_coefficient : c.l1_coefficient;

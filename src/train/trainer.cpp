@@ -302,7 +302,7 @@ void check_resolved_width(const TrainConfig& cfg, const ActivationManifest& mani
          cfg.expansion_factor, manifest.d_in, cfg.k);
   if (a != SaeArchitecture::MatryoshkaBatchTopK) return;
   try {
-    check_matryoshka_widths(cfg.matryoshka_widths, F);
+    check_matryoshka_widths(resolved_matryoshka_widths(cfg, F), F);
   } catch (const Error& e) {
     fail("config: {} (d_sae = expansion_factor {} × d_in {})", e.what(), cfg.expansion_factor, manifest.d_in);
   }
@@ -328,7 +328,8 @@ SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manif
                      (cfg.decode == "auto" && sae_is_topk_family(sc.architecture) && 8 * sc.k <= sc.d_sae);
   sc.jumprelu_bandwidth = cfg.jumprelu_bandwidth;
   sc.jumprelu_init_threshold = cfg.jumprelu_init_threshold;
-  sc.matryoshka_widths = cfg.matryoshka_widths;
+  if (sc.architecture == SaeArchitecture::MatryoshkaBatchTopK)
+    sc.matryoshka_widths = resolved_matryoshka_widths(cfg, wanted);
   if (sc.architecture == SaeArchitecture::Hierarchical) {
     sc.children_per_parent = cfg.children_per_parent;
     sc.gate_ste_width = cfg.gate_ste_width;
