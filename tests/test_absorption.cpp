@@ -401,3 +401,73 @@ TEST(SaebenchAbsorptionGoldens, KSparseProbingAndAbsorptionMatchSaebench) {
                           "sae_bench_commit_hash", "sae_lens_id", "sae_lens_release_id", "sae_lens_version", "sae_cfg_dict"})
     EXPECT_TRUE(j.contains(key)) << key;
 }
+
+// ---------------------------------------------------------------------------------------------
+// On a real LM (the tiny GPT-2 fixture, 191 single-token words): the whole pipeline, the check
+// that the word is at prompt_token_pos, and the JSON in SAEBench's layout with saelab's extras.
+TEST(Absorption, EndToEndOnTinyGpt2) {
+  const auto model = load_model(test::test_data("hf_tiny/gpt2"), cpu_backend());
+  const std::string hook = "blocks.1.hook_resid_post";
+  AbsorptionConfig cfg;
+  cfg.progress = false;
+  cfg.min_probe_f1 = -1;  // a random 2-layer model: report every letter with true positives
+  cfg.min_letters = 1;
+  // SAEBench's template at −6 needs " has the first letter:" to be 5 tokens; this 420-token
+  // vocabulary splits it, and saelab refuses to read another token than the word.
+  const std::string e = test::error_of([&] { absorption_data(*model, hook, cfg); });
+  EXPECT_NE(e.find("is not the word"), std::string::npos) << e;
+  cfg.prompt_template = "{word}:";  // the calculator's own default template, the word at −2
+  cfg.prompt_token_pos = -2;
+  const AbsorptionData D = absorption_data(*model, hook, cfg);
+  const int d = model->config().d_model;
+  EXPECT_EQ(D.vocab.size(), 191u);
+  EXPECT_EQ(D.train_words.size(), 152u);  // int(191 · 0.8)
+  EXPECT_EQ(D.test_x.size(), D.test_words.size() * d);
+  EXPECT_EQ(D.tp_x.size(), D.tp_words.size() * d);
+  EXPECT_GT(D.tp_words.size(), 0u);
+  EXPECT_LT(D.word_position_mismatches, 10);
+  SaeConfig c;
+  c.d_in = d;
+  c.d_sae = 128;
+  c.hook_name = hook;
+  Sae sae(c, cpu_backend());
+  sae.init(7, 1.0f, std::vector<float>(d, 0.f));
+  const AbsorptionResult r = absorption_eval(sae, D, cfg);
+  const nlohmann::json j = absorption_json(r, D, cfg, model->config().name, {{"d_sae", 128}});
+  EXPECT_EQ(j["eval_type_id"], "absorption_first_letter");
+  EXPECT_EQ(j["eval_config"]["prompt_template"], "{word}:");
+  EXPECT_GT(j["eval_result_details"].size(), 0u);
+  for (const auto& det : j["eval_result_details"]) {
+    EXPECT_GE(det["mean_absorption_fraction"].get<double>(), 0.0);
+    EXPECT_LE(det["mean_absorption_fraction"].get<double>(), 1.0);
+    EXPECT_GE(det["num_split_features"].get<int>(), 1);
+  }
+  EXPECT_EQ(j["eval_result_unstructured"]["saelab_per_letter"].size(), 26u);
+  EXPECT_FALSE(j["eval_result_unstructured"].contains("saelab_hierarchy"));  // a standard SAE
+}
+
+TEST(Absorption, BadInputIsAClearError) {
+  const auto model = load_model(test::test_data("hf_tiny/gpt2"), cpu_backend());
+  AbsorptionConfig cfg;
+  cfg.progress = false;
+  cfg.min_words_per_letter = 50;  // the tiny GPT-2 has 191 words in all
+  const std::string e = test::error_of([&] { absorption_data(*model, "blocks.0.hook_resid_post", cfg); });
+  EXPECT_NE(e.find("single-token alphabetic word(s) starting with"), std::string::npos) << e;
+  EXPECT_NE(e.find("min_words_per_letter"), std::string::npos) << e;
+  EXPECT_NE(test::error_of([&] { absorption_data(*model, "blocks.7.hook_resid_post", AbsorptionConfig{}); }),
+            "<no error>");
+  // An SAE trained at another hook, or of another width.
+  AbsorptionData D;
+  D.d = 64;
+  D.hook = "blocks.0.hook_resid_post";
+  SaeConfig c;
+  c.d_in = 64;
+  c.d_sae = 32;
+  c.hook_name = "blocks.1.hook_resid_post";
+  const std::string hook_err = test::error_of([&] { absorption_k_sparse(Sae(c, cpu_backend()), D, AbsorptionConfig{}); });
+  EXPECT_NE(hook_err.find("blocks.1.hook_resid_post"), std::string::npos) << hook_err;
+  c.d_in = 32;
+  c.hook_name = D.hook;
+  const std::string d_err = test::error_of([&] { absorption_k_sparse(Sae(c, cpu_backend()), D, AbsorptionConfig{}); });
+  EXPECT_NE(d_err.find("d_in = 32"), std::string::npos) << d_err;
+}

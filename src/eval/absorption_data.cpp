@@ -13,6 +13,37 @@ namespace saelab {
 
 namespace {
 
+// Whether the token at prompt_token_pos of a prompt's ids (BOS first) is the word.
+bool word_at(const Tokenizer& tok, const std::vector<int32_t>& ids, int pos, const std::string& word) {
+  const int t = static_cast<int>(ids.size()) + pos;
+  if (t < 0) return false;
+  std::string at = tok.decode({ids[t]}), w = word;
+  at.erase(0, at.find_first_not_of(' '));
+  w.erase(0, w.find_first_not_of(' '));
+  return at == w;
+}
+
+// SAEBench reads position prompt_token_pos whatever the tokenizer makes of the template (its
+// config says to check it per tokenizer); saelab checks on the first prompts and refuses when the
+// word is mostly elsewhere, naming the position where it is.
+void check_token_position(const Tokenizer& tok, const std::vector<std::string>& prompts,
+                          const std::vector<std::string>& words, const AbsorptionConfig& cfg) {
+  const size_t n = std::min<size_t>(prompts.size(), 50);
+  int wrong = 0, found = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const std::vector<int32_t> ids = tok.encode(prompts[i]);
+    if (word_at(tok, ids, cfg.prompt_token_pos, words[i])) continue;
+    ++wrong;
+    for (int t = static_cast<int>(ids.size()) - 1; t >= 0 && !found; --t)
+      if (word_at(tok, ids, t - static_cast<int>(ids.size()), words[i])) found = t - static_cast<int>(ids.size());
+  }
+  if (2 * wrong > static_cast<int>(n))
+    fail("absorption: in {} of {} prompts the token at prompt_token_pos {} is not the word (this tokenizer splits "
+         "the template '{}' differently){}",
+         wrong, n, cfg.prompt_token_pos, cfg.prompt_template,
+         found ? fmt::format("; the word is at {} here: pass --prompt-token-pos {}", found, found) : std::string());
+}
+
 // Hook activations [n, d] of each prompt at `pos` from its end (BOS first, as TransformerLens'
 // run_with_cache prepends it). Prompts of one batch are right-padded; causal attention keeps the
 // padding out of every read position. Counts prompts whose token there is not the word.
@@ -49,11 +80,7 @@ std::vector<float> activations_at(const LanguageModel& model, const std::string&
     model.forward(flat, B, T, &hooks, /*want_logits=*/false);
     for (int b = 0; b < B; ++b) {
       const int t = static_cast<int>(ids[b].size()) + cfg.prompt_token_pos;
-      std::string at = tok.decode({ids[b][t]});
-      std::string w = words[b0 + b];
-      at.erase(0, at.find_first_not_of(' '));
-      w.erase(0, w.find_first_not_of(' '));
-      mismatches += at != w;
+      mismatches += !word_at(tok, ids[b], cfg.prompt_token_pos, words[b0 + b]);
       std::copy(act.begin() + (int64_t{b} * T + t) * d, act.begin() + (int64_t{b} * T + t + 1) * d,
                 out.begin() + (b0 + b) * d);
     }
@@ -131,8 +158,10 @@ AbsorptionData absorption_data(const LanguageModel& model, const std::string& ho
   for (const auto& w : D.train_words) D.train_y.push_back(first_letter_index(w));
   for (const auto& w : D.test_words) D.test_y.push_back(first_letter_index(w));
   // Train prompts draw examples from the train words, test prompts from the test words.
-  D.train_x = activations_at(model, hook, prompts_for(D.train_words, D.train_words, cfg, rng), D.train_words, cfg,
-                             "absorption train prompts", D.word_position_mismatches);
+  const std::vector<std::string> train_prompts = prompts_for(D.train_words, D.train_words, cfg, rng);
+  check_token_position(model.tokenizer(), train_prompts, D.train_words, cfg);
+  D.train_x = activations_at(model, hook, train_prompts, D.train_words, cfg, "absorption train prompts",
+                             D.word_position_mismatches);
   D.test_x = activations_at(model, hook, prompts_for(D.test_words, D.test_words, cfg, rng), D.test_words, cfg,
                             "absorption test prompts", D.word_position_mismatches);
   MultiProbeOptions po;

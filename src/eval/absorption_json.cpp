@@ -102,7 +102,7 @@ json absorption_json(const AbsorptionResult& r, const AbsorptionData& data, cons
   }
   if (!r.evaluated || details.empty())
     fail("absorption: {} letter(s) have a first-letter probe with test F1 > {} on {} at {}, SAEBench needs {} "
-         "(min_feats_for_eval); the model does not represent first letters well enough there",
+         "(min_feats_for_eval, --min-letters); the model does not represent first letters well enough there",
          details.size(), cfg.min_probe_f1, model_name, data.hook, cfg.min_letters);
   json unstructured = {{"saelab_per_letter", letters},
                        {"saelab_vocabulary_words", data.vocab.size()},
