@@ -12,6 +12,7 @@
 #include "saelab/atomic_file.hpp"
 #include "saelab/lm.hpp"
 #include "saelab/npy.hpp"
+#include "saelab/sae_io.hpp"
 #include "test_util.hpp"
 
 using namespace saelab;
@@ -470,4 +471,31 @@ TEST(Absorption, BadInputIsAClearError) {
   c.hook_name = D.hook;
   const std::string d_err = test::error_of([&] { absorption_k_sparse(Sae(c, cpu_backend()), D, AbsorptionConfig{}); });
   EXPECT_NE(d_err.find("d_in = 32"), std::string::npos) << d_err;
+}
+
+// The CLI: an SAE export at the tiny GPT-2's blocks.1.hook_resid_post; with SAEBench's template the
+// run stops with one error line and writes nothing, with a template the tokenizer keeps whole it
+// writes the JSON atomically.
+TEST(Absorption, CliWritesTheJsonOrOneError) {
+  const std::string dir = test::make_temp_dir("absorption_cli");
+  const std::string model = test::test_data("hf_tiny/gpt2");
+  SaeConfig c;
+  c.d_in = 64;
+  c.d_sae = 128;
+  c.hook_name = "blocks.1.hook_resid_post";
+  Sae sae(c, cpu_backend());
+  sae.init(3, 1.0f, std::vector<float>(64, 0.f));
+  export_saelens(sae, dir + "/sae", std::vector<float>(128, 0.01f));
+  const std::string base = "eval absorption --sae " + dir + "/sae --model " + model + " --out " + dir + "/abs.json";
+  const test::CliResult bad = test::run_cli(base);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("is not the word"), std::string::npos) << bad.err;
+  EXPECT_FALSE(file_exists(dir + "/abs.json"));
+  const test::CliResult ok =
+      test::run_cli(base + " --prompt-template '{word}:' --prompt-token-pos -2 --min-letters 1 --min-probe-f1 -1");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  const nlohmann::json j = nlohmann::json::parse(read_file(dir + "/abs.json"));
+  EXPECT_EQ(j["eval_type_id"], "absorption_first_letter");
+  EXPECT_EQ(j["sae_cfg_dict"]["hook_name"], "blocks.1.hook_resid_post");
+  if (const char* keep = std::getenv("SAELAB_KEEP_ABSORPTION_JSON")) write_file_atomic(keep, j.dump(2));
 }

@@ -26,11 +26,12 @@ struct SparseLatents {
 SparseLatents encode_sparse(const Sae& sae, const std::vector<float>& x, int d) {
   const int F = sae.config().d_sae;
   const int64_t n = static_cast<int64_t>(x.size()) / d;
+  SparseLatents out;
+  if (n == 0) return out;
   const std::vector<float> scale = probe_latent_scales(sae);  // [F]
   Backend& be = sae.backend();
   constexpr int64_t kChunk = 1024;
   SaeWorkspace ws(sae.config(), std::min(n, kChunk), be.device());
-  SparseLatents out;
   for (int64_t r0 = 0; r0 < n; r0 += kChunk) {
     const int64_t R = std::min(kChunk, n - r0);
     sae.encode(to_device(be, {R, d}, x.data() + r0 * d), ws);
