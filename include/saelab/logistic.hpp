@@ -21,6 +21,9 @@ struct LogisticOptions {
   double tol = 1e-6;  // on ‖∇‖∞
   int newton_max_dim = 64;
   int lbfgs_memory = 10;
+  // sklearn's class_weight="balanced": sample i weighs n / (2 n_{y_i}) in the loss term (SAEBench's
+  // absorption k-sparse probes).
+  bool balanced = false;
 };
 
 // X [n, k] row-major, labels 0/1.

@@ -8,6 +8,7 @@
 # installed beside them is what the modules we import actually use:
 #   sae_bench.evals.*.eval_output / eval_config   pydantic
 #   sae_bench.evals.core.main (metric functions)  torch, einops, tqdm, pandas, tabulate
+#   sae_bench.evals.absorption (goldens)          scikit-learn, transformers (tokenizers), pyarrow
 # sae_lens and transformer_lens are imported by core/main.py only for type names and loaders;
 # saebench_core_goldens.py stands them in (see its header), so their dependency trees are skipped.
 # torch comes from the CPU-only wheel index when it answers (no CUDA libraries), else from PyPI.
@@ -20,7 +21,7 @@ sae_lens_version=6.54.12
 source "$(dirname "$0")/install_torch.sh"
 install_torch "$venv"
 "$venv/bin/pip" install -q --no-deps "sae-bench==$sae_bench_version" "sae-lens==$sae_lens_version"
-"$venv/bin/pip" install -q pydantic einops tqdm pandas tabulate numpy
+"$venv/bin/pip" install -q pydantic einops tqdm pandas tabulate numpy scikit-learn transformers pyarrow
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
 import torch

@@ -4,8 +4,8 @@
     .venv-saebench/bin/python scripts/reference/validate_saebench_json.py FILE.json...
 
 Each file is validated as the eval-output class its eval_type_id names (core: CoreEvalOutput,
-sparse_probing: SparseProbingEvalOutput), the way SAEBench builds them: every nested dict through
-the pydantic dataclasses (pydantic.TypeAdapter). Pydantic dataclasses ignore unknown keys, so the
+sparse_probing: SparseProbingEvalOutput, absorption_first_letter: AbsorptionEvalOutput), the way
+SAEBench builds them: every nested dict through the pydantic dataclasses (pydantic.TypeAdapter). Pydantic dataclasses ignore unknown keys, so the
 script also lists keys a class does not declare ("extra"), since SAEBench's own writer
 (dataclasses.asdict) would drop them. Prints every error and exits 1 if any file has an error;
 extras are reported but are not errors unless --strict. Needs the venv of setup_saebench_venv.sh.
@@ -18,10 +18,12 @@ import typing
 
 import pydantic
 
+from sae_bench.evals.absorption.eval_output import AbsorptionEvalOutput
 from sae_bench.evals.core.eval_output import CoreEvalOutput
 from sae_bench.evals.sparse_probing.eval_output import SparseProbingEvalOutput
 
-CLASSES = {"core": CoreEvalOutput, "sparse_probing": SparseProbingEvalOutput}
+CLASSES = {"core": CoreEvalOutput, "sparse_probing": SparseProbingEvalOutput,
+           "absorption_first_letter": AbsorptionEvalOutput}
 
 
 def dataclass_of(tp):

@@ -1,7 +1,10 @@
-// `saelab eval core`: core metrics and CE loss recovered of an SAE at its hook (SAEBench layout).
+// `saelab eval core|probing|absorption`: an SAE's core metrics and CE loss recovered, sparse probing,
+// and feature absorption at its hook (SAEBench layouts).
+#include <chrono>
 #include <cstdio>
 
 #include "commands.hpp"
+#include "saelab/absorption.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/eval_core.hpp"
 #include "saelab/lm.hpp"
@@ -9,6 +12,56 @@
 #include "saelab/sparse_probing.hpp"
 
 namespace saelab::cli {
+
+namespace {
+
+void add_eval_absorption(CLI::App& ev) {
+  auto* ab = ev.add_subcommand("absorption", "feature absorption, SAEBench's first-letter task (absorption_first_letter JSON)");
+  auto cfg = std::make_shared<AbsorptionConfig>();
+  auto sae_dir = std::make_shared<std::string>();
+  auto model = std::make_shared<std::string>(default_model_path());
+  auto out = std::make_shared<std::string>();
+  ab->add_option("--sae", *sae_dir, "SAE directory in SAELens layout (a run's sae/)")->required();
+  ab->add_option("--model", *model, "the LM the SAE was trained on")->capture_default_str();
+  ab->add_option("--out", *out, "result JSON (default: <sae>/../eval_absorption.json)");
+  ab->add_option("--prompt-template", cfg->prompt_template, "prompt, {word} the word")->capture_default_str();
+  ab->add_option("--prompt-token-pos", cfg->prompt_token_pos, "the word's token, from the prompt's end")->capture_default_str();
+  ab->add_option("--max-k", cfg->max_k_value, "largest k of k-sparse probing")->capture_default_str();
+  ab->add_option("--min-probe-f1", cfg->min_probe_f1, "letters with a weaker first-letter probe are left out")
+      ->capture_default_str();
+  ab->add_option("--min-letters", cfg->min_letters, "fewer letters above --min-probe-f1 and there is no result")
+      ->capture_default_str();
+  ab->add_option("--min-words-per-letter", cfg->min_words_per_letter, "vocabulary words every letter needs")
+      ->capture_default_str();
+  ab->add_option("--max-words", cfg->max_words, "a seeded subsample of the vocabulary (0: all, as SAEBench)")
+      ->capture_default_str();
+  ab->add_option("--batch", cfg->llm_batch_size, "prompts per LM forward")->capture_default_str();
+  ab->add_option("--seed", cfg->seed, "word split, prompts' examples, probe init and shuffles")->capture_default_str();
+  ab->callback([=] {
+    const auto sae_cfg = read_saelens_cfg(*sae_dir);
+    Sae sae = load_saelens(*sae_dir, cpu_backend());
+    auto m = load_model(*model, cpu_backend());
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    const AbsorptionData data = absorption_data(*m, sae.config().hook_name, *cfg);
+    const auto t1 = clock::now();
+    const AbsorptionResult r = absorption_eval(sae, data, *cfg);
+    const std::chrono::duration<double> lm_s = t1 - t0, sae_s = clock::now() - t1;
+    std::printf("absorption time: LM prompts and first-letter probe %.1f s, SAE (k-sparse probing, absorption) %.1f s\n",
+                lm_s.count(), sae_s.count());
+    const auto j = absorption_json(r, data, *cfg, m->config().name, sae_cfg);
+    const std::string path = out->empty() ? *sae_dir + "/../eval_absorption.json" : *out;
+    write_file_atomic(path, j.dump(2) + "\n");
+    const auto& mean = j["eval_result_metrics"]["mean"];
+    std::printf("absorption of %s at %s (%zu words, %zu letters): mean absorption fraction %.4f, full absorption "
+                "%.4f, split features %.2f -> %s\n",
+                sae_dir->c_str(), data.hook.c_str(), data.vocab.size(), j["eval_result_details"].size(),
+                mean["mean_absorption_fraction_score"].get<double>(), mean["mean_full_absorption_score"].get<double>(),
+                mean["mean_num_split_features"].get<double>(), path.c_str());
+  });
+}
+
+}  // namespace
 
 void add_eval(CLI::App& app) {
   auto* ev = app.add_subcommand("eval", "evaluate an SAE (SAEBench-format JSON)");
@@ -75,6 +128,8 @@ void add_eval(CLI::App& app) {
                 s["sae_top_1_test_accuracy"].get<double>(), s["sae_top_5_test_accuracy"].get<double>(),
                 s["sae_test_f1"].get<double>(), path.c_str());
   });
+
+  add_eval_absorption(*ev);
 }
 
 }  // namespace saelab::cli

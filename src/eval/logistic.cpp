@@ -22,6 +22,7 @@ struct Problem {
   int k;
   std::vector<double> y;  // ±1
   double C;
+  std::vector<double> cw;  // [n] C times sample i's class weight
 
   double value_grad(const std::vector<double>& th, std::vector<double>& g) const {
     g.assign(static_cast<size_t>(k) + 1, 0.0);
@@ -35,8 +36,8 @@ struct Problem {
       double z = th[k];
       for (int j = 0; j < k; ++j) z += th[j] * x[j];
       const double m = y[i] * z;
-      f += C * log1pexp(-m);
-      const double c = -C * y[i] * sigmoid(-m);  // ∂/∂z
+      f += cw[i] * log1pexp(-m);
+      const double c = -cw[i] * y[i] * sigmoid(-m);  // ∂/∂z
       for (int j = 0; j < k; ++j) g[j] += c * x[j];
       g[k] += c;
     }
@@ -108,8 +109,13 @@ LogisticModel fit_logistic(const std::vector<float>& X, int64_t n, int k, const 
                            const LogisticOptions& opt) {
   SAELAB_ASSERT(static_cast<int64_t>(X.size()) == n * k && static_cast<int64_t>(labels.size()) == n && k >= 0,
                 "fit_logistic shapes");
-  Problem P{X, n, k, {}, opt.C};
+  Problem P{X, n, k, {}, opt.C, {}};
   for (int v : labels) P.y.push_back(v ? 1.0 : -1.0);
+  const int64_t n_pos = std::count_if(labels.begin(), labels.end(), [](int v) { return v != 0; });
+  for (int v : labels) {
+    const int64_t n_c = v ? n_pos : n - n_pos;
+    P.cw.push_back(opt.balanced ? opt.C * static_cast<double>(n) / (2.0 * static_cast<double>(n_c)) : opt.C);
+  }
   const int m = k + 1;
   std::vector<double> th(static_cast<size_t>(m), 0.0), g;
   double f = P.value_grad(th, g);
@@ -123,7 +129,7 @@ LogisticModel fit_logistic(const std::vector<float>& X, int64_t n, int k, const 
         const float* x = X.data() + i * k;
         double z = th[k];
         for (int j = 0; j < k; ++j) z += th[j] * x[j];
-        const double s = sigmoid(z), wgt = opt.C * s * (1 - s);
+        const double s = sigmoid(z), wgt = P.cw[i] * s * (1 - s);
         for (int a = 0; a < m; ++a) {
           const double xa = a < k ? x[a] : 1.0;
           for (int c = 0; c <= a; ++c) H[a * m + c] += wgt * xa * (c < k ? x[c] : 1.0);
