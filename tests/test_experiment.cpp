@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "saelab/absorption.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/corpus.hpp"
 #include "saelab/error.hpp"
@@ -49,11 +50,12 @@ TEST(Experiment, RunsThePlanIntoRunDirectoriesAndResumes) {
 
 TEST(Experiment, DefaultPlanIsMethodSection5AndBadConfigsAreNamed) {
   const auto runs = default_experiment_runs();
-  ASSERT_EQ(runs.size(), 9u);  // vanilla, 5 manual α, learnable-dual, naive-α, topk
+  ASSERT_EQ(runs.size(), 10u);  // vanilla, 5 manual α, learnable-dual, naive-α, topk, Matryoshka
   EXPECT_EQ(runs[0]["name"], "vanilla");
   EXPECT_EQ(runs[6]["alpha_mode"], "learned");
   EXPECT_EQ(runs[7]["alpha_mode"], "naive");
   EXPECT_EQ(runs[8]["architecture"], "topk");
+  EXPECT_EQ(runs[9]["architecture"], "matryoshka_batchtopk");
   const std::string dir = test::make_temp_dir("expcfg");
   test::write_text(dir + "/bad.toml", "[experimnt]\ntokens = 5\n");
   EXPECT_THROW(load_experiment_config(dir + "/bad.toml", test::shared_root()), Error);
@@ -249,4 +251,62 @@ TEST(Experiment, ContextSizesOfTheEvaluationsAreSettings) {
             std::string::npos);
   test::write_text(dir + "/bad2.toml", "[experiment]\nprobe_context = \"long\"\n");
   EXPECT_THROW(load_experiment_config(dir + "/bad2.toml", test::shared_root()), Error);
+}
+
+// Feature absorption in the experiment: one LM pass over the first-letter prompts feeds every run,
+// each run's eval_absorption.json equals evaluating that SAE alone, the summary rows carry it, and a
+// template the tokenizer splits records the reason in absorption_skipped.json instead of failing.
+TEST(Experiment, AbsorptionOfEveryRunSharesOneLmPassAndSkipsWithAReason) {
+  const std::string tmp = test::make_temp_dir("expabs");
+  ExperimentConfig c = test::small_experiment(tmp + "/skipped");
+  c.tokens = 20000;
+  c.dashboard_tokens = 0;
+  // SAEBench's template at −6: TinyStories-656K's tokenizer does not leave the word there.
+  const auto skipped = run_experiment(c);
+  for (int i = 1; i <= 3; ++i) {
+    const std::string dir = c.out_dir + "/run_" + std::to_string(i);
+    ASSERT_TRUE(file_exists(dir + "/absorption_skipped.json")) << dir;
+    EXPECT_FALSE(file_exists(dir + "/eval_absorption.json"));
+    EXPECT_NE(read_file(dir + "/absorption_skipped.json").find("is not the word"), std::string::npos);
+    EXPECT_FALSE(skipped[i - 1].contains("absorption_fraction"));
+  }
+
+  // The calculator's own template, with every letter reported (a 2-layer model's probe is weak).
+  const std::string cfg_path = tmp + "/abs.toml";
+  test::write_text(cfg_path, "[absorption]\nprompt_template = \"{word}:\"\nprompt_token_pos = -2\nmin_probe_f1 = -1.0\n"
+                             "min_letters = 1\nmin_words_per_letter = 1\nwords = 400\n");
+  const ExperimentConfig from_file = load_experiment_config(cfg_path, test::shared_root());
+  EXPECT_EQ(from_file.absorption_eval.max_words, 400);
+  EXPECT_EQ(from_file.absorption_eval.prompt_token_pos, -2);
+  c.absorption_eval = from_file.absorption_eval;
+  c.out_dir = tmp + "/runs";
+  const auto rows = run_experiment(c);
+  auto model = load_model(c.model, cpu_backend());
+  AbsorptionConfig ac = c.absorption_eval;
+  ac.progress = false;
+  const AbsorptionData data = absorption_data(*model, c.hook, ac);
+  for (int i = 1; i <= 3; ++i) {
+    const std::string dir = c.out_dir + "/run_" + std::to_string(i);
+    ASSERT_TRUE(file_exists(dir + "/eval_absorption.json")) << dir;
+    const auto shared = nlohmann::json::parse(read_file(dir + "/eval_absorption.json"));
+    const Sae sae = load_saelens(dir + "/sae", cpu_backend());
+    const auto alone = absorption_json(absorption_eval(sae, data, ac), data, ac, model->config().name,
+                                       read_saelens_cfg(dir + "/sae"));
+    EXPECT_EQ(shared["eval_result_metrics"], alone["eval_result_metrics"]) << dir;
+    EXPECT_EQ(shared["eval_result_details"], alone["eval_result_details"]) << dir;
+    EXPECT_EQ(rows[i - 1]["absorption_fraction"], alone["eval_result_metrics"]["mean"]["mean_absorption_fraction_score"]);
+    // Runs 2 and 3 are hierarchical: the share of absorption by the main parent's children.
+    EXPECT_EQ(shared["eval_result_unstructured"].contains("saelab_hierarchy"), i > 1) << dir;
+  }
+  // Everything present: a re-run does no LM work for absorption.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(run_experiment(c), rows);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+
+  test::write_text(cfg_path, "[absorption]\nprompt_token_pos = 3\n");
+  EXPECT_NE(test::error_of([&] { load_experiment_config(cfg_path, test::shared_root()); }).find("must be negative"),
+            std::string::npos);
+  test::write_text(cfg_path, "[absorption]\nwordz = 3\n");
+  EXPECT_NE(test::error_of([&] { load_experiment_config(cfg_path, test::shared_root()); }).find("unknown [absorption] setting 'wordz'"),
+            std::string::npos);
 }

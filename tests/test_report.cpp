@@ -87,6 +87,28 @@ TEST(Report, SaysWhenLearnedAlphaBeatsEveryManualRun) {
   }
 }
 
+// Absorption in the report: a table column, the charts against L0 beside top-1 probing, and for the
+// hierarchical runs the share absorbed inside the letter's parent; nothing of it without absorption.
+TEST(Report, PlotsAbsorptionAgainstL0AndTheHierarchyShare) {
+  const std::string plain = read_file(write_report(experiment_dir()));
+  EXPECT_EQ(plain.find("Feature absorption vs sparsity"), std::string::npos);
+  const std::string dir = test::make_temp_dir("report_abs") + "/runs";
+  std::filesystem::copy(experiment_dir(), dir, std::filesystem::copy_options::recursive);
+  auto summary = nlohmann::json::parse(read_file(dir + "/summary.json"));
+  for (size_t i = 0; i < summary.size(); ++i) {
+    summary[i]["absorption_fraction"] = 0.125 + 0.25 * static_cast<double>(i);
+    summary[i]["full_absorption"] = 0.0625;
+    if (summary[i]["architecture"] == "hierarchical") summary[i]["absorption_by_children"] = 0.375;
+  }
+  write_file_atomic(dir + "/summary.json", summary.dump());
+  const std::string html = read_file(write_report(dir));
+  EXPECT_NE(html.find("Feature absorption vs sparsity"), std::string::npos);
+  EXPECT_NE(html.find("L0 vs mean absorption fraction"), std::string::npos);
+  EXPECT_NE(html.find("<td>0.6250</td>"), std::string::npos) << "run 3's absorption in the table";
+  EXPECT_NE(html.find("run_2 (dual_fixed) 37.5%"), std::string::npos);
+  EXPECT_EQ(html.find("run_1 (vanilla) 37.5%"), std::string::npos) << "vanilla has no hierarchy";
+}
+
 // The paired bootstrap over probing tasks: a shift on every task is significant and its interval
 // holds it; noise around zero is not; the statistic weights families as the headline does.
 TEST(PairedBootstrap, SeparatesAShiftFromNoiseAndWeightsFamilies) {

@@ -5,7 +5,8 @@
 // is done once per experiment and not once per SAE: (c) eval_core (one clean and one zero-ablated
 // forward per batch, one spliced forward per SAE), (d) sparse probing (one LM pass per task feeds
 // every SAE), (e) probe persistence (one LM pass per task feeds every checkpoint of every run),
-// (f) stability, composition and the summary rows. Each output file is written atomically when its
+// (f) feature absorption (one LM pass over the first-letter prompts feeds every SAE), (g) stability,
+// composition and the summary rows. Each output file is written atomically when its
 // phase ends; a re-run skips what exists. With `progress`, each phase's time split (LM forwards,
 // SAE work, host math) goes to stderr.
 //   <out>/experiment.json         the resolved plan
@@ -19,6 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "saelab/absorption.hpp"
 
 namespace saelab {
 
@@ -47,11 +50,17 @@ struct ExperimentConfig {
   // Feature dashboard of every run (one LM pass for all of them over the training corpus) in
   // <out>/dashboard, linked from the report; 0 tokens: none.
   int64_t dashboard_tokens = 100000;
+  // Feature absorption (SAEBench's first-letter task) of every run: one LM pass over the prompts for
+  // all of them. Settings from the config's [absorption] table: words (a seeded subsample of the
+  // vocabulary's single-token words; 0: all, as SAEBench, ~80 prompt tokens a word), prompt_template,
+  // prompt_token_pos, min_probe_f1, min_letters, min_words_per_letter, seed.
+  bool absorption = true;
+  AbsorptionConfig absorption_eval;
   bool progress = true;
 };
 
 // The plan of method.md §5 (vanilla, dual-adaptive α ∈ {0, .25, .5, .75, 1}, learnable-dual,
-// naive-α, topk) over `base` train settings.
+// naive-α, topk, and Matryoshka BatchTopK nested at the hierarchy's levels) over `base` train settings.
 std::vector<nlohmann::json> default_experiment_runs();
 
 ExperimentConfig load_experiment_config(const std::string& path, const std::string& shared_root);

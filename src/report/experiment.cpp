@@ -10,6 +10,7 @@
 
 #include <fmt/ranges.h>
 
+#include "experiment_absorption.hpp"
 #include "saelab/activation_loader.hpp"
 #include "saelab/alpha_agreement.hpp"
 #include "saelab/analysis.hpp"
@@ -51,6 +52,8 @@ std::vector<json> default_experiment_runs() {
                   {"alpha", 0.5},
                   {"alpha_lr", 0.01}});
   runs.push_back({{"name", "topk"}, {"architecture", "topk"}, {"k", 16}});
+  // Prefixes at the hierarchy's levels (train.hpp: matryoshka_widths' default).
+  runs.push_back({{"name", "matryoshka"}, {"architecture", "matryoshka_batchtopk"}, {"k", 16}});
   return runs;
 }
 
@@ -70,6 +73,27 @@ std::vector<uint64_t> parse_seeds(const json& v, const std::string& where) {
   for (const auto& s : v) seeds.push_back(json_int<uint64_t>(s, where));
   check_distinct_seeds(seeds, where);
   return seeds;
+}
+
+// The [absorption] table: the AbsorptionConfig settings an experiment may change.
+void read_absorption_settings(const json& t, const std::string& path, AbsorptionConfig& a) {
+  if (!t.is_object()) fail("'{}': [absorption] must be a table, found {}", path, t.type_name());
+  for (auto it = t.begin(); it != t.end(); ++it) {
+    const std::string k = it.key(), where = fmt::format("'{}': [absorption] {}", path, k);
+    if (k == "words") a.max_words = json_int<int64_t>(it.value(), where);
+    else if (k == "prompt_template") a.prompt_template = it.value().get<std::string>();
+    else if (k == "prompt_token_pos") a.prompt_token_pos = json_int<int>(it.value(), where);
+    else if (k == "min_probe_f1") a.min_probe_f1 = json_float<double>(it.value(), where);
+    else if (k == "min_letters") a.min_letters = json_int<int>(it.value(), where);
+    else if (k == "min_words_per_letter") a.min_words_per_letter = json_int<int>(it.value(), where);
+    else if (k == "seed") a.seed = json_int<uint64_t>(it.value(), where);
+    else fail("'{}': unknown [absorption] setting '{}' (words, prompt_template, prompt_token_pos, min_probe_f1, "
+              "min_letters, min_words_per_letter, seed)", path, k);
+  }
+  if (a.max_words < 0) fail("'{}': [absorption] words must be 0 (all) or positive, found {}", path, a.max_words);
+  if (a.prompt_token_pos >= 0)
+    fail("'{}': [absorption] prompt_token_pos counts from the prompt's end and must be negative, found {}", path,
+         a.prompt_token_pos);
 }
 
 }  // namespace
@@ -106,12 +130,14 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
       else if (k == "persistence_texts") c.persistence_texts = json_int<int>(it.value(), where(k));
       else if (k == "seeds") c.seeds = parse_seeds(it.value(), where(k));
       else if (k == "dashboard_tokens") c.dashboard_tokens = json_int<int64_t>(it.value(), where(k));
+      else if (k == "absorption") c.absorption = it.value();
       else fail("'{}': unknown [experiment] setting '{}'", path, k);
     }
     if (j.contains("train")) c.train = j["train"];
+    if (j.contains("absorption")) read_absorption_settings(j["absorption"], path, c.absorption_eval);
     for (auto it = j.begin(); it != j.end(); ++it)
-      if (it.key() != "experiment" && it.key() != "train" && it.key() != "runs")
-        fail("'{}': unknown section '{}' (expected [experiment], [train], [[runs]])", path, it.key());
+      if (it.key() != "experiment" && it.key() != "train" && it.key() != "runs" && it.key() != "absorption")
+        fail("'{}': unknown section '{}' (expected [experiment], [train], [absorption], [[runs]])", path, it.key());
     if (j.contains("runs")) {
       if (!j["runs"].is_array()) fail("'{}': runs must be a list of tables ([[runs]]), found {}", path, j["runs"].type_name());
       for (const auto& r : j["runs"]) c.runs.push_back(r);
@@ -332,6 +358,7 @@ json finish_run(const ExperimentConfig& cfg, const PlannedRun& r, const std::str
     row["probe_top1_accuracy"] = p["sae_top_1_test_accuracy"];
     row["probe_top1_f1"] = p["sae_top_1_test_f1"];
   }
+  add_absorption_fields(dir, row);
   return row;
 }
 
@@ -384,6 +411,11 @@ json run_plan(const ExperimentConfig& cfg, const LanguageModel& model, const std
   if (cfg.probing) {
     probing_phase(cfg, model, runs, suite);
     persistence_phase(cfg, model, runs, suite);
+  }
+  if (cfg.absorption) {
+    std::vector<std::string> dirs;
+    for (const PlannedRun& r : runs) dirs.push_back(r.dir);
+    absorption_phase(cfg, model, dirs);
   }
   dashboard_phase(cfg, model, runs);
   std::unique_ptr<ActivationSample> sample;

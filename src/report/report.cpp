@@ -59,7 +59,8 @@ json probing_tasks(const json& probing) {
 // The metrics the report gives per method with a standard error over seeds.
 const std::vector<std::string> kSeedMetrics = {"l0", "explained_variance", "explained_variance_centered", "ce_loss_score",
                                                "kl_div_score", "probe_accuracy",     "probe_f1",
-                                               "probe_top1_accuracy", "probe_top1_f1"};
+                                               "probe_top1_accuracy", "probe_top1_f1", "absorption_fraction",
+                                               "full_absorption"};
 // The metrics whose best method the summary names only beyond the seed noise.
 const std::vector<std::string> kSeedVerdicts = {"explained_variance_centered", "ce_loss_score", "kl_div_score"};
 
@@ -337,18 +338,18 @@ std::string methods_table(const json& methods, size_t n_seeds) {
   std::string h = fmt::format(
       "<h2>Results over {} seeds (mean ± standard error)</h2><table><tr><th>method</th><th>seeds</th><th>final α</th>"
       "<th>L0</th><th>EV (SAEBench)</th><th>EV (centred)</th><th>CE score</th><th>KL score</th><th>probe acc</th>"
-      "<th>probe F1</th><th>top-1 acc</th></tr>",
+      "<th>probe F1</th><th>top-1 acc</th><th>absorption</th><th>full abs.</th></tr>",
       n_seeds);
   auto cell = [](const json& m, const char* k, int digits) {
     return m.contains(k) ? "<td>" + pm(m[k], digits) + "</td>" : std::string("<td>–</td>");
   };
   for (const auto& m : methods)
-    h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}</tr>", escape(m["name"].get<std::string>()),
+    h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}{}{}</tr>", escape(m["name"].get<std::string>()),
                      m["seeds"].size(), m.contains("final_alpha") ? per_level(m["final_alpha"]) : "–",
                      cell(m, "l0", 2), cell(m, "explained_variance", 4), cell(m, "explained_variance_centered", 4),
                      cell(m, "ce_loss_score", 4),
                      cell(m, "kl_div_score", 4), cell(m, "probe_accuracy", 4), cell(m, "probe_f1", 4),
-                     cell(m, "probe_top1_accuracy", 4));
+                     cell(m, "probe_top1_accuracy", 4), cell(m, "absorption_fraction", 4), cell(m, "full_absorption", 4));
   return h + "</table>";
 }
 
@@ -363,19 +364,60 @@ std::string run_cell(const json& r) {
 std::string runs_table(const json& runs, bool several_seeds) {
   std::string h = several_seeds ? "<h2>Runs (one row per seed)</h2>" : "<h2>Results</h2>";
   h += "<table><tr><th>run</th><th>method</th><th>seed</th><th>final α</th><th>L0</th><th>EV (SAEBench)</th>"
-       "<th>EV (centred)</th><th>CE score</th><th>KL score</th><th>probe acc</th><th>probe F1</th><th>top-1 acc</th><th>top-1 F1</th></tr>";
+       "<th>EV (centred)</th><th>CE score</th><th>KL score</th><th>probe acc</th><th>probe F1</th><th>top-1 acc</th><th>top-1 F1</th>"
+       "<th>absorption</th><th>full abs.</th></tr>";
+  auto optional = [](const json& r, const char* k) {
+    return r.contains(k) && r[k].is_number() ? fmt::format("{:.4f}", r[k].get<double>()) : std::string("–");
+  };
   for (const auto& r : runs) {
     const std::string alpha = r["final_alpha"].is_array() ? per_level(r["final_alpha"]) : "–";
     h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2f}</td><td>{:.4f}</td><td>{:.4f}</td>"
-                     "<td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td></tr>",
+                     "<td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</td>"
+                     "<td>{}</td><td>{}</td></tr>",
                      run_cell(r), escape(r["name"].get<std::string>()),
                      r.contains("seed") ? r["seed"].dump() : "–", alpha, r["l0"].get<double>(),
                      r["explained_variance"].get<double>(), r.value("explained_variance_centered", 0.0),
                      r["ce_loss_score"].get<double>(),
                      r["kl_div_score"].get<double>(), r.value("probe_accuracy", 0.0), r.value("probe_f1", 0.0),
-                     r.value("probe_top1_accuracy", 0.0), r.value("probe_top1_f1", 0.0));
+                     r.value("probe_top1_accuracy", 0.0), r.value("probe_top1_f1", 0.0), optional(r, "absorption_fraction"),
+                     optional(r, "full_absorption"));
   }
   return h + "</table>";
+}
+
+// Feature absorption against L0, beside top-1 probing F1 against L0 (SAEBench's first-letter task
+// and sparse probing: both ask whether single latents carry a concept), and for hierarchical runs
+// how much of the absorption stays inside the letter's parent. Empty when no run has absorption.
+std::string absorption_section(const json& runs, bool several_seeds) {
+  std::vector<svg::Series> frac, full, top1;
+  std::string children;
+  for (const auto& r : runs) {
+    if (!r.contains("absorption_fraction")) continue;
+    const std::string name = r["name"].get<std::string>();
+    const double l0 = r["l0"].get<double>();
+    frac.push_back({name, {l0}, {r["absorption_fraction"].get<double>()}, true});
+    full.push_back({name, {l0}, {r["full_absorption"].get<double>()}, true});
+    if (r.contains("probe_top1_f1")) top1.push_back({name, {l0}, {r["probe_top1_f1"].get<double>()}, true});
+    if (r.contains("absorption_by_children"))
+      children += fmt::format("{}{} {:.1f}%", children.empty() ? "" : ", ", escape(r["run"].get<std::string>()) + " (" +
+                              escape(name) + ")", 100.0 * r["absorption_by_children"].get<double>());
+  }
+  if (frac.empty()) return "";
+  const char* per = several_seeds ? ", one point per seed" : "";
+  std::string h =
+      "<h2>Feature absorption vs sparsity</h2><p>SAEBench's first-letter task: on words whose first letter the "
+      "LM's probe finds, the share of the probe direction carried by latents other than the letter's own "
+      "(lower is better), and the rate of words where the letter's latents do not fire at all.</p><div class=\"charts\">";
+  h += svg::line_chart(fmt::format("L0 vs mean absorption fraction{}", per), "L0", "absorption fraction",
+                       merge_by_name(frac, true));
+  h += svg::line_chart(fmt::format("L0 vs full absorption rate{}", per), "L0", "full absorption", merge_by_name(full, true));
+  if (!top1.empty())
+    h += svg::line_chart(fmt::format("L0 vs top-1 probing F1{}", per), "L0", "top-1 F1", merge_by_name(top1, true));
+  h += "</div>";
+  if (!children.empty())
+    h += "<p>Hierarchical runs: of the words with absorption, the share whose largest absorbing latent is a child of "
+         "the letter's main parent latent (the absorption the hierarchy keeps inside the concept): " + children + ".</p>";
+  return h;
 }
 
 }  // namespace
@@ -462,6 +504,8 @@ std::string render_report_html(const json& data) {
     }
     h += "</div>";
   }
+
+  h += absorption_section(runs, several_seeds);
 
   // The L0–explained-variance plane.
   std::vector<svg::Series> plane;
