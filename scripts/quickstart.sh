@@ -3,8 +3,9 @@
 # default model (SmolLM2-135M-Instruct, GGUF) and corpus (shared/corpus without the probing texts):
 # the seed's experiment (method.md §5) as configs/experiment.toml sizes it for 2 CPU cores —
 # harvest blocks.9.hook_resid_post, train vanilla, dual-adaptive at α ∈ {0, .25, .5, .75, 1},
-# learnable-dual, naive-α and topk into runs/run_1..9, evaluate each (core metrics with CE loss
-# recovered, sparse probing over 35 tasks, stability, composition), compare learned α with the
+# learnable-dual, naive-α, topk and Matryoshka BatchTopK into runs/run_1..10, evaluate each (core
+# metrics with CE loss recovered, sparse probing over 35 tasks, feature absorption, stability,
+# composition), compare learned α with the
 # manual sweep and write the report. Re-running resumes. SAELAB_CONFIG picks another plan
 # (configs/experiment_tinystories.toml: the fast smoke run), SAELAB_TOKENS another token budget.
 set -euo pipefail
