@@ -63,12 +63,7 @@ const nlohmann::json& meta() {
 }
 template <typename T>
 std::vector<T> load(const std::string& name, std::vector<int64_t>* shape = nullptr) {
-  const NpyArray a = read_npy(dir() + "/" + name + ".npy");
-  EXPECT_EQ(a.bytes.size() % sizeof(T), 0u) << name;
-  std::vector<T> v(a.bytes.size() / sizeof(T));
-  std::memcpy(v.data(), a.bytes.data(), a.bytes.size());
-  if (shape) *shape = a.shape;
-  return v;
+  return test::load_npy<T>(dir() + "/" + name + ".npy", shape);
 }
 std::vector<float> f32(const std::string& name, std::vector<int64_t>* shape = nullptr) { return load<float>(name, shape); }
 std::vector<int> i32(const std::string& name) {

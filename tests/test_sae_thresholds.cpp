@@ -229,6 +229,21 @@ TEST(ThresholdSaeGradients, JumpReLUStraightThroughThresholds) {
   EXPECT_LE(test::rel_error(to_host_f32(cpu_backend(), g.log_threshold), want), kTolGradient);
 }
 
+namespace {
+// W_enc = W_dec = I, zero biases: the latents are the input's coordinates (d_in = d_sae).
+void make_identity(Sae& sae) {
+  const int F = sae.config().d_sae;
+  Backend& be = sae.backend();
+  sae.init(1, 1.f, {});
+  std::vector<float> eye(static_cast<size_t>(F) * F, 0.f), zero(F, 0.f);
+  for (int i = 0; i < F; ++i) eye[i * F + i] = 1.f;
+  be.upload(sae.params().W_enc, eye.data());
+  be.upload(sae.params().W_dec, eye.data());
+  be.upload(sae.params().b_enc, zero.data());
+  be.upload(sae.params().b_dec, zero.data());
+}
+}  // namespace
+
 // BatchTopK's estimator on planted latents: an identity SAE sees rows with a varying number of
 // "signal" entries in [1, 2] (k per row on average) among noise in [0, 0.5). The batch top-k keeps
 // exactly the signal, so the threshold (an EMA of the smallest kept activation) converges to the
@@ -242,13 +257,7 @@ TEST(ThresholdSaeEstimators, BatchTopKThresholdConvergesToThePlantedEdge) {
   c.apply_b_dec_to_input = false;
   Backend& be = cpu_backend();
   Sae sae(c, be);
-  sae.init(1, 1.f, {});
-  std::vector<float> eye(static_cast<size_t>(F) * F, 0.f), zero(F, 0.f);
-  for (int i = 0; i < F; ++i) eye[i * F + i] = 1.f;
-  be.upload(sae.params().W_enc, eye.data());
-  be.upload(sae.params().W_dec, eye.data());
-  be.upload(sae.params().b_enc, zero.data());
-  be.upload(sae.params().b_dec, zero.data());
+  make_identity(sae);
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<float> sig(1.f, 2.f), noise(0.f, 0.5f);
   int64_t signal = 0;
@@ -303,13 +312,7 @@ TEST(ThresholdSaeEstimators, JumpReLUThresholdsSeparatePlantedSignalFromNoise) {
   c.jumprelu_init_threshold = 0.01f;
   Backend& be = cpu_backend();
   Sae sae(c, be);
-  sae.init(1, 1.f, {});
-  std::vector<float> eye(static_cast<size_t>(F) * F, 0.f), zero(F, 0.f);
-  for (int i = 0; i < F; ++i) eye[i * F + i] = 1.f;
-  be.upload(sae.params().W_enc, eye.data());
-  be.upload(sae.params().W_dec, eye.data());
-  be.upload(sae.params().b_enc, zero.data());
-  be.upload(sae.params().b_dec, zero.data());
+  make_identity(sae);
   std::mt19937_64 rng(6);
   std::uniform_real_distribution<float> sig(1.f, 2.f), noise(0.f, 0.3f), u(0.f, 1.f);
   auto batch = [&] {

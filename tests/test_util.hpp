@@ -1,11 +1,14 @@
 // Shared test helpers: fixture paths, temp directories, tolerances, running the CLI.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "saelab/experiment.hpp"
+#include "saelab/npy.hpp"
 #include "saelab/train.hpp"
 
 namespace saelab::test {
@@ -43,5 +46,16 @@ struct CliResult {
   std::string out, err;
 };
 CliResult run_cli(const std::string& args);  // runs the saelab binary with `args` (shell-quoted by caller)
+
+// The elements of a golden .npy file as T (its dtype's size must be T's), and its shape.
+template <typename T>
+std::vector<T> load_npy(const std::string& path, std::vector<int64_t>* shape = nullptr) {
+  const NpyArray a = read_npy(path);
+  if (a.bytes.size() % sizeof(T) != 0) throw std::runtime_error(path + ": size is not a multiple of the element");
+  std::vector<T> v(a.bytes.size() / sizeof(T));
+  std::memcpy(v.data(), a.bytes.data(), a.bytes.size());
+  if (shape) *shape = a.shape;
+  return v;
+}
 
 }  // namespace saelab::test

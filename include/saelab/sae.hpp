@@ -188,6 +188,8 @@ class Sae {
 
  private:
   void activation_backward(TensorView d, SaeWorkspace& ws, int64_t N) const;
+  // ws.pre rows [0, N) = (x − b_dec) W_enc, b_enc not yet added (each encoder's epilogue adds it).
+  void encoder_gemm(TensorView x, SaeWorkspace& ws) const;
   void encode_batch_topk(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView mass) const;
   void jumprelu_backward(SaeParams& g, SaeWorkspace& ws, float l0_coefficient, int64_t N) const;
   void matryoshka_backward(TensorView x, SaeParams& g, SaeWorkspace& ws, SaeBatchStats& st) const;

@@ -195,14 +195,20 @@ void Sae::orthogonalize_children_tangents(const std::vector<TensorView>& dW_dec)
   }
 }
 
-void Sae::encode(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView mass) const {
+void Sae::encoder_gemm(TensorView x, SaeWorkspace& ws) const {
   const int64_t N = x.dim(0);
   SAELAB_ASSERT(N <= ws.capacity && x.dim(1) == cfg_.d_in, "encode: x {} for capacity {} d {}", x.shape_str(),
                 ws.capacity, cfg_.d_in);
-  TensorView xc = ws.xc.view().rows(0, N), pre = ws.pre.view().rows(0, N), f = ws.f.view().rows(0, N);
+  TensorView xc = ws.xc.view().rows(0, N), pre = ws.pre.view().rows(0, N);
   if (cfg_.apply_b_dec_to_input) be_.sub_row(xc, x, params_.b_dec);
   else be_.copy(xc, x);
   be_.gemm(pre, xc, false, params_.W_enc, false, 1.f, 0.f);  // [N, d] x [d, F]
+}
+
+void Sae::encode(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView mass) const {
+  const int64_t N = x.dim(0);
+  encoder_gemm(x, ws);
+  TensorView pre = ws.pre.view().rows(0, N), f = ws.f.view().rows(0, N);
   EncoderActivation act;
   if (cfg_.architecture == SaeArchitecture::TopK) act.k = cfg_.k;
   if (sae_has_threshold(cfg_.architecture)) act.threshold = params_.threshold;

@@ -40,12 +40,8 @@ void Sae::update_batch_threshold(float min_kept, double rate) {
 // Training's encoder of batchtopk and matryoshka: the k·N largest ReLU(pre) of the batch.
 void Sae::encode_batch_topk(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView mass) const {
   const int64_t N = x.dim(0);
-  SAELAB_ASSERT(N <= ws.capacity && x.dim(1) == cfg_.d_in, "encode: x {} for capacity {} d {}", x.shape_str(),
-                ws.capacity, cfg_.d_in);
-  TensorView xc = ws.xc.view().rows(0, N), pre = ws.pre.view().rows(0, N), f = ws.f.view().rows(0, N);
-  if (cfg_.apply_b_dec_to_input) be_.sub_row(xc, x, params_.b_dec);
-  else be_.copy(xc, x);
-  be_.gemm(pre, xc, false, params_.W_enc, false, 1.f, 0.f);  // [N, d] x [d, F]
+  encoder_gemm(x, ws);
+  TensorView pre = ws.pre.view().rows(0, N), f = ws.f.view().rows(0, N);
   ws.min_kept = be_.batch_topk(f, pre, params_.b_enc, static_cast<int64_t>(cfg_.k) * N, fires, mass);
 }
 
