@@ -494,4 +494,20 @@ TEST(Absorption, CliWritesTheJsonOrOneError) {
   EXPECT_EQ(j["eval_type_id"], "absorption_first_letter");
   EXPECT_EQ(j["sae_cfg_dict"]["hook_name"], "blocks.1.hook_resid_post");
   if (const char* keep = std::getenv("SAELAB_KEEP_ABSORPTION_JSON")) write_file_atomic(keep, j.dump(2));
+
+  // Several SAEs share one LM pass; each result lands beside its SAE, equal to its own run's.
+  Sae other(c, cpu_backend());
+  other.init(4, 1.0f, std::vector<float>(64, 0.f));
+  export_saelens(other, dir + "/b/sae", std::vector<float>(128, 0.01f));
+  const std::string opts = " --model " + model + " --prompt-template '{word}:' --prompt-token-pos -2 --min-letters 1 "
+                           "--min-probe-f1 -1";
+  const test::CliResult two = test::run_cli("eval absorption --sae " + dir + "/sae --sae " + dir + "/b/sae" + opts);
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const nlohmann::json first = nlohmann::json::parse(read_file(dir + "/eval_absorption.json"));
+  EXPECT_EQ(first["eval_result_metrics"], j["eval_result_metrics"]);
+  EXPECT_TRUE(file_exists(dir + "/b/eval_absorption.json"));
+  const test::CliResult both_out =
+      test::run_cli("eval absorption --sae " + dir + "/sae --sae " + dir + "/b/sae --out " + dir + "/x.json" + opts);
+  EXPECT_NE(both_out.exit_code, 0);
+  EXPECT_NE(both_out.err.find("--out names one result file"), std::string::npos) << both_out.err;
 }

@@ -18,12 +18,14 @@ namespace {
 void add_eval_absorption(CLI::App& ev) {
   auto* ab = ev.add_subcommand("absorption", "feature absorption, SAEBench's first-letter task (absorption_first_letter JSON)");
   auto cfg = std::make_shared<AbsorptionConfig>();
-  auto sae_dir = std::make_shared<std::string>();
+  auto sae_dirs = std::make_shared<std::vector<std::string>>();
   auto model = std::make_shared<std::string>(default_model_path());
   auto out = std::make_shared<std::string>();
-  ab->add_option("--sae", *sae_dir, "SAE directory in SAELens layout (a run's sae/)")->required();
-  ab->add_option("--model", *model, "the LM the SAE was trained on")->capture_default_str();
-  ab->add_option("--out", *out, "result JSON (default: <sae>/../eval_absorption.json)");
+  ab->add_option("--sae", *sae_dirs,
+                 "SAE directory in SAELens layout (a run's sae/); several SAEs at the same hook share one LM pass")
+      ->required();
+  ab->add_option("--model", *model, "the LM the SAEs were trained on")->capture_default_str();
+  ab->add_option("--out", *out, "result JSON with one --sae (default: <sae>/../eval_absorption.json)");
   ab->add_option("--prompt-template", cfg->prompt_template, "prompt, {word} the word")->capture_default_str();
   ab->add_option("--prompt-token-pos", cfg->prompt_token_pos, "the word's token, from the prompt's end")->capture_default_str();
   ab->add_option("--max-k", cfg->max_k_value, "largest k of k-sparse probing")->capture_default_str();
@@ -38,26 +40,34 @@ void add_eval_absorption(CLI::App& ev) {
   ab->add_option("--batch", cfg->llm_batch_size, "prompts per LM forward")->capture_default_str();
   ab->add_option("--seed", cfg->seed, "word split, prompts' examples, probe init and shuffles")->capture_default_str();
   ab->callback([=] {
-    const auto sae_cfg = read_saelens_cfg(*sae_dir);
-    Sae sae = load_saelens(*sae_dir, cpu_backend());
+    if (!out->empty() && sae_dirs->size() > 1)
+      fail("--out names one result file, but {} SAEs were given: leave it out (each SAE's result goes to "
+           "<sae>/../eval_absorption.json)", sae_dirs->size());
+    // Every SAE is loaded and checked against the first one's hook before the LM runs.
+    std::vector<Sae> saes;
+    for (const std::string& dir : *sae_dirs) saes.push_back(load_saelens(dir, cpu_backend()));
+    const std::string hook = saes.front().config().hook_name;
+    for (const Sae& s : saes) check_sae_hook(s, hook);
     auto m = load_model(*model, cpu_backend());
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
-    const AbsorptionData data = absorption_data(*m, sae.config().hook_name, *cfg);
-    const auto t1 = clock::now();
-    const AbsorptionResult r = absorption_eval(sae, data, *cfg);
-    const std::chrono::duration<double> lm_s = t1 - t0, sae_s = clock::now() - t1;
-    std::printf("absorption time: LM prompts and first-letter probe %.1f s, SAE (k-sparse probing, absorption) %.1f s\n",
-                lm_s.count(), sae_s.count());
-    const auto j = absorption_json(r, data, *cfg, m->config().name, sae_cfg);
-    const std::string path = out->empty() ? *sae_dir + "/../eval_absorption.json" : *out;
-    write_file_atomic(path, j.dump(2) + "\n");
-    const auto& mean = j["eval_result_metrics"]["mean"];
-    std::printf("absorption of %s at %s (%zu words, %zu letters): mean absorption fraction %.4f, full absorption "
-                "%.4f, split features %.2f -> %s\n",
-                sae_dir->c_str(), data.hook.c_str(), data.vocab.size(), j["eval_result_details"].size(),
-                mean["mean_absorption_fraction_score"].get<double>(), mean["mean_full_absorption_score"].get<double>(),
-                mean["mean_num_split_features"].get<double>(), path.c_str());
+    const AbsorptionData data = absorption_data(*m, hook, *cfg);
+    std::printf("absorption: LM prompts and first-letter probe %.1f s (%zu words)\n",
+                std::chrono::duration<double>(clock::now() - t0).count(), data.vocab.size());
+    for (size_t i = 0; i < saes.size(); ++i) {
+      const auto t1 = clock::now();
+      const std::string& dir = (*sae_dirs)[i];
+      const auto j = absorption_json(absorption_eval(saes[i], data, *cfg), data, *cfg, m->config().name,
+                                     read_saelens_cfg(dir));
+      const std::string path = out->empty() ? dir + "/../eval_absorption.json" : *out;
+      write_file_atomic(path, j.dump(2) + "\n");
+      const auto& mean = j["eval_result_metrics"]["mean"];
+      std::printf("absorption of %s (%zu letters, %.1f s): mean absorption fraction %.4f, full absorption %.4f, "
+                  "split features %.2f -> %s\n",
+                  dir.c_str(), j["eval_result_details"].size(), std::chrono::duration<double>(clock::now() - t1).count(),
+                  mean["mean_absorption_fraction_score"].get<double>(), mean["mean_full_absorption_score"].get<double>(),
+                  mean["mean_num_split_features"].get<double>(), path.c_str());
+    }
   });
 }
 
