@@ -14,13 +14,13 @@
 #include "saelab/progress.hpp"
 #include "saelab/safetensors.hpp"
 #include "saelab/sae_io.hpp"
+#include "util/stopwatch.hpp"
 
 namespace saelab {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // splitmix64: the reservoir's draws depend on (seed, latent, firing number) only, so the result
 // does not depend on the thread count or schedule.
@@ -220,21 +220,21 @@ DashboardData collect_dashboard(const DashboardConfig& cfg, const LanguageModel*
     auto t0 = Clock::now();
     model->forward(batch, B, T, &hooks, /*want_logits=*/false);
     be.synchronize();
-    out.seconds_lm += since(t0);
+    out.seconds_lm += seconds_since(t0);
     for (size_t s = 0; s < saes.size(); ++s) {
       t0 = Clock::now();
       const int64_t F = saes[s].config().d_sae;
       saes[s].encode(X.view().rows(0, N), *ws[s]);
       f_host.resize(static_cast<size_t>(N * F));
       be.download(f_host.data(), ws[s]->f.view().rows(0, N));
-      out.seconds_sae += since(t0);
+      out.seconds_sae += seconds_since(t0);
       t0 = Clock::now();
       const BatchView bv{f_host.data(), batch.data(), N, F, T, out.n_contexts};
       auto& lat = out.saes[s].latents;
       const int64_t chunk = 64;
 #pragma omp parallel for schedule(dynamic, 1)
       for (int64_t c0 = 0; c0 < F; c0 += chunk) account_latents(lat, top_min[s], bv, c0, std::min(F, c0 + chunk), cfg);
-      out.seconds_bookkeeping += since(t0);
+      out.seconds_bookkeeping += seconds_since(t0);
     }
     out.n_contexts += B;
     out.n_tokens += N;
@@ -245,8 +245,8 @@ DashboardData collect_dashboard(const DashboardConfig& cfg, const LanguageModel*
   for (auto& s : out.saes) finish_latents(s.latents);
   const auto t_dir = Clock::now();
   add_latent_directions(*model, saes, out, cfg);
-  out.seconds_directions = since(t_dir);
-  out.seconds_total = since(t_start);
+  out.seconds_directions = seconds_since(t_dir);
+  out.seconds_total = seconds_since(t_start);
   if (cfg.progress) bar.finish(fmt::format("{} contexts", out.n_contexts));
   return out;
 }

@@ -25,6 +25,7 @@
 #include "saelab/sparse_probing.hpp"
 #include "saelab/train.hpp"
 #include "util/json_number.hpp"
+#include "util/stopwatch.hpp"
 
 namespace saelab {
 
@@ -192,9 +193,6 @@ TrainConfig run_train_config(const ExperimentConfig& cfg, const json& run, const
   return t;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // "run_1, run_3" for the log.
 // The runs whose directory lacks `file`: the ones a phase still has to do.

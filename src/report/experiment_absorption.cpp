@@ -11,6 +11,7 @@
 #include "saelab/experiment.hpp"
 #include "saelab/lm.hpp"
 #include "saelab/sae_io.hpp"
+#include "util/stopwatch.hpp"
 
 namespace saelab {
 
@@ -18,10 +19,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 AbsorptionConfig absorption_config(const ExperimentConfig& cfg) {
   AbsorptionConfig ac = cfg.absorption_eval;
