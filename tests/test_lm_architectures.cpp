@@ -210,6 +210,59 @@ TEST(HfArchitecturePipeline, Gpt2HarvestTrainEvalProbe) { run_pipeline("gpt2", "
 TEST(HfArchitecturePipeline, PythiaHarvestTrainEvalProbe) { run_pipeline("pythia", "blocks.0.hook_mlp_out"); }
 TEST(HfArchitecturePipeline, Gemma2HarvestTrainEvalProbe) { run_pipeline("gemma2", "blocks.1.hook_resid_mid"); }
 
+// gemma-2-2b and the larger checkpoints come as shards named by model.safetensors.index.json, and
+// Llama 3.x / Gemma 3 / Qwen store bf16: a sharded directory loads to the same logits bit for bit,
+// with half its tensors in bf16 equal to the same model whose f32 weights were rounded to bf16
+// first (bf16 → f32 is exact); an index naming a shard that is not there is one error naming it.
+TEST(HfArchitectureLayouts, ShardedCheckpointWithBf16TensorsLoadsToTheSameModel) {
+  const std::string rounded = copy_of("gemma2"), sharded = copy_of("gemma2");
+  std::vector<std::string> names;
+  std::vector<std::vector<float>> f32;
+  std::vector<std::vector<int64_t>> shapes;
+  {
+    SafetensorsFile f(dir_of("gemma2") + "/model.safetensors");
+    for (const auto& n : f.names()) {
+      names.push_back(n);
+      f32.push_back(f.read_f32(n));
+      shapes.push_back(f.entry(n).shape);
+    }
+  }
+  // Even-numbered tensors go to shard 2 as bf16; the reference holds their bf16 values as f32.
+  std::vector<std::vector<uint16_t>> bf16(names.size());
+  std::vector<SafetensorsTensorOut> ref, shard1, shard2;
+  json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", json::object()}};
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i % 2 == 0) {
+      for (float& v : f32[i]) bf16[i].push_back(f32_to_bf16(v));
+      for (size_t j = 0; j < f32[i].size(); ++j) f32[i][j] = bf16_to_f32(bf16[i][j]);
+      shard2.push_back({names[i], DType::BF16, shapes[i], bf16[i].data()});
+    } else {
+      shard1.push_back({names[i], DType::F32, shapes[i], f32[i].data()});
+    }
+    ref.push_back({names[i], DType::F32, shapes[i], f32[i].data()});
+    index["weight_map"][names[i]] = i % 2 == 0 ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors";
+  }
+  ASSERT_FALSE(shard1.empty());
+  ASSERT_FALSE(shard2.empty());
+  write_safetensors(rounded + "/model.safetensors", ref);
+  fs::remove(sharded + "/model.safetensors");
+  write_safetensors(sharded + "/model-00001-of-00002.safetensors", shard1);
+  write_safetensors(sharded + "/model-00002-of-00002.safetensors", shard2);
+  test::write_text(sharded + "/model.safetensors.index.json", index.dump(2));
+
+  auto a = load_model(rounded, cpu_backend());
+  auto b = load_model(sharded, cpu_backend());
+  const std::vector<int32_t> ids{2, 5, 9, 40, 7, 3};
+  EXPECT_EQ(to_host_f32(b->backend(), b->forward(ids, 1, 6)), to_host_f32(a->backend(), a->forward(ids, 1, 6)));
+  // The bf16 rounding is a real change of the weights, so the comparison above is not vacuous.
+  auto orig = load_model(dir_of("gemma2"), cpu_backend());
+  EXPECT_NE(to_host_f32(orig->backend(), orig->forward(ids, 1, 6)), to_host_f32(a->backend(), a->forward(ids, 1, 6)));
+
+  fs::remove(sharded + "/model-00002-of-00002.safetensors");
+  const std::string err = test::error_of([&] { load_model(sharded, cpu_backend()); });
+  EXPECT_NE(err.find("model-00002-of-00002.safetensors"), std::string::npos) << err;
+}
+
 // What real downloads hold beside the weights: openai-community/gpt2 names its tensors without
 // "transformer." and stores each block's causal mask (h.L.attn.bias, h.L.attn.masked_bias); older
 // Pythia files keep attention.bias / masked_bias / rotary_emb.inv_freq buffers. They load and run
