@@ -335,19 +335,24 @@ TEST(Train, ThresholdedRunsResumeExactly) {
   }
 }
 
-// decode = "auto" starts standard and hierarchical runs dense and switches to the sparse step once
-// their running L0 falls to kSparseStepMaxL0Fraction of F; a run resumed from its middle checkpoint
-// replays the same choices (the running L0 is checkpointed) and ends with exactly the same weights.
+// decode = "auto" starts a standard run dense and switches to the sparse step once its running L0
+// falls to kSparseStepMaxL0Fraction of F; a run resumed from its middle checkpoint replays the same
+// choices (the running L0 is checkpointed) and ends with exactly the same weights. The hierarchical
+// SAE (whose children keep L0 above 5% here) trains on the sparse step throughout (decode =
+// "sparse"), straight-through gate included, and resumes exactly too.
 TEST(Train, AutoDecodeSwitchesToSparseAndResumesExactly) {
-  for (const std::string arch : {"standard", "hierarchical"}) {
+  using Run = std::pair<std::string, std::string>;  // architecture, decode
+  for (const auto& [arch, decode] : {Run{"standard", "auto"}, Run{"hierarchical", "sparse"}}) {
     const std::string dir = test::make_temp_dir("train");
     TrainConfig c = small_config(dir + "/whole", arch);
     c.checkpoint_fractions = {0.5, 1.0};
-    c.l1_coefficient = 5.f;  // a low L0 well inside the run
-    ASSERT_EQ(c.decode, "auto");
+    c.l1_coefficient = 10.f;  // with F = 512: L0 below 5% of F well inside the run
+    c.d_sae = 512;
+    c.decode = decode;
     const TrainResult whole = train_sae(c);
     const double l0 = whole.summary.at("final_l0"), F = whole.summary.at("d_sae");
-    EXPECT_LT(l0, kSparseStepMaxL0Fraction * F) << arch << ": the run never reached the sparse step";
+    if (decode == "auto")
+      EXPECT_LT(l0, kSparseStepMaxL0Fraction * F) << arch << ": the run never reached the sparse step";
     fs::copy(dir + "/whole", dir + "/part", fs::copy_options::recursive);
     const std::vector<std::string> cks = list_checkpoints(dir + "/part/checkpoints");
     ASSERT_EQ(cks.size(), 2u);
