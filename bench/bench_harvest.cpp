@@ -230,25 +230,14 @@ void check_goldens(const LanguageModel& m) {
   }
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string reference_python() {
-  if (const char* e = std::getenv("SAELAB_REFERENCE_PYTHON"); e && *e) return e;
-  const std::string p = std::string(SAELAB_SOURCE_DIR) + "/.venv-reference/bin/python";
-  return ::access(p.c_str(), X_OK) == 0 ? p : std::string();
-}
-
 // Runs the Python side; returns layer -> its JSON line (empty on failure, with a note printed).
 std::map<int, nlohmann::json> run_transformers(const CompareOptions& o, const std::string& python,
                                                const std::string& ids_npy) {
   const std::string script = std::string(SAELAB_SOURCE_DIR) + "/scripts/reference/bench_transformers_harvest.py";
-  std::string cmd = "OMP_NUM_THREADS=" + std::to_string(o.threads) + " " + shell_quote(python) + " " +
-                    shell_quote(script) + " --check --model-dir " + shell_quote(bench::shared_root() + kSmolDir) +
-                    " --ids " + shell_quote(ids_npy) + " --threads " + std::to_string(o.threads) + " --batch " +
+  std::string cmd = "OMP_NUM_THREADS=" + std::to_string(o.threads) + " " + bench::shell_quote(python) + " " +
+                    bench::shell_quote(script) + " --check --model-dir " +
+                    bench::shell_quote(bench::shared_root() + kSmolDir) + " --ids " + bench::shell_quote(ids_npy) +
+                    " --threads " + std::to_string(o.threads) + " --batch " +
                     std::to_string(o.batch) + " --context " + std::to_string(o.context) + " --warmup " +
                     std::to_string(o.warmup) + " --reps " + std::to_string(o.reps);
   for (int L : o.layers) cmd += " --layer " + std::to_string(L);
@@ -315,7 +304,7 @@ void compare_with_transformers(const CompareOptions& o) {
   }
   m.reset();  // free its memory before torch loads its copy
 
-  const std::string python = reference_python();
+  const std::string python = bench::reference_python();
   std::map<int, nlohmann::json> theirs;
   if (python.empty()) {
     std::printf("note: no reference Python (set SAELAB_REFERENCE_PYTHON or run scripts/reference/setup_venv.sh "

@@ -2,6 +2,7 @@
 
 #include <benchmark/benchmark.h>
 #include <cblas.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -46,6 +47,18 @@ double gemm_gflops(Backend& be, int M, int N, int K) {
     s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   } while (s < 0.5);
   return 2.0 * M * N * K * reps / s / 1e9;
+}
+
+std::string reference_python() {
+  if (const char* e = std::getenv("SAELAB_REFERENCE_PYTHON"); e && *e) return e;
+  const std::string p = std::string(SAELAB_SOURCE_DIR) + "/.venv-reference/bin/python";
+  return ::access(p.c_str(), X_OK) == 0 ? p : std::string();
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
 }
 
 std::string shared_root() {

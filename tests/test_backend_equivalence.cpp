@@ -536,6 +536,71 @@ TEST_P(BackendEquivalence, SparseDecode) {
   }
 }
 
+// The sparse encoder backward against xᵀ dpre and Σ_n dpre in double, with and without the bias
+// gradient. dpre has up to k non-zeros per row (some rows empty, some negative: the op skips only
+// zeros); the shapes straddle the CPU's 32-latent blocks, the CUDA transpose's 32×32 tiles and
+// (N = 70) more than one kEpilogueRows chunk of the bias' column sum.
+TEST_P(BackendEquivalence, SparseEncodeGradW) {
+  Backend& be = *GetParam();
+  struct Shape { int N, F, d, k; };
+  for (Shape s : {Shape{1, 1, 1, 1}, Shape{9, 77, 13, 5}, Shape{33, 130, 129, 7}, Shape{5, 40, 300, 40},
+                  Shape{70, 33, 40, 3}}) {
+    std::vector<float> dpre(static_cast<size_t>(s.N) * s.F, 0.f);
+    std::mt19937_64 rng(51 + s.F);
+    for (int n = 0; n < s.N; ++n) {
+      if (n % 4 == 3) continue;  // an empty row
+      for (int j = 0; j < s.k; ++j)
+        dpre[n * s.F + static_cast<int>(rng() % s.F)] = 0.5f + 0.1f * j - (j == 2 ? 1.f : 0.f);
+    }
+    const auto x = randn(static_cast<size_t>(s.N) * s.d, 52);
+    std::vector<double> gW(static_cast<size_t>(s.d) * s.F, 0.0), gb(s.F, 0.0);
+    for (int n = 0; n < s.N; ++n)
+      for (int i = 0; i < s.F; ++i) {
+        const double v = dpre[n * s.F + i];
+        gb[i] += v;
+        for (int j = 0; j < s.d; ++j) gW[j * s.F + i] += double(x[n * s.d + j]) * v;
+      }
+    Tensor Dp = dev(be, dpre, {s.N, s.F}), Xd = dev(be, x, {s.N, s.d});
+    Tensor Gw = dev(be, randn(gW.size(), 53), {s.d, s.F}), Gb = dev(be, randn(gb.size(), 54), {s.F});  // overwritten
+    const std::string at = std::string(be.name()) + " N=" + std::to_string(s.N) + " F=" + std::to_string(s.F) +
+                           " d=" + std::to_string(s.d) + " k=" + std::to_string(s.k);
+    be.sparse_encode_grad_w(Gw, Gb, Dp, Xd);
+    EXPECT_LE(rel_error(to_host_f32(be, Gw), gW), kTolF32Op) << at;
+    EXPECT_LE(rel_error(to_host_f32(be, Gb), gb), kTolF32Op) << at;
+    Tensor Gw2 = dev(be, randn(gW.size(), 55), {s.d, s.F});
+    be.sparse_encode_grad_w(Gw2, TensorView{}, Dp, Xd);  // no bias gradient
+    EXPECT_LE(rel_error(to_host_f32(be, Gw2), gW), kTolF32Op) << at << " without gb";
+  }
+}
+
+// The hierarchy's ∂L/∂f support, exactly: f > 0, or a child with pre > 0 whose parent is in the
+// gate's band |pre| < width/2 (whether the parent is on or off); children off entirely in one case.
+TEST_P(BackendEquivalence, HierarchyGradMask) {
+  Backend& be = *GetParam();
+  struct Case { int N, P, m; float width; bool children_on; };
+  for (Case c : {Case{1, 1, 1, 0.5f, true}, Case{13, 5, 3, 0.6f, true}, Case{150, 61, 4, 0.5f, true},
+                 Case{40, 7, 2, 0.5f, false}, Case{9, 3, 2, 0.f, true}}) {
+    const int N = c.N, P = c.P, m = c.m, F = P + P * m;
+    const auto pre = randn(static_cast<size_t>(N) * F, 70 + F);
+    std::vector<float> f(pre.size(), 0.f);
+    std::vector<double> want(pre.size(), 0.0);
+    int64_t gated = 0;  // entries on in the mask where f = 0: the straight-through part
+    for (int n = 0; n < N; ++n)
+      for (int i = 0; i < F; ++i) {
+        const float* pr = pre.data() + n * F;
+        const bool child = i >= P, parent_on = child && pr[(i - P) / m] > 0.f;
+        f[n * F + i] = pr[i] > 0.f && (!child || (parent_on && c.children_on)) ? pr[i] : 0.f;
+        const bool band = child && std::abs(pr[(i - P) / m]) < 0.5f * c.width;
+        want[n * F + i] = f[n * F + i] > 0.f || (band && pr[i] > 0.f) ? 1.0 : 0.0;
+        gated += want[n * F + i] != 0.0 && f[n * F + i] == 0.f;
+      }
+    Tensor Mk = dev(be, randn(pre.size(), 71), {N, F}), Fo = dev(be, f, {N, F}), Pr = dev(be, pre, {N, F});
+    be.hierarchy_grad_mask(Mk, Fo, Pr, P, m, c.width);
+    EXPECT_LE(rel_error(to_host_f32(be, Mk), want), 0.0) << be.name() << " N=" << N << " P=" << P << " m=" << m;
+    if (c.width > 0.f && N > 1) EXPECT_GT(gated, 0) << "no gated child in the band: the case tests nothing";
+  }
+}
+
 // One chunk of rows and several (kEpilogueRows each, the last one short), narrow and wide.
 TEST_P(BackendEquivalence, ColumnSum) {
   Backend& be = *GetParam();

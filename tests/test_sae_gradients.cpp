@@ -15,6 +15,7 @@ namespace {
 
 constexpr double kTolGradient = 2e-4;  // f32 analytic gradient vs f64 finite differences (relative, per tensor)
 constexpr double kTolLoss = 1e-5;      // f32 loss vs f64 loss (relative)
+constexpr double kTolSparseVsDense = 1e-5;  // the sparse step vs the dense one, f32 both (relative, per tensor)
 
 struct P64 {
   std::vector<double> W_enc, b_enc, W_dec, b_dec;  // [d,F] [F] [F,d] [d]
@@ -304,9 +305,11 @@ TEST(SaeGradients, TopKWithAuxKOnDeadLatents) {
   check_gradients(small(SaeArchitecture::TopK), t, 5);
 }
 
-// The sparse decoder (Backend::sparse_decode*) gives the same gradients: topk with and without
-// aux-k, and standard, whose ReLU backward also keeps ∂L/∂f only where f > 0.
-TEST(SaeGradients, SparseDecoder) {
+// The sparse step (every product but the encoder's forward over non-zeros: Backend::sparse_decode*,
+// sparse_encode_grad_w) against finite differences: topk with and without aux-k; standard, whose
+// ReLU backward keeps ∂L/∂f only where f > 0, with its hypergradients; the hierarchy with the
+// exact gate. jumprelu has no sparse step.
+TEST(SaeGradients, SparseStep) {
   SaeConfig c = small(SaeArchitecture::TopK);
   c.sparse_decode = true;
   check_gradients(c, SaeLossTerms{}, 14);
@@ -319,7 +322,116 @@ TEST(SaeGradients, SparseDecoder) {
   l1.l1_coefficient = 0.4f;
   l1.penalty_weights = {0.5f, 1.5f, 1.f, 2.f, 0.25f, 1.f, 3.f, 0.f, 1.f};
   check_gradients(s, l1, 16);
+  check_gradients(s, l1, 17, /*hyper=*/true);
   SaeConfig h = hierarchical();
   h.sparse_decode = true;
-  EXPECT_THROW(Sae(h, cpu_backend()), Error);
+  check_gradients(h, l1, 18);
+  check_gradients(h, l1, 19, true);
+  SaeConfig j = small(SaeArchitecture::JumpReLU);
+  j.sparse_decode = true;
+  EXPECT_THROW(Sae(j, cpu_backend()), Error);
+}
+
+// The hierarchy's straight-through gate on the sparse step: its training gradient is a surrogate
+// that finite differences cannot check, so ∇J and g_α are checked by check_gradients (as for the
+// dense step) and the gradient itself against the dense step's below.
+TEST(SaeGradients, SparseStepHierarchicalStraightThrough) {
+  SaeConfig ste = hierarchical();
+  ste.gate_ste_width = 0.5f;
+  ste.sparse_decode = true;
+  SaeLossTerms t;
+  t.l1_coefficient = 0.5f;
+  t.penalty_weights = {1.1f, 0.9f, 1.f, 0.7f, 1.3f, 1.f, 1.4f, 0.6f, 1.f};
+  check_gradients(ste, t, 20, /*hyper=*/true);
+  check_gradients(ste, t, 21, true);
+}
+
+// The sparse and the dense step on the same batch: the same loss and statistics, and every
+// gradient (training, ∇J, g_α) within kTolSparseVsDense (f32 sums in different orders). The
+// hierarchy runs with its straight-through gate, children on and parents inside the band, which the
+// test asserts is exercised (children the gate switched off whose ∂L/∂f reaches their parent).
+TEST(SaeGradients, SparseStepMatchesDense) {
+  struct Case { SaeConfig c; SaeLossTerms t; bool hyper; };
+  SaeLossTerms l1;
+  l1.l1_coefficient = 0.3f;
+  SaeConfig big_h;
+  big_h.architecture = SaeArchitecture::Hierarchical;
+  big_h.d_in = 16;
+  big_h.n_parents = 12;
+  big_h.children_per_parent = 3;
+  big_h.d_sae = 48;
+  big_h.gate_ste_width = 0.5f;
+  SaeConfig big_s = big_h;
+  big_s.architecture = SaeArchitecture::Standard;
+  big_s.n_parents = big_s.children_per_parent = 0;
+  SaeConfig big_k = big_s;
+  big_k.architecture = SaeArchitecture::TopK;
+  big_k.k = 5;
+  SaeLossTerms dead;
+  dead.dead.assign(48, 0.f);
+  for (int i = 0; i < 48; i += 5) dead.dead[i] = 1.f;
+  for (const Case& cs : {Case{big_s, l1, true}, Case{big_h, l1, true}, Case{big_k, SaeLossTerms{}, false},
+                         Case{big_k, dead, false}}) {
+    const int N = 40, d = cs.c.d_in, F = cs.c.d_sae;
+    Backend& be = cpu_backend();
+    Sae sae(cs.c, be);
+    sae.init(3, 1.0f, {});
+    std::mt19937_64 rng(4);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> x(static_cast<size_t>(N) * d), benc(static_cast<size_t>(F));
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : benc) v = 0.3f * nd(rng);
+    be.upload(sae.params().b_enc, benc.data());
+    Tensor X = to_device(be, {N, d}, x.data());
+    SaeWorkspace ws(sae.config(), N, be.device());
+    struct Out {
+      SaeParams g, gJ;
+      std::vector<SaeParams> ga;
+      SaeBatchStats st;
+      double J = 0;
+    };
+    auto run = [&](bool sparse) {
+      sae.set_sparse(sparse);
+      Out o{SaeParams(sae.config(), be.device()), SaeParams(sae.config(), be.device()), {}, {}, 0};
+      for (size_t l = 0; l < sae.levels().size(); ++l) o.ga.emplace_back(sae.config(), be.device());
+      SaeHyperRequest hr;
+      hr.lambda_J = 0.8f;
+      hr.eps = 0.3f;
+      hr.levels = sae.levels();
+      for (int i = 0; i < F; ++i) hr.dw.push_back(0.5f - 0.15f * static_cast<float>(i % 7));
+      hr.grad_J = &o.gJ;
+      hr.g_alpha = &o.ga;
+      o.st = sae.forward_backward(X, cs.t, o.g, ws, cs.hyper ? &hr : nullptr);
+      o.J = hr.J;
+      return o;
+    };
+    const Out dense = run(false), sparse = run(true);
+    const std::string what = sae_architecture_name(cs.c.architecture);
+    EXPECT_NEAR(sparse.st.loss(), dense.st.loss(), kTolSparseVsDense * std::abs(dense.st.loss())) << what;
+    EXPECT_EQ(sparse.st.l0, dense.st.l0) << what;
+    EXPECT_GT(dense.st.l0, 0.0) << what;
+    EXPECT_LT(dense.st.l0, 0.6 * N * F) << what << ": the batch should be sparse";
+    EXPECT_LE(test::rel_error(to_host_f32(be, sparse.g.flat), to_host_f32(be, dense.g.flat)), kTolSparseVsDense)
+        << what;
+    if (cs.hyper) {
+      EXPECT_NEAR(sparse.J, dense.J, kTolSparseVsDense * std::abs(dense.J)) << what;
+      EXPECT_LE(test::rel_error(to_host_f32(be, sparse.gJ.flat), to_host_f32(be, dense.gJ.flat)), kTolSparseVsDense)
+          << what << " grad_J";
+      for (size_t l = 0; l < dense.ga.size(); ++l)
+        EXPECT_LE(test::rel_error(to_host_f32(be, sparse.ga[l].flat), to_host_f32(be, dense.ga[l].flat)),
+                  kTolSparseVsDense)
+            << what << " g_alpha " << l;
+    }
+    if (cs.c.architecture != SaeArchitecture::Hierarchical) continue;
+    // Gated children in the band: pre_child > 0 while the parent, in |pre| < w/2, is off.
+    const std::vector<float> pre = to_host_f32(be, ws.pre.view().rows(0, N));
+    const int P = cs.c.n_parents, m = cs.c.children_per_parent;
+    int gated = 0;
+    for (int n = 0; n < N; ++n)
+      for (int j = P; j < F; ++j) {
+        const float pp = pre[n * F + (j - P) / m];
+        gated += pre[n * F + j] > 0.f && pp <= 0.f && std::abs(pp) < 0.5f * cs.c.gate_ste_width;
+      }
+    EXPECT_GT(gated, 0) << "no child switched off inside the band: the mask's extra entries are untested";
+  }
 }

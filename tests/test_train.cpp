@@ -335,6 +335,38 @@ TEST(Train, ThresholdedRunsResumeExactly) {
   }
 }
 
+// decode = "auto" starts a standard run dense and switches to the sparse step once its running L0
+// falls to kSparseStepMaxL0Fraction of F; a run resumed from its middle checkpoint replays the same
+// choices (the running L0 is checkpointed) and ends with exactly the same weights. The hierarchical
+// SAE (whose children keep L0 above 5% here) trains on the sparse step throughout (decode =
+// "sparse"), straight-through gate included, and resumes exactly too.
+TEST(Train, AutoDecodeSwitchesToSparseAndResumesExactly) {
+  using Run = std::pair<std::string, std::string>;  // architecture, decode
+  for (const auto& [arch, decode] : {Run{"standard", "auto"}, Run{"hierarchical", "sparse"}}) {
+    const std::string dir = test::make_temp_dir("train");
+    TrainConfig c = small_config(dir + "/whole", arch);
+    c.checkpoint_fractions = {0.5, 1.0};
+    c.l1_coefficient = 10.f;  // with F = 512: L0 below 5% of F well inside the run
+    c.d_sae = 512;
+    c.decode = decode;
+    const TrainResult whole = train_sae(c);
+    const double l0 = whole.summary.at("final_l0"), F = whole.summary.at("d_sae");
+    if (decode == "auto")
+      EXPECT_LT(l0, kSparseStepMaxL0Fraction * F) << arch << ": the run never reached the sparse step";
+    fs::copy(dir + "/whole", dir + "/part", fs::copy_options::recursive);
+    const std::vector<std::string> cks = list_checkpoints(dir + "/part/checkpoints");
+    ASSERT_EQ(cks.size(), 2u);
+    fs::remove_all(cks.back());
+    fs::remove_all(dir + "/part/sae");
+    fs::remove(dir + "/part/training_summary.json");
+    TrainConfig resumed = c;
+    resumed.out_dir = dir + "/part";
+    const TrainResult r = train_sae(resumed);
+    EXPECT_TRUE(r.resumed) << arch;
+    EXPECT_EQ(weights(dir + "/whole"), weights(dir + "/part")) << arch;
+  }
+}
+
 TEST(Train, CheckpointsAtTheConfiguredFractions) {
   TrainConfig c = small_config(test::make_temp_dir("train") + "/run");
   train_sae(c);
@@ -381,9 +413,9 @@ TEST(TrainConfig, TomlAndJsonAgreeAndUnknownKeysAreNamed) {
   EXPECT_THROW(load_train_config(dir + "/levels2.toml"), Error);  // standard: one level
   test::write_text(dir + "/levels3.toml", "architecture = \"hierarchical\"\nalpha_per_level = [0.25, 1.5]\n");
   EXPECT_THROW(load_train_config(dir + "/levels3.toml"), Error);
-  // The sparse decoder is for topk and standard; the hierarchical gate gradient needs the dense one.
+  // The sparse step is for every architecture but jumprelu (a case of the error table below).
   test::write_text(dir + "/decode.toml", "architecture = \"hierarchical\"\ndecode = \"sparse\"\n");
-  EXPECT_THROW(load_train_config(dir + "/decode.toml"), Error);
+  EXPECT_EQ(load_train_config(dir + "/decode.toml").decode, "sparse");
   test::write_text(dir + "/decode2.toml", "architecture = \"topk\"\ndecode = \"sparse\"\n");
   EXPECT_EQ(load_train_config(dir + "/decode2.toml").decode, "sparse");
   // A Matryoshka config expresses its prefixes as a list of integers, in TOML and JSON alike.

@@ -130,6 +130,19 @@ class Backend {
   virtual void sparse_decode(TensorView out, TensorView f, TensorView W) = 0;
   virtual void sparse_decode_grad_w(TensorView gW, TensorView f, TensorView dx, float alpha, float beta) = 0;
   virtual void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView W) = 0;
+  // Sparse encoder backward: the encoder's weight and bias gradients over the non-zeros of
+  // dpre [N, F] only (∂L/∂pre vanishes wherever the ReLU / top-k is off), nnz·d multiply-adds
+  // instead of N·F·d. Overwrites:
+  //   gW[d,F] = xᵀ dpre            (x [N, d]: the centred input)
+  //   gb[F]   = Σ_n dpre[n, :]     (skipped when gb is empty)
+  // Every entry sums its rows in order, so results do not depend on the thread count.
+  virtual void sparse_encode_grad_w(TensorView gW, TensorView gb, TensorView dpre, TensorView x) = 0;
+  // Where the hierarchy's backward reads ∂L/∂f (hierarchy_backward): mask[N,F] = 1 where f > 0 or
+  // where child j (column ≥ P) has pre > 0 and its parent p = (j − P)/m lies in the gate's band
+  // |pre[n,p]| < width/2; 0 elsewhere. sparse_decode_grad_f(df, mask, dx, W) then gives every ∂L/∂f
+  // the hierarchy's backward uses, the straight-through gate's included.
+  virtual void hierarchy_grad_mask(TensorView mask, TensorView f, TensorView pre, int n_parents,
+                                   int children_per_parent, float width) = 0;
   // out[F] = alpha * sum_n x[n, :] + beta * out
   virtual void col_sum(TensorView out, TensorView x, float alpha, float beta) = 0;
   // out[F] = ||W[i, :]||

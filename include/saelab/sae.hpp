@@ -49,10 +49,13 @@ struct SaeConfig {
   // Hierarchical: width of the straight-through estimate of the gate's gradient (0: exact gradient,
   // where the gate is a step and parents never learn what turning off costs their children).
   float gate_ste_width = 0.f;
-  // Decoder products over the non-zeros of f only (Backend::sparse_decode*: N·k·d instead of
-  // N·F·d for top-k). Standard, topk, batchtopk, matryoshka; not hierarchical, whose gate gradient
-  // reads ∂L/∂f of children its parents switched off, nor jumprelu, whose threshold gradient reads
-  // ∂L/∂f just below the threshold, where f = 0.
+  // The sparse step (the initial value of Sae::set_sparse): every product of forward_backward but
+  // the encoder's forward GEMM runs over non-zeros only: x̂ = f W_dec, ∇W_dec = fᵀ dx̂ and ∂L/∂f
+  // over the non-zeros of f (Backend::sparse_decode*), ∇W_enc = xcᵀ dpre and ∇b_enc over those of
+  // ∂L/∂pre (Backend::sparse_encode_grad_w): N·L0·d multiply-adds each instead of N·F·d. Every
+  // architecture but jumprelu, whose threshold gradient reads ∂L/∂f just below the threshold,
+  // where f = 0. The hierarchy's straight-through gate reads ∂L/∂f of children its in-band parents
+  // switched off: the sparse step computes ∂L/∂f there too (Backend::hierarchy_grad_mask).
   bool sparse_decode = false;
   // JumpReLU: the rectangle kernel's width ε and the initial threshold (SAELens' jumprelu_bandwidth,
   // jumprelu_init_threshold).
@@ -101,6 +104,7 @@ struct SaeWorkspace {
   Tensor grad_col;               // [d]
   Tensor lvl_x, lvl_d;           // [N, d] matryoshka: the prefix reconstruction and Σ_{m ≥ j} ∂L/∂x̂_m
   Tensor f_group;                // [N, F] matryoshka: f restricted to one group of latents
+  Tensor grad_mask;              // [N, F] hierarchical sparse step: where ∂L/∂f is needed (first use allocates)
   float min_kept = 0.f;          // batch top-k: the smallest positive activation kept by the last batch
 };
 
@@ -178,6 +182,10 @@ class Sae {
   void update_batch_threshold(float min_kept, double rate);
   // Hierarchical: children off (all zero) during a parents-first phase of training.
   void set_children_on(bool on) { children_on_ = on; }
+  // The sparse step (SaeConfig::sparse_decode) on or off from the next call on: the trainer's
+  // decode = "auto" chooses per step. Not for jumprelu (an internal error).
+  void set_sparse(bool on);
+  bool sparse() const { return sparse_; }
   // Hierarchical: removes from every child's decoder row its component along its parent's row, so a
   // child refines its parent instead of duplicating it.
   void orthogonalize_children();
@@ -188,6 +196,12 @@ class Sae {
 
  private:
   void activation_backward(TensorView d, SaeWorkspace& ws, int64_t N) const;
+  // Raw ∂L/∂f = dx̂ W_decᵀ into ws.df: dense, or on the sparse step where the activation backward
+  // reads it (f ≠ 0, and the hierarchy's gated children in the band).
+  void latent_grad(SaeWorkspace& ws, int64_t N) const;
+  // gW = xcᵀ dpre and gb = Σ_n dpre (dpre [N, F], rows [0, N) of ws.xc): a GEMM and a column sum,
+  // or on the sparse step over the non-zeros of dpre.
+  void encoder_grad(TensorView gW, TensorView gb, TensorView dpre, SaeWorkspace& ws) const;
   // ws.pre rows [0, N) = (x − b_dec) W_enc, b_enc not yet added (each encoder's epilogue adds it).
   void encoder_gemm(TensorView x, SaeWorkspace& ws) const;
   void encode_batch_topk(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView mass) const;
@@ -202,6 +216,7 @@ class Sae {
   Backend& be_;
   SaeParams params_;
   bool children_on_ = true;
+  bool sparse_ = false;
 };
 
 // Matryoshka prefix widths: strictly increasing, positive, the last = d_sae; throws Error naming

@@ -82,20 +82,24 @@ Sae::Sae(SaeConfig cfg, Backend& be) : cfg_(std::move(cfg)), be_(be), params_(cf
     fail("{} SAE needs 0 < k <= d_sae (k = {}, d_sae = {})", sae_architecture_name(cfg_.architecture), cfg_.k,
          cfg_.d_sae);
   if (cfg_.architecture == SaeArchitecture::JumpReLU && cfg_.sparse_decode)
-    fail("the jumprelu SAE cannot use the sparse decoder: its threshold gradient needs ∂L/∂f where f = 0");
+    fail("the jumprelu SAE cannot use the sparse step: its threshold gradient needs ∂L/∂f where f = 0");
+  sparse_ = cfg_.sparse_decode;
   if (cfg_.architecture == SaeArchitecture::JumpReLU &&
       !(cfg_.jumprelu_bandwidth > 0.f && cfg_.jumprelu_init_threshold > 0.f))
     fail("jumprelu SAE needs jumprelu_bandwidth > 0 and jumprelu_init_threshold > 0 (got {}, {})",
          cfg_.jumprelu_bandwidth, cfg_.jumprelu_init_threshold);
   if (cfg_.architecture == SaeArchitecture::MatryoshkaBatchTopK) check_matryoshka_widths(cfg_.matryoshka_widths, cfg_.d_sae);
   if (cfg_.k_aux <= 0) cfg_.k_aux = std::max(1, std::min(cfg_.d_in / 2, cfg_.d_sae));
-  if (cfg_.architecture == SaeArchitecture::Hierarchical && cfg_.sparse_decode)
-    fail("the hierarchical SAE cannot use the sparse decoder: its gate gradient needs ∂L/∂f where children are off");
   if (cfg_.architecture == SaeArchitecture::Hierarchical &&
       (cfg_.n_parents <= 0 || cfg_.children_per_parent <= 0 ||
        cfg_.d_sae != cfg_.n_parents * (1 + cfg_.children_per_parent)))
     fail("hierarchical SAE needs n_parents > 0, children_per_parent > 0 and d_sae = n_parents·(1 + children_per_parent) "
          "(got {}, {}, {})", cfg_.n_parents, cfg_.children_per_parent, cfg_.d_sae);
+}
+
+void Sae::set_sparse(bool on) {
+  SAELAB_ASSERT(!on || cfg_.architecture != SaeArchitecture::JumpReLU, "jumprelu has no sparse step");
+  sparse_ = on;
 }
 
 std::vector<std::pair<int, int>> Sae::levels() const {
@@ -222,7 +226,7 @@ void Sae::encode(TensorView x, SaeWorkspace& ws, TensorView fires, TensorView ma
 
 void Sae::decode(SaeWorkspace& ws, int64_t N) const {
   TensorView f = ws.f.view().rows(0, N), xhat = ws.xhat.view().rows(0, N);
-  if (cfg_.sparse_decode) be_.sparse_decode(xhat, f, params_.W_dec);
+  if (sparse_) be_.sparse_decode(xhat, f, params_.W_dec);
   else be_.gemm(xhat, f, false, params_.W_dec, false, 1.f, 0.f);  // [N, F] x [F, d]
   be_.add_row(xhat, params_.b_dec);
 }

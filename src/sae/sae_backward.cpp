@@ -9,6 +9,8 @@
 // pre-activations, ê = f_aux W_dec; L_aux = c·s·(1/N) Σ_n ‖ê_n − r_n‖², s = min(#dead / k_aux, 1).
 // jumprelu, batchtopk and matryoshka: sae_threshold.cpp.
 // Five GEMMs of 2·N·d·F FLOPs each (10·d·F per token); [F]-sized vectors are combined on the host.
+// The sparse step (Sae::set_sparse) keeps only the encoder's forward GEMM: the other four products
+// run over the non-zeros of f or of dpre (2·N·L0·d FLOPs each, plus O(N·F) scans).
 #include "saelab/sae.hpp"
 
 #include <algorithm>
@@ -24,7 +26,7 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   if (sae_is_batch_topk(cfg_.architecture)) encode_batch_topk(x, ws, fires, ws.vec_F);
   else encode(x, ws, fires, ws.vec_F);
   decode(ws, N);
-  TensorView xc = ws.xc.view().rows(0, N), f = ws.f.view().rows(0, N), xhat = ws.xhat.view().rows(0, N);
+  TensorView f = ws.f.view().rows(0, N), xhat = ws.xhat.view().rows(0, N);
   TensorView dxhat = ws.dxhat.view().rows(0, N), df = ws.df.view().rows(0, N);
   const float invN = 1.0f / static_cast<float>(N);
 
@@ -63,7 +65,7 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
     matryoshka_backward(x, g, ws, st);  // decoder, b_dec's decoder term and raw ∂L/∂f over every prefix
   } else {
     // Decoder and its bias.
-    if (cfg_.sparse_decode) be_.sparse_decode_grad_w(g.W_dec, f, dxhat, 1.f, 0.f);
+    if (sparse_) be_.sparse_decode_grad_w(g.W_dec, f, dxhat, 1.f, 0.f);
     else be_.gemm(g.W_dec, f, true, dxhat, false, 1.f, 0.f);  // [F, N] x [N, d]
     if (l1) {
       be_.copy(ws.dec_tmp, params_.W_dec);
@@ -72,11 +74,7 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
       be_.axpy(g.W_dec, ws.dec_tmp, 1.f);
     }
     be_.col_sum(g.b_dec, dxhat, 1.f, 0.f);
-
-    // Back into the latents.
-    // Sparse: only where f ≠ 0, which is all the ReLU / top-k backward below keeps.
-    if (cfg_.sparse_decode) be_.sparse_decode_grad_f(df, f, dxhat, params_.W_dec);
-    else be_.gemm(df, dxhat, false, params_.W_dec, true, 1.f, 0.f);  // [N, d] x [d, F]
+    latent_grad(ws, N);  // back into the latents
   }
   // J's ∂/∂pre reads the raw ∂MSE/∂f, which the activation backward below overwrites.
   std::vector<float> j_norm_row;
@@ -95,9 +93,7 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
   // Aux-k: dead latents model the residual the live ones leave.
   if (sae_is_topk_family(cfg_.architecture)) aux_k(terms, g, ws, st);
 
-  // Encoder.
-  be_.gemm(g.W_enc, xc, true, df, false, 1.f, 0.f);  // [d, N] x [N, F]
-  be_.col_sum(g.b_enc, df, 1.f, 0.f);
+  encoder_grad(g.W_enc, g.b_enc, df, ws);
   if (cfg_.apply_b_dec_to_input) {
     // b_dec also enters through x − b_dec: ∂/∂b_dec −= W_enc Σ_n dpre_n.
     be_.gemm(g.b_dec.reshape({d, 1}), params_.W_enc, false, g.b_enc.reshape({F, 1}), false, -1.f, 1.f);
@@ -107,6 +103,37 @@ SaeBatchStats Sae::forward_backward(TensorView x, const SaeLossTerms& terms, Sae
     hyper_g_alpha(terms, ws, st, *hyper);  // ws.df is free now
   }
   return st;
+}
+
+// Raw ∂L/∂f and the encoder's gradients, dense or on the sparse step (Sae::set_sparse).
+void Sae::latent_grad(SaeWorkspace& ws, int64_t N) const {
+  TensorView f = ws.f.view().rows(0, N), dxhat = ws.dxhat.view().rows(0, N), df = ws.df.view().rows(0, N);
+  if (!sparse_) {
+    be_.gemm(df, dxhat, false, params_.W_dec, true, 1.f, 0.f);  // [N, d] x [d, F]
+    return;
+  }
+  // The ReLU / top-k backward keeps ∂L/∂f where f ≠ 0 only; the hierarchy's gate also reads it at
+  // children with pre > 0 of parents in its band, which the mask adds.
+  const bool gate = cfg_.architecture == SaeArchitecture::Hierarchical && cfg_.gate_ste_width > 0.f;
+  if (!gate) {
+    be_.sparse_decode_grad_f(df, f, dxhat, params_.W_dec);
+    return;
+  }
+  if (ws.grad_mask.empty()) ws.grad_mask = Tensor({ws.capacity, cfg_.d_sae}, DType::F32, be_.device());
+  TensorView mask = ws.grad_mask.view().rows(0, N);
+  be_.hierarchy_grad_mask(mask, f, ws.pre.view().rows(0, N), cfg_.n_parents, cfg_.children_per_parent,
+                          cfg_.gate_ste_width);
+  be_.sparse_decode_grad_f(df, mask, dxhat, params_.W_dec);
+}
+
+void Sae::encoder_grad(TensorView gW, TensorView gb, TensorView dpre, SaeWorkspace& ws) const {
+  TensorView xc = ws.xc.view().rows(0, dpre.dim(0));
+  if (sparse_) {
+    be_.sparse_encode_grad_w(gW, gb, dpre, xc);
+    return;
+  }
+  be_.gemm(gW, xc, true, dpre, false, 1.f, 0.f);  // [d, N] x [N, F]
+  be_.col_sum(gb, dpre, 1.f, 0.f);
 }
 
 // Aux-k (topk family): dead latents reconstruct the residual r = x − x̂ from their top-k_aux
@@ -185,7 +212,7 @@ std::vector<float> Sae::hyper_dpre_J(SaeWorkspace& ws, int64_t N, const SaeBatch
 void Sae::hyper_grad_J(const SaeLossTerms& terms, const std::vector<float>& j_norm_row, const SaeParams& g,
                        SaeWorkspace& ws, const SaeBatchStats& st, SaeHyperRequest& h) const {
   const int64_t N = st.n, F = cfg_.d_sae, d = cfg_.d_in;
-  TensorView xc = ws.xc.view().rows(0, N), dxhat = ws.dxhat.view().rows(0, N), dpre_J = ws.dpre_J.view().rows(0, N);
+  TensorView dxhat = ws.dxhat.view().rows(0, N), dpre_J = ws.dpre_J.view().rows(0, N);
   SaeParams& gJ = *h.grad_J;
   // ws.dec_tmp holds diag(norm_grad) W_dec when λ ≠ 0 (the penalty's norm term of ∇L_W_dec).
   if (terms.l1_coefficient != 0.f) be_.scaled_diff(gJ.W_dec, g.W_dec, ws.dec_tmp, 1.f);
@@ -196,8 +223,7 @@ void Sae::hyper_grad_J(const SaeLossTerms& terms, const std::vector<float>& j_no
     be_.scale_rows(ws.dec_tmp, ws.vec_F);
     be_.axpy(gJ.W_dec, ws.dec_tmp, 1.f);
   }
-  be_.gemm(gJ.W_enc, xc, true, dpre_J, false, 1.f, 0.f);
-  be_.col_sum(gJ.b_enc, dpre_J, 1.f, 0.f);
+  encoder_grad(gJ.W_enc, gJ.b_enc, dpre_J, ws);
   be_.col_sum(gJ.b_dec, dxhat, 1.f, 0.f);
   if (cfg_.apply_b_dec_to_input)
     be_.gemm(gJ.b_dec.reshape({d, 1}), params_.W_enc, false, gJ.b_enc.reshape({F, 1}), false, -1.f, 1.f);
@@ -210,12 +236,12 @@ void Sae::hyper_grad_J(const SaeLossTerms& terms, const std::vector<float>& j_no
 //   pen_α,i = (λ/N) dw_i ‖W_dec,i‖ (i in level l, else 0);  dpre_α = backward(0; pen_α)
 //   g_α,W_enc = (x − b_dec)ᵀ dpre_α,  g_α,b_enc = Σ_n dpre_α,  g_α,b_dec = −W_enc Σ_n dpre_α
 //   g_α,W_dec = diag((λ/N) dw_i Σ_n f_ni / ‖W_dec,i‖) W_dec   (level l's rows)
-// One GEMM per level; ws.df is the scratch.
+// One GEMM (or sparse product) per level; ws.df is the scratch.
 void Sae::hyper_g_alpha(const SaeLossTerms& terms, SaeWorkspace& ws, const SaeBatchStats& st,
                         SaeHyperRequest& h) const {
   const int64_t N = st.n, F = cfg_.d_sae, d = cfg_.d_in;
   const float invN = 1.0f / static_cast<float>(N);
-  TensorView xc = ws.xc.view().rows(0, N), work = ws.df.view().rows(0, N);
+  TensorView work = ws.df.view().rows(0, N);
   for (size_t l = 0; l < h.levels.size(); ++l) {
     SaeParams& ga = (*h.g_alpha)[l];
     std::vector<float> pen_a(static_cast<size_t>(F), 0.f), row_a(static_cast<size_t>(F), 0.f);
@@ -227,8 +253,7 @@ void Sae::hyper_g_alpha(const SaeLossTerms& terms, SaeWorkspace& ws, const SaeBa
     be_.scale(work, 0.f);
     be_.upload(ws.pen.view(), pen_a.data());
     activation_backward(work, ws, N);
-    be_.gemm(ga.W_enc, xc, true, work, false, 1.f, 0.f);
-    be_.col_sum(ga.b_enc, work, 1.f, 0.f);
+    encoder_grad(ga.W_enc, ga.b_enc, work, ws);  // support: f > 0 and the gate's in-band parents
     be_.copy(ga.W_dec, params_.W_dec);
     be_.upload(ws.vec_F.view(), row_a.data());
     be_.scale_rows(ga.W_dec, ws.vec_F);

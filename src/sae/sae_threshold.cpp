@@ -78,7 +78,7 @@ void Sae::matryoshka_backward(TensorView x, SaeParams& g, SaeWorkspace& ws, SaeB
     }
     be_.keep_columns(fg, f, c0, c1);
     const float beta = j + 1 == static_cast<int64_t>(w.size()) ? 0.f : 1.f;  // rows outside G_j get + 0
-    if (cfg_.sparse_decode) {
+    if (sparse_) {
       be_.sparse_decode_grad_w(g.W_dec, fg, D, 1.f, beta);
       be_.sparse_decode_grad_f(dfg, fg, D, params_.W_dec);  // non-zero only in G_j
     } else {
@@ -89,7 +89,7 @@ void Sae::matryoshka_backward(TensorView x, SaeParams& g, SaeWorkspace& ws, SaeB
     if (beta == 0.f) be_.copy(df, dfg);
     else be_.axpy(df, dfg, 1.f);
     if (j == 0) break;
-    if (cfg_.sparse_decode) be_.sparse_decode(tmp, fg, params_.W_dec);
+    if (sparse_) be_.sparse_decode(tmp, fg, params_.W_dec);
     else be_.gemm(tmp, fg, false, params_.W_dec, false, 1.f, 0.f);  // f_G_j W_dec,G_j [N, d]
     be_.axpy(cur, tmp, -1.f);
   }

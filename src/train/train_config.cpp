@@ -159,9 +159,6 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
          c.normalize_activations);
   if (c.decode != "auto" && c.decode != "dense" && c.decode != "sparse")
     fail("{}: decode must be auto, dense or sparse, got '{}'", where, c.decode);
-  if (c.decode == "sparse" && c.architecture == "hierarchical")
-    fail("{}: decode = \"sparse\" is for topk and standard SAEs; the hierarchical SAE's gate gradient needs the dense "
-         "decoder", where);
   if (c.penalty != "l1" && c.penalty != "dual_adaptive")
     fail("{}: penalty must be l1 or dual_adaptive, got '{}'", where, c.penalty);
   if (c.penalty == "dual_adaptive" && c.architecture != "standard" && c.architecture != "hierarchical")

@@ -29,6 +29,17 @@ using json = nlohmann::json;
 
 namespace {
 
+// The step's choice under `decode`: the top-k family's L0 is k (per row, or on average for the
+// batch top-k ones); standard and hierarchical use the running L0 `l0_ema` of the steps so far
+// (RunningMetrics, checkpointed, so a resumed run replays the same choices), dense before their
+// first step. jumprelu is always dense.
+bool sparse_step(const TrainConfig& cfg, const SaeConfig& sc, int64_t step, double l0_ema) {
+  if (cfg.decode != "auto") return cfg.decode == "sparse";
+  if (sc.architecture == SaeArchitecture::JumpReLU) return false;
+  const double l0 = sae_is_topk_family(sc.architecture) ? sc.k : step > 0 ? l0_ema : -1.0;
+  return l0 >= 0 && l0 <= kSparseStepMaxL0Fraction * sc.d_sae;
+}
+
 int64_t round_step(double fraction, int64_t total) {
   return std::clamp<int64_t>(static_cast<int64_t>(std::llround(fraction * static_cast<double>(total))), 1, total);
 }
@@ -321,11 +332,6 @@ SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manif
   // The top-k family keeps unit-norm decoder rows (dictionary_learning's BatchTopK and Matryoshka do
   // the same; SAELens instead rescales by ‖W_dec,i‖, which is this at unit norm).
   sc.unit_norm_decoder = sae_is_topk_family(sc.architecture);
-  // auto: sparse at 8·k ≤ F. Measured (bench_train, 2 CPU cores, k = 32, sgemm 245 GFLOP/s): the
-  // whole topk step 1.21× faster at d = 128, F = 1024 (k = F/32) and 1.85× at d = 512, F = 4096;
-  // the sparse products scan all of f and read W_dec rows at random, so the gain shrinks as k/F grows.
-  sc.sparse_decode = cfg.decode == "sparse" ||
-                     (cfg.decode == "auto" && sae_is_topk_family(sc.architecture) && 8 * sc.k <= sc.d_sae);
   sc.jumprelu_bandwidth = cfg.jumprelu_bandwidth;
   sc.jumprelu_init_threshold = cfg.jumprelu_init_threshold;
   if (sc.architecture == SaeArchitecture::MatryoshkaBatchTopK)
@@ -336,6 +342,8 @@ SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manif
     sc.n_parents = cfg.n_parents > 0 ? cfg.n_parents : std::max(1, wanted / (1 + cfg.children_per_parent));
     sc.d_sae = sc.n_parents * (1 + sc.children_per_parent);
   }
+  // The first step's choice; the trainer sets it again every step (sparse_step).
+  sc.sparse_decode = sparse_step(cfg, sc, 0, 0.0);
   sc.model_name = manifest.model_name;
   sc.hook_name = manifest.hook_name;
   if (manifest.hook_name.rfind("blocks.", 0) == 0) sc.hook_layer = std::atoi(manifest.hook_name.c_str() + 7);
@@ -458,6 +466,7 @@ class TrainingRun {
       schedule_children(sae, st, method, step);
       SaeLossTerms terms = method.terms(l1_at(cfg_, step, S_));
       if (sae_is_topk_family(sc_.architecture)) mark_dead(terms, st);
+      sae.set_sparse(sparse_step(cfg_, sc_, step, metrics_.l0));
       BatchMoments moments;
       const SaeBatchStats bs = dp.forward_backward(b.X, b.xh.data(), terms, b.grads, b.ws, method.hyper_request(), moments);
       if (!finite_or_skip(sae, b, step, bs)) continue;
@@ -604,6 +613,7 @@ class TrainingRun {
     const GradientAt gradient_at = [&](TensorView params, SaeParams& out) {
       be_.copy(b.shadow->params().flat, params);
       b.shadow->set_children_on(children_on_);
+      b.shadow->set_sparse(sae.sparse());
       BatchMoments unused;
       b.shadow_dp->forward_backward(b.X, b.xh.data(), terms, out, *b.shadow_ws, nullptr, unused);
     };

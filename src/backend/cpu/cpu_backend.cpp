@@ -291,6 +291,18 @@ class CpuBackend final : public Backend {
     check_f32(dx, "sparse_decode_grad_f", "dx"), check_f32(W, "sparse_decode_grad_f", "W");
     cpu::sparse_decode_grad_f(df, f, dx, W);
   }
+  void sparse_encode_grad_w(TensorView gW, TensorView gb, TensorView dpre, TensorView x) override {
+    check_f32(gW, "sparse_encode_grad_w", "gW"), check_f32(dpre, "sparse_encode_grad_w", "dpre");
+    check_f32(x, "sparse_encode_grad_w", "x");
+    if (gb.data) check_f32(gb, "sparse_encode_grad_w", "gb");
+    cpu::sparse_encode_grad_w(gW, gb, dpre, x);
+  }
+  void hierarchy_grad_mask(TensorView mask, TensorView f, TensorView pre, int n_parents, int children_per_parent,
+                           float width) override {
+    check_f32(mask, "hierarchy_grad_mask", "mask"), check_f32(f, "hierarchy_grad_mask", "f");
+    check_f32(pre, "hierarchy_grad_mask", "pre");
+    cpu::hierarchy_grad_mask(mask, f, pre, n_parents, children_per_parent, width);
+  }
   void row_norms(TensorView out, TensorView W) override {
     check_f32(out, "row_norms", "out"), check_f32(W, "row_norms", "W");
     cpu::row_norms(out, W);

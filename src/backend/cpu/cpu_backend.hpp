@@ -22,6 +22,9 @@ void col_sum(TensorView out, TensorView x, float alpha, float beta);
 void sparse_decode(TensorView out, TensorView f, TensorView W);
 void sparse_decode_grad_w(TensorView gW, TensorView f, TensorView dx, float alpha, float beta);
 void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView W);
+void sparse_encode_grad_w(TensorView gW, TensorView gb, TensorView dpre, TensorView x);
+void hierarchy_grad_mask(TensorView mask, TensorView f, TensorView pre, int n_parents, int children_per_parent,
+                         float width);
 void row_norms(TensorView out, TensorView W);
 void scale_rows(TensorView W, TensorView s);
 void project_out_rows(TensorView g, TensorView W);

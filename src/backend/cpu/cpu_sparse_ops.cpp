@@ -1,11 +1,13 @@
 // CPU sparse top-k decode: the decoder's three products when each row of f [N, F] has at most k
 // non-zeros, at N·k·d multiply-adds each instead of the dense GEMM's N·F·d (plus an O(N·F) scan
-// for the non-zeros). Every output is summed in a fixed order (rows in order, latents in order),
+// for the non-zeros); and the encoder's backward over the non-zeros of ∂L/∂pre. Every output is summed in a fixed order (rows in order, latents in order),
 // so results do not depend on the thread count. The inner loops over d are `omp simd`: at -O2
 // GCC's cheap vectoriser leaves them scalar (measured 3× slower).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "../sparse_decode_shape.hpp"
 #include "cpu_backend.hpp"
@@ -94,6 +96,70 @@ void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView
       for (int64_t j = 0; j < s.d; ++j) acc += x[j] * w[j];
       gp[n * s.F + i] = acc;
     });
+  }
+}
+
+// ∇W_enc [d, F] is column-strided per latent, so each task accumulates its block of latents row by
+// row into a [kLatentBlock, d] scratch (contiguous axpys over d, in cache) and writes it
+// transposed into the block's columns of gW at the end. Each entry sums its rows in order.
+void sparse_encode_grad_w(TensorView gW, TensorView gb, TensorView dpre, TensorView x) {
+  const SparseDecodeShape s = sparse_encode_shape(gW, gb, dpre, x);
+  const float* dp = dpre.f32();
+  const float* xp = x.f32();
+  float* gp = gW.f32();
+  float* bp = gb.data ? gb.f32() : nullptr;
+  const int64_t blocks = (s.F + kLatentBlock - 1) / kLatentBlock;
+#pragma omp parallel
+  {
+    std::vector<float> acc(static_cast<size_t>(kLatentBlock * s.d));  // [kLatentBlock, d]
+    float bsum[kLatentBlock];
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t i0 = blk * kLatentBlock, w = std::min(s.F, i0 + kLatentBlock) - i0;
+      std::fill(acc.begin(), acc.begin() + w * s.d, 0.f);
+      std::fill(bsum, bsum + w, 0.f);
+      for (int64_t n = 0; n < s.N; ++n)
+        for_nonzeros(dp + n * s.F + i0, w, [&](int64_t t, float v) {
+          const float* __restrict xr = xp + n * s.d;
+          float* __restrict a = acc.data() + t * s.d;
+#pragma omp simd
+          for (int64_t j = 0; j < s.d; ++j) a[j] += v * xr[j];
+          bsum[t] += v;
+        });
+      for (int64_t j = 0; j < s.d; ++j) {
+        float* __restrict g = gp + j * s.F + i0;
+        for (int64_t t = 0; t < w; ++t) g[t] = acc[t * s.d + j];
+      }
+      if (bp) std::copy(bsum, bsum + w, bp + i0);
+    }
+  }
+}
+
+void hierarchy_grad_mask(TensorView mask, TensorView f, TensorView pre, int n_parents, int children_per_parent,
+                         float width) {
+  const int64_t P = n_parents, m = children_per_parent, F = P + P * m;
+  SAELAB_ASSERT(F > 0 && f.numel() % F == 0 && mask.numel() == f.numel() && pre.numel() == f.numel(),
+                "hierarchy_grad_mask shapes: mask {}, f {}, pre {} for P = {}, m = {}", mask.shape_str(),
+                f.shape_str(), pre.shape_str(), P, m);
+  const int64_t N = f.numel() / F;
+  float* mp = mask.f32();
+  const float* fp = f.f32();
+  const float* pp = pre.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    float* mk = mp + n * F;
+    const float* fr = fp + n * F;
+    const float* pr = pp + n * F;
+#pragma omp simd
+    for (int64_t i = 0; i < F; ++i) mk[i] = fr[i] > 0.f ? 1.f : 0.f;
+    if (width <= 0.f) continue;
+    for (int64_t p = 0; p < P; ++p) {
+      if (!(std::abs(pr[p]) < 0.5f * width)) continue;  // as hierarchy_backward's band test
+      for (int64_t c = 0; c < m; ++c) {
+        const int64_t j = P + p * m + c;
+        if (pr[j] > 0.f) mk[j] = 1.f;
+      }
+    }
   }
 }
 

@@ -288,6 +288,25 @@ class CudaBackend final : public Backend {
     SAELAB_ASSERT(df.numel() == N * F, "sparse_decode_grad_f: df [N, F]");
     cuda::sparse_decode_grad_f(stream_, df.f32(), f.f32(), dx.f32(), W.f32(), N, F, d);
   }
+  void sparse_encode_grad_w(TensorView gW, TensorView gb, TensorView dpre, TensorView x) override {
+    check_f32(gW, "sparse_encode_grad_w", "gW"), check_f32(dpre, "sparse_encode_grad_w", "dpre");
+    check_f32(x, "sparse_encode_grad_w", "x");
+    if (gb.data) check_f32(gb, "sparse_encode_grad_w", "gb");
+    const auto [N, F, d] = sparse_encode_shape(gW, gb, dpre, x);
+    const int64_t chunks = std::max<int64_t>((N + kEpilogueRows - 1) / kEpilogueRows, 1);
+    SAELAB_ASSERT(chunks <= 65535, "sparse_encode_grad_w: {} rows exceed the grid's {} chunks", N, 65535);
+    cuda::sparse_encode_grad_w(stream_, gW.f32(), gb.data ? gb.f32() : nullptr, dpre.f32(), x.f32(), N, F, d,
+                               scratch_floats(static_cast<size_t>(F * d + chunks * F)));
+  }
+  void hierarchy_grad_mask(TensorView mask, TensorView f, TensorView pre, int n_parents, int children_per_parent,
+                           float width) override {
+    check_f32(mask, "hierarchy_grad_mask", "mask"), check_f32(f, "hierarchy_grad_mask", "f");
+    check_f32(pre, "hierarchy_grad_mask", "pre");
+    const int64_t P = n_parents, m = children_per_parent, F = P + P * m;
+    SAELAB_ASSERT(F > 0 && f.numel() % F == 0 && mask.numel() == f.numel() && pre.numel() == f.numel(),
+                  "hierarchy_grad_mask shapes");
+    cuda::hierarchy_grad_mask(stream_, mask.f32(), f.f32(), pre.f32(), f.numel() / F, P, m, width);
+  }
   void row_norms(TensorView out, TensorView W) override {
     check_f32(out, "row_norms", "out"), check_f32(W, "row_norms", "W");
     const int64_t F = out.numel();

@@ -385,6 +385,32 @@ __global__ void sparse_decode_grad_f_k(float* df, const float* f, const float* d
     flush();
   }
 }
+// out[c, r] = in[r, c] for in [R, C]: 32×32 tiles through shared memory (the +1 column avoids
+// bank conflicts), coalesced on both sides. blockDim (32, 8).
+__global__ void transpose_k(float* out, const float* in, int64_t R, int64_t C) {
+  __shared__ float tile[32][33];
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * 32, c0 = static_cast<int64_t>(blockIdx.x) * 32;
+  for (int y = threadIdx.y; y < 32; y += blockDim.y) {
+    const int64_t r = r0 + y, c = c0 + threadIdx.x;
+    if (r < R && c < C) tile[y][threadIdx.x] = in[r * C + c];
+  }
+  __syncthreads();
+  for (int y = threadIdx.y; y < 32; y += blockDim.y) {
+    const int64_t c = c0 + y, r = r0 + threadIdx.x;
+    if (r < R && c < C) out[c * R + r] = tile[threadIdx.x][y];
+  }
+}
+// The hierarchy's ∂L/∂f support (Backend::hierarchy_grad_mask), a thread per entry.
+__global__ void hierarchy_grad_mask_k(float* mask, const float* f, const float* pre, int64_t N, int64_t P, int64_t m,
+                                      float width) {
+  const int64_t F = P + P * m;
+  SAELAB_FOR(e, N * F) {
+    const int64_t n = e / F, i = e % F;
+    bool on = f[e] > 0.f;
+    if (!on && width > 0.f && i >= P && pre[e] > 0.f) on = fabsf(pre[n * F + (i - P) / m]) < 0.5f * width;
+    mask[e] = on ? 1.f : 0.f;
+  }
+}
 __global__ void col_dot_k(float* out, const float* A, const float* B, int64_t R, int64_t F) {
   SAELAB_FOR(i, F) {
     double acc = 0.0;
@@ -620,6 +646,21 @@ void sparse_decode_grad_w(cudaStream_t s, float* gW, const float* f, const float
 void sparse_decode_grad_f(cudaStream_t s, float* df, const float* f, const float* dx, const float* W, int64_t N,
                           int64_t F, int64_t d) {
   sparse_decode_grad_f_k<<<blocks_for(N, 1), kDecodeThreads, 0, s>>>(df, f, dx, W, N, F, d);
+}
+void sparse_encode_grad_w(cudaStream_t s, float* gW, float* gb, const float* dpre, const float* x, int64_t N,
+                          int64_t F, int64_t d, float* scratch) {
+  // ∇W_encᵀ [F, d] = dpreᵀ x is the decoder's gather over the columns of dpre; then transposed.
+  float* gT = scratch;
+  if (F > 0 && d > 0) {
+    sparse_gather_k<<<blocks_for(F, 1), kDecodeThreads, 0, s>>>(gT, F, d, dpre, 1, F, N, x, 1.f, 0.f);
+    const dim3 grid(static_cast<unsigned>((d + 31) / 32), static_cast<unsigned>((F + 31) / 32));
+    transpose_k<<<grid, dim3(32, 8), 0, s>>>(gW, gT, F, d);
+  }
+  if (gb) col_sum(s, gb, dpre, N, F, 1.f, 0.f, scratch + F * d);
+}
+void hierarchy_grad_mask(cudaStream_t s, float* mask, const float* f, const float* pre, int64_t N, int64_t P,
+                         int64_t m, float width) {
+  hierarchy_grad_mask_k<<<blocks_for(N * (P + P * m)), kThreads, 0, s>>>(mask, f, pre, N, P, m, width);
 }
 void row_norms(cudaStream_t s, float* out, const float* W, int64_t F, int64_t d) {
   row_dot_k<true><<<blocks_for(F * 32), kThreads, 0, s>>>(out, W, W, F, d);

@@ -51,6 +51,12 @@ void sparse_decode_grad_w(cudaStream_t s, float* gW, const float* f, const float
                           float alpha, float beta);
 void sparse_decode_grad_f(cudaStream_t s, float* df, const float* f, const float* dx, const float* W, int64_t N,
                           int64_t F, int64_t d);
+// gb = nullptr: no bias gradient. scratch: F·d + max(ceil(N / kEpilogueRows), 1)·F floats (∇W_encᵀ,
+// then col_sum's partials).
+void sparse_encode_grad_w(cudaStream_t s, float* gW, float* gb, const float* dpre, const float* x, int64_t N,
+                          int64_t F, int64_t d, float* scratch);
+void hierarchy_grad_mask(cudaStream_t s, float* mask, const float* f, const float* pre, int64_t N, int64_t P,
+                         int64_t m, float width);
 void row_norms(cudaStream_t s, float* out, const float* W, int64_t F, int64_t d);
 void scale_rows(cudaStream_t s, float* W, const float* sc, int64_t F, int64_t d);
 void project_out_rows(cudaStream_t s, float* g, const float* W, int64_t F, int64_t d);
