@@ -26,11 +26,13 @@ NonFiniteRow find_nonfinite_row(const float* rows, int64_t n, int d);
 // The mixing buffer: refilled with whole chunks of the source to at least `buffer_tokens` rows,
 // shuffled by a Fisher–Yates with mt19937_64(seed), served from its end until half-empty. With
 // shuffle = false it serves rows in the source's order instead (first in, first out), so two sources
-// with the same row stream give the same batches whatever their chunk sizes.
+// with the same row stream give the same batches whatever their chunk sizes. rows_wanted > 0: the
+// consumer takes at most that many rows in all, so once the source has given that many (an LM's rows
+// cost a forward each) there are no more refills and the buffer is served down to empty.
 class MixingBuffer {
  public:
   MixingBuffer(std::unique_ptr<RowSource> source, int64_t buffer_tokens, uint64_t seed, float scale = 1.0f,
-               bool shuffle = true);
+               bool shuffle = true, int64_t rows_wanted = 0);
   int d() const { return d_; }
   // Next N rows, each multiplied by `scale`, into out [N, d]; out == nullptr drops them.
   void next(int64_t N, float* out);
@@ -45,7 +47,7 @@ class MixingBuffer {
   void recompute_held_rows();  // after a dry replay: buf_ from the chunks that hold ids_[head_, rows_)
   std::unique_ptr<RowSource> source_;
   int d_;
-  int64_t buffer_tokens_;
+  int64_t buffer_tokens_, rows_wanted_;
   float scale_;
   bool shuffle_;
   std::mt19937_64 rng_;

@@ -97,10 +97,11 @@ class ShardRowSource : public RowSource {
 }  // namespace
 
 MixingBuffer::MixingBuffer(std::unique_ptr<RowSource> source, int64_t buffer_tokens, uint64_t seed, float scale,
-                           bool shuffle)
+                           bool shuffle, int64_t rows_wanted)
     : source_(std::move(source)),
       d_(source_->d()),
       buffer_tokens_(buffer_tokens),
+      rows_wanted_(rows_wanted),
       scale_(scale),
       shuffle_(shuffle),
       rng_(seed) {
@@ -116,7 +117,7 @@ void MixingBuffer::refill() {
     rows_ -= head_;
     head_ = 0;
   }
-  while (rows_ < buffer_tokens_) {
+  while (rows_ < buffer_tokens_ && (rows_wanted_ <= 0 || next_id_ < rows_wanted_)) {
     int64_t n;
     if (dry_) {
       n = source_->skip_chunk();
@@ -150,8 +151,14 @@ void MixingBuffer::next(int64_t N, float* out) {
   const int d = d_;
   int64_t done = 0;
   while (done < N) {
-    if (rows_ - head_ <= buffer_tokens_ / 2) refill();  // afterwards rows_ - head_ >= buffer_tokens_
-    const int64_t take = std::min(N - done, rows_ - head_ - buffer_tokens_ / 2);
+    // Refilled when half-empty (afterwards rows_ - head_ >= buffer_tokens_), unless the source has
+    // given every row wanted: then the rest is served down to empty.
+    const int64_t keep = rows_wanted_ > 0 && next_id_ >= rows_wanted_ ? 0 : buffer_tokens_ / 2;
+    if (rows_ - head_ <= keep) {
+      SAELAB_ASSERT(keep > 0, "more than rows_wanted = {} rows asked for", rows_wanted_);
+      refill();
+    }
+    const int64_t take = std::min(N - done, rows_ - head_ - (rows_wanted_ > 0 && next_id_ >= rows_wanted_ ? 0 : keep));
     // Shuffled: served from the end, where the rows just shuffled in are spread over the whole
     // buffer. In order: from the front.
     const int64_t from = shuffle_ ? rows_ - take : head_;

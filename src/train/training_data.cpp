@@ -117,8 +117,11 @@ class StreamData : public TrainingData {
     // buffer replays the stream on row counts (MixingBuffer::skip).
     std::unique_ptr<RowSource> rows = std::move(source_);
     if (!prefix_.empty()) rows = std::make_unique<PrefixedSource>(std::move(prefix_), std::move(rows));
-    return std::make_unique<MixingBuffer>(std::move(rows), buffer_tokens, cfg_.seed + static_cast<uint64_t>(part),
-                                          scale, cfg_.shuffle);
+    // Training takes S·N rows: the LM forwards no more than those (and a buffer beyond them would be
+    // filled with rows never served).
+    const int64_t wanted = std::max<int64_t>(1, cfg_.total_tokens / cfg_.batch_size) * cfg_.batch_size;
+    return std::make_unique<MixingBuffer>(std::move(rows), std::min(buffer_tokens, wanted),
+                                          cfg_.seed + static_cast<uint64_t>(part), scale, cfg_.shuffle, wanted);
   }
 
  private:
