@@ -1,5 +1,6 @@
-// `saelab train`: one SAE on one activation directory. Defaults live here and nowhere else; every
-// run writes its resolved config next to its outputs.
+// `saelab train`: one SAE on one activation directory, or on activations streamed from the LM
+// (`model`, below). Defaults live here and nowhere else; every run writes its resolved config next
+// to its outputs.
 //   <out_dir>/config.json            the resolved TrainConfig
 //   <out_dir>/train_log.csv          step, tokens, loss, mse, penalty, aux, l0, explained_variance, lr, λ,
 //                                    dead and dense fractions, tokens/s (every log_every steps)
@@ -25,6 +26,23 @@ constexpr double kSparseStepMaxL0Fraction = 0.05;
 
 struct TrainConfig {
   std::string activations;  // directory written by `saelab harvest`
+  // Streamed training instead of `activations` (activation_stream.hpp): the LM at `model` runs over
+  // `corpus` as training goes and refills the mixing buffer of buffer_tokens rows; nothing goes to
+  // disk. Contexts are packed, batched (lm_batch_size per forward) and filtered (no BOS/EOS rows)
+  // exactly as `saelab harvest` does, so with equal context_size and lm_batch_size a streamed run
+  // sees the rows of an f32 harvest of the same corpus. act_scale and b_dec come from the stream's
+  // first min(buffer_tokens, total_tokens) rows (SAELens' storage buffer; a directory: all its rows).
+  // Needs total_tokens > 0, buffer_tokens ≥ batch_size and one data-parallel part. A resumed run
+  // rebuilds the buffer exactly from the checkpoint's step: it replays the stream on token counts
+  // alone (no LM) and forwards again only the LM batches whose rows the buffer still held.
+  std::string model;                // HF directory, GGUF or llama2.c .bin; empty: use `activations`
+  std::vector<std::string> corpus;  // files and directories (.txt paragraphs, .jsonl "text")
+  std::string hook;                 // e.g. blocks.9.hook_resid_post
+  int context_size = 128;           // tokens per context, BOS included
+  int lm_batch_size = 32;           // contexts per LM forward
+  // false: batches in the order the rows arrive (shards in index order, harvest's row order; for a
+  // stream, the LM's order), which makes a streamed run and a run on its harvest directly comparable.
+  bool shuffle = true;
   std::string out_dir = "runs/run";
   // SAE
   // standard | topk | hierarchical | batchtopk | jumprelu | matryoshka_batchtopk (sae.hpp defines each)

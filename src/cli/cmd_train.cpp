@@ -1,9 +1,11 @@
-// `saelab train --config FILE`: one SAE on one activation directory (see include/saelab/train.hpp).
+// `saelab train [--config FILE]`: one SAE on one activation directory, or streamed from the LM with
+// --model/--corpus/--hook (see include/saelab/train.hpp).
 #include <cstdio>
 #include <fmt/format.h>
 
 #include "commands.hpp"
 #include "saelab/comm.hpp"
+#include "saelab/corpus.hpp"
 #include "saelab/train.hpp"
 
 namespace saelab::cli {
@@ -14,14 +16,31 @@ void add_train(CLI::App& app) {
   auto out = std::make_shared<std::string>();
   auto acts = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
-  cmd->add_option("--config", *path, "config file (.toml or .json)")->required();
+  auto model = std::make_shared<std::string>();
+  auto corpus = std::make_shared<std::vector<std::string>>();
+  auto hook = std::make_shared<std::string>();
+  cmd->add_option("--config", *path, "config file (.toml or .json); default: every setting at its default");
   cmd->add_option("--out", *out, "output directory (overrides out_dir)");
   cmd->add_option("--activations", *acts, "activation directory (overrides activations)");
+  cmd->add_option("--model", *model, "stream activations from this LM instead of a directory (overrides model)");
+  cmd->add_option("--corpus", *corpus, "corpus files/directories the LM streams (overrides corpus; default with "
+                                       "--model: shared/corpus without brown_plain)");
+  cmd->add_option("--hook", *hook, "hook point the LM streams, e.g. blocks.9.hook_resid_post (overrides hook)");
   cmd->add_flag("--no-progress", *quiet, "no progress bar");
   cmd->callback([=] {
-    TrainConfig c = load_train_config(*path);
+    TrainConfig c = path->empty() ? TrainConfig{} : load_train_config(*path);
     if (!out->empty()) c.out_dir = *out;
-    if (!acts->empty()) c.activations = *acts;
+    if (!acts->empty()) {
+      c.activations = *acts;
+      c.model.clear();
+    }
+    if (!model->empty()) {
+      c.model = *model;
+      c.activations.clear();
+    }
+    if (!corpus->empty()) c.corpus = *corpus;
+    if (!hook->empty()) c.hook = *hook;
+    if (!c.model.empty() && c.corpus.empty()) c.corpus = default_corpus_paths(default_shared_root());
     c.progress = !*quiet;
     const TrainResult r = train_sae(c);
     if (world().rank() != 0) return;  // under mpirun: one report for the job

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "data/harvest_rows.hpp"
 #include "saelab/activation_store.hpp"
 #include "saelab/atomic_file.hpp"
 #include "saelab/corpus.hpp"
@@ -79,10 +80,7 @@ HarvestResult harvest(const HarvestConfig& c, const LanguageModel* model_in) {
   if (!model_in) owned = load_model(c.model_path, backend_named(c.device));
   const LanguageModel& model = model_in ? *model_in : *owned;
   const auto t0 = std::chrono::steady_clock::now();  // the rate excludes loading the model
-  model.check_hook(c.hook_name);
-  if (c.context_size > model.config().max_seq_len)
-    fail("context length {} exceeds the maximum {} of model '{}'", c.context_size, model.config().max_seq_len,
-         model.config().name);
+  check_hook_and_context(model, c.hook_name, c.context_size);
   const std::vector<std::string> files = expand_corpus_paths(c.corpus);
 
   ActivationManifest m;
@@ -136,34 +134,27 @@ HarvestResult harvest(const HarvestConfig& c, const LanguageModel* model_in) {
   int64_t contexts_in_shard = 0;
   bool corpus_done = false;
   while (!corpus_done && (target == 0 || m.n_tokens + static_cast<int64_t>(shard_toks.size()) < target)) {
-    batch_tokens.clear();
-    int B = 0;
-    while (B < c.batch_size && stream.next(ctx)) {
-      batch_tokens.insert(batch_tokens.end(), ctx.begin(), ctx.end());
-      ++B;
-    }
+    const int B = next_context_batch(stream, c.batch_size, batch_tokens);
     if (B < c.batch_size) corpus_done = true;
     if (B == 0) break;
     model.forward(batch_tokens, B, T, &hooks, /*want_logits=*/false);
     // Non-finite activations (corrupt weights) or values f16 cannot hold are refused before any of
     // this batch is stored.
+    check_finite_batch(model, c.hook_name, batch_acts.data(), static_cast<int64_t>(B) * T, d, T,
+                       m.contexts_done + contexts_in_shard);
     const float f16_max = 65504.f;
-    for (size_t i = 0; i < static_cast<size_t>(B) * T * d; ++i) {
+    for (size_t i = 0; c.dtype == DType::F16 && i < static_cast<size_t>(B) * T * d; ++i) {
       const float v = batch_acts[i];
-      if (std::isfinite(v) && (c.dtype != DType::F16 || std::fabs(v) <= f16_max)) continue;
+      if (std::fabs(v) <= f16_max) continue;
       const int64_t row = static_cast<int64_t>(i) / d;
       const int64_t context = m.contexts_done + contexts_in_shard + row / T;
-      if (!std::isfinite(v))
-        fail("model '{}' produced {} at hook '{}' (context {} of the corpus, position {}, column {}); its weights "
-             "may be corrupt. Nothing of this batch was written",
-             model.config().name, v, c.hook_name, context, row % T, static_cast<int64_t>(i) % d);
       fail("activation {} at hook '{}' (context {}, position {}, column {}) exceeds the f16 range (±65504); "
            "harvest with dtype f32",
            v, c.hook_name, context, row % T, static_cast<int64_t>(i) % d);
     }
     for (int64_t row = 0; row < static_cast<int64_t>(B) * T; ++row) {
       const int32_t t = batch_tokens[row];
-      if (c.exclude_special && (tok.is_special(t) || t == tok.bos_id())) continue;
+      if (!keeps_position(tok, t, c.exclude_special)) continue;
       shard_toks.push_back(t);
       shard_acts.insert(shard_acts.end(), batch_acts.begin() + row * d, batch_acts.begin() + (row + 1) * d);
     }

@@ -39,6 +39,14 @@ template <typename T>
 T setting(const json& v, const char* key, const std::string& where) {
   if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::string>) {
     return v.get<T>();
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    if (!v.is_array()) fail("{}: {} must be a list of strings, found {}", where, key, v.dump());
+    T out;
+    for (const auto& x : v) {
+      if (!x.is_string()) fail("{}: {} must be a list of strings, found {}", where, key, v.dump());
+      out.push_back(x.get<std::string>());
+    }
+    return out;
   } else if constexpr (std::is_integral_v<T>) {
     return json_int<T>(v, fmt::format("{}: {}", where, key));
   } else if constexpr (std::is_floating_point_v<T>) {
@@ -108,7 +116,8 @@ float penalty_coefficient(const TrainConfig& c) {
   X(resample_until_fraction) X(checkpoint_fractions) X(log_every) X(n_parents) X(children_per_parent) X(penalty) X(decode)    \
   X(gamma) X(stats_decay) X(p_target) X(alpha_mode) X(alpha) X(alpha_per_level) X(alpha_lr) X(meta_objective) X(smooth_l0_eps_factor)  \
   X(target_l0) X(l0_controller_rate) X(l0_controller) X(gate_ste_width) X(children_start_fraction) X(children_init) X(orthogonal_children) X(hyper_horizon_decay) X(on_nonfinite) X(max_skipped_batches) X(grad_partitions) X(device) X(hypergradient) X(alpha_optimizer) \
-  X(topk_threshold_lr) X(jumprelu_bandwidth) X(jumprelu_init_threshold) X(l0_coefficient) X(matryoshka_widths)
+  X(topk_threshold_lr) X(jumprelu_bandwidth) X(jumprelu_init_threshold) X(l0_coefficient) X(matryoshka_widths) \
+  X(model) X(corpus) X(hook) X(context_size) X(lm_batch_size) X(shuffle)
 
 json train_config_to_json(const TrainConfig& c) {
   json j;
@@ -188,6 +197,10 @@ TrainConfig train_config_from_json(const json& in, const std::string& where) {
     fail("{}: l0_controller must be linear or log, got '{}'", where, c.l0_controller);
   if (c.architecture == "hierarchical" && c.children_per_parent < 1)
     fail("{}: children_per_parent must be at least 1, got {}", where, c.children_per_parent);
+  if (!c.model.empty() && !c.activations.empty())
+    fail("{}: set either activations (a harvested directory) or model (stream from the LM), not both", where);
+  if (c.context_size < 2) fail("{}: context_size must be at least 2, got {}", where, c.context_size);
+  if (c.lm_batch_size < 1) fail("{}: lm_batch_size must be positive, got {}", where, c.lm_batch_size);
   for (double f : c.checkpoint_fractions)
     if (f <= 0 || f > 1) fail("{}: checkpoint fractions must be in (0, 1], got {}", where, f);
   return c;

@@ -13,6 +13,7 @@
 #include "checkpoint.hpp"
 #include "data_parallel.hpp"
 #include "method_state.hpp"
+#include "training_data.hpp"
 #include "update_step.hpp"
 #include "saelab/activation_loader.hpp"
 #include "saelab/atomic_file.hpp"
@@ -261,9 +262,9 @@ std::string describe_fault(const json& j) {
 }
 
 // Non-finite rows left out so far by every loader of every process (a collective call).
-int64_t dropped_rows(Communicator& comm, const std::vector<ActivationLoader>& loaders) {
+int64_t dropped_rows(Communicator& comm, const std::vector<std::unique_ptr<MixingBuffer>>& loaders) {
   int64_t mine = 0;
-  for (const auto& l : loaders) mine += l.dropped_rows();
+  for (const auto& l : loaders) mine += l->dropped_rows();
   std::vector<int64_t> all(static_cast<size_t>(comm.size()));
   comm.allgather(&mine, all.data(), sizeof mine);
   int64_t n = 0;
@@ -275,14 +276,14 @@ int64_t dropped_rows(Communicator& comm, const std::vector<ActivationLoader>& lo
 // run's stored config is this one (settings that change nothing about a fault-free run may differ,
 // e.g. switching to on_nonfinite = "skip_batch" after a stop; runs from before grad_partitions
 // existed had one part).
-void check_and_record_config(const TrainConfig& cfg, const ActivationManifest& manifest, int processes, bool writer) {
+void check_and_record_config(const TrainConfig& cfg, const TrainingData& data, int processes, bool writer) {
   const int G = cfg.grad_partitions;
   if (G % processes != 0)
     fail("grad_partitions = {} cannot be split over {} processes; use a multiple of the process count", G, processes);
   if (cfg.batch_size % G != 0) fail("batch_size {} must be a multiple of grad_partitions {}", cfg.batch_size, G);
-  if (manifest.shards.size() < static_cast<size_t>(G))
+  if (data.max_parts < G)
     fail("activation directory '{}' has {} shard(s); {} data-parallel parts need at least one each (harvest with a "
-         "smaller shard size)", cfg.activations, manifest.shards.size(), G);
+         "smaller shard size)", cfg.activations, data.max_parts, G);
   if (G > 1 && cfg.resample_every_steps > 0)
     fail("resample_every_steps needs the whole batch in one process; it cannot be combined with {} parts", G);
   if (!writer) return;
@@ -290,6 +291,10 @@ void check_and_record_config(const TrainConfig& cfg, const ActivationManifest& m
   const auto comparable = [](json j) {
     for (const char* k : {"out_dir", "on_nonfinite", "max_skipped_batches", "progress", "device"}) j.erase(k);
     if (j.value("grad_partitions", 1) == 1) j.erase("grad_partitions");
+    // Runs from before streamed training existed have none of its keys: at their defaults they are absent.
+    const json defaults = train_config_to_json(TrainConfig{});
+    for (const char* k : {"model", "corpus", "hook", "context_size", "lm_batch_size", "shuffle"})
+      if (!j.contains(k) || j[k] == defaults[k]) j.erase(k);
     return j;
   };
   fs::create_directories(out + "/checkpoints");
@@ -304,27 +309,27 @@ void check_and_record_config(const TrainConfig& cfg, const ActivationManifest& m
 
 // The settings that need d_sae when it comes from expansion_factor · d_in (the activations' width):
 // the top-k family's k and the Matryoshka prefixes, checked before the run directory is touched.
-void check_resolved_width(const TrainConfig& cfg, const ActivationManifest& manifest) {
+void check_resolved_width(const TrainConfig& cfg, const TrainingData& data) {
   if (cfg.d_sae > 0) return;  // train_config_from_json checked these against d_sae
   const SaeArchitecture a = sae_architecture_from_name(cfg.architecture);
-  const int F = cfg.expansion_factor * manifest.d_in;
+  const int F = cfg.expansion_factor * data.d_in;
   if (sae_is_topk_family(a) && cfg.k > F)
     fail("config: k must be at most d_sae = {} (expansion_factor {} × d_in {}), found k = {}", F,
-         cfg.expansion_factor, manifest.d_in, cfg.k);
+         cfg.expansion_factor, data.d_in, cfg.k);
   if (a != SaeArchitecture::MatryoshkaBatchTopK) return;
   try {
     check_matryoshka_widths(resolved_matryoshka_widths(cfg, F), F);
   } catch (const Error& e) {
-    fail("config: {} (d_sae = expansion_factor {} × d_in {})", e.what(), cfg.expansion_factor, manifest.d_in);
+    fail("config: {} (d_sae = expansion_factor {} × d_in {})", e.what(), cfg.expansion_factor, data.d_in);
   }
 }
 
 // The SAE's shape and metadata from the config and the activations (act_scale is set later).
-SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manifest) {
+SaeConfig sae_config_for(const TrainConfig& cfg, const TrainingData& data) {
   SaeConfig sc;
   sc.architecture = sae_architecture_from_name(cfg.architecture);
-  sc.d_in = manifest.d_in;
-  const int wanted = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * manifest.d_in;
+  sc.d_in = data.d_in;
+  const int wanted = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * data.d_in;
   sc.d_sae = wanted;
   sc.k = cfg.k;
   sc.k_aux = cfg.k_aux;
@@ -344,29 +349,29 @@ SaeConfig sae_config_for(const TrainConfig& cfg, const ActivationManifest& manif
   }
   // The first step's choice; the trainer sets it again every step (sparse_step).
   sc.sparse_decode = sparse_step(cfg, sc, 0, 0.0);
-  sc.model_name = manifest.model_name;
-  sc.hook_name = manifest.hook_name;
-  if (manifest.hook_name.rfind("blocks.", 0) == 0) sc.hook_layer = std::atoi(manifest.hook_name.c_str() + 7);
-  sc.context_size = manifest.settings.value("context_size", 128);
-  sc.dataset_path = fs::absolute(cfg.activations).lexically_normal().string();
+  sc.model_name = data.model_name;
+  sc.hook_name = data.hook_name;
+  if (data.hook_name.rfind("blocks.", 0) == 0) sc.hook_layer = std::atoi(data.hook_name.c_str() + 7);
+  sc.context_size = data.context_size;
+  sc.dataset_path = data.dataset_path;
   return sc;
 }
 
 // act_scale: the resumed run's, or SAELens' expected_average_only_in (E‖x·s‖² = d) from 100k rows.
-float activation_scale(const TrainConfig& cfg, const ActivationManifest& manifest,
-                       const std::optional<std::string>& latest) {
+// Both from the data's row stream (a directory's shards in order, or the LM's first rows).
+float activation_scale(const TrainConfig& cfg, TrainingData& data, const std::optional<std::string>& latest) {
   if (latest) return static_cast<float>(read_checkpoint_meta(*latest).at("act_scale").get<double>());
   if (cfg.normalize_activations != "expected_average_only_in") return 1.f;
-  const ActivationSample s = sample_activations(manifest, 100000, 1, cfg.on_nonfinite == "skip_batch");
-  return static_cast<float>(std::sqrt(static_cast<double>(manifest.d_in) / std::max(s.mean_sq_norm, 1e-30)));
+  const ActivationSample s = data.sample(100000, 1);
+  return static_cast<float>(std::sqrt(static_cast<double>(data.d_in) / std::max(s.mean_sq_norm, 1e-30)));
 }
 
 // Fresh parameters; b_dec from 8192 scaled rows (their mean or geometric median) unless "zeros".
-void init_fresh(Sae& sae, const TrainConfig& cfg, const ActivationManifest& manifest) {
+void init_fresh(Sae& sae, const TrainConfig& cfg, TrainingData& data) {
   const int64_t d = sae.config().d_in;
   std::vector<float> b_dec;
   if (cfg.b_dec_init != "zeros") {
-    const ActivationSample s = sample_activations(manifest, manifest.n_tokens, 8192, cfg.on_nonfinite == "skip_batch");
+    const ActivationSample s = data.sample(data.sample_tokens, 8192);
     std::vector<float> rows = s.rows;
     for (auto& v : rows) v *= sae.config().act_scale;
     if (cfg.b_dec_init == "mean") {
@@ -434,21 +439,21 @@ LatentHealth update_latent_health(TrainState& st, const std::vector<float>& fire
 // of a data-parallel run computes the same state; the writer alone writes.
 class TrainingRun {
  public:
-  TrainingRun(const TrainConfig& cfg, const ActivationManifest& manifest, Communicator& comm, TrainResult& result)
+  TrainingRun(const TrainConfig& cfg, TrainingData& data, Communicator& comm, TrainResult& result)
       : cfg_(cfg),
-        manifest_(manifest),
+        data_(data),
         comm_(comm),
         result_(result),
         writer_(comm.rank() == 0),
         be_(backend_named(cfg.device)),
-        sc_(sae_config_for(cfg, manifest)),
+        sc_(sae_config_for(cfg, data)),
         N_(cfg.batch_size),
         d_(sc_.d_in),
         F_(sc_.d_sae),
-        S_(std::max<int64_t>(1, (cfg.total_tokens > 0 ? cfg.total_tokens : manifest.n_tokens) / N_)),
+        S_(std::max<int64_t>(1, (cfg.total_tokens > 0 ? cfg.total_tokens : data.n_tokens) / N_)),
         latest_(latest_checkpoint(cfg.out_dir + "/checkpoints", S_)),
         skip_nonfinite_(cfg.on_nonfinite == "skip_batch") {
-    sc_.act_scale = activation_scale(cfg, manifest, latest_);
+    sc_.act_scale = activation_scale(cfg, data, latest_);
   }
 
   void run() {
@@ -492,7 +497,7 @@ class TrainingRun {
   // The step's device and host buffers, the loaders and (forward-mode hypergradients) the shadow
   // SAE that evaluates the training gradient at shifted parameters on the same batch.
   struct Buffers {
-    std::vector<ActivationLoader> loaders;  // one per part of this process
+    std::vector<std::unique_ptr<MixingBuffer>> loaders;  // one per part of this process
     SaeWorkspace ws;
     SaeParams grads;
     Tensor X;                  // [Nl, d] this process's rows
@@ -512,10 +517,9 @@ class TrainingRun {
       const int G = cfg.grad_partitions;
       // Replay: the batch sequence is a function of the seed only.
       for (int p = dp.first_part(); p < dp.first_part() + dp.local_parts(); ++p) {
-        loaders.emplace_back(r.manifest_, G == 1 ? cfg.buffer_tokens : std::max(cfg.buffer_tokens / G, Np),
-                             cfg.seed + static_cast<uint64_t>(p), sae.config().act_scale, r.skip_nonfinite_,
-                             part_shards(r.manifest_.shards.size(), p, G));
-        loaders.back().skip(step, Np);
+        loaders.push_back(r.data_.open(p, G, G == 1 ? cfg.buffer_tokens : std::max(cfg.buffer_tokens / G, Np),
+                                       sae.config().act_scale));
+        loaders.back()->skip(step, Np);
       }
       if (method.needs_gradient_at()) {
         shadow = std::make_unique<Sae>(sae.config(), r.be_);
@@ -530,7 +534,7 @@ class TrainingRun {
   // Resumes from the latest checkpoint or initialises; returns the first step to run.
   int64_t start(Sae& sae, TrainState& st, MethodState& method) {
     if (!latest_) {
-      init_fresh(sae, cfg_, manifest_);
+      init_fresh(sae, cfg_, data_);
       return 0;
     }
     const int64_t step = load_checkpoint(*latest_, sae, st);
@@ -555,7 +559,7 @@ class TrainingRun {
   }
 
   void next_batch(Buffers& b) {
-    for (size_t p = 0; p < b.loaders.size(); ++p) b.loaders[p].next(b.Np, b.xh.data() + p * b.Np * d_);
+    for (size_t p = 0; p < b.loaders.size(); ++p) b.loaders[p]->next(b.Np, b.xh.data() + p * b.Np * d_);
     be_.upload(b.X.view(), b.xh.data());
   }
 
@@ -729,7 +733,7 @@ class TrainingRun {
   double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(); }
 
   const TrainConfig& cfg_;
-  const ActivationManifest& manifest_;
+  TrainingData& data_;
   Communicator& comm_;
   TrainResult& result_;
   const bool writer_;  // one process writes every output
@@ -757,20 +761,16 @@ TrainResult train_sae(const TrainConfig& user_cfg) {
   const bool writer = comm.rank() == 0;
   TrainConfig cfg = user_cfg;
   if (cfg.grad_partitions == 0) cfg.grad_partitions = comm.size();
-  if (cfg.activations.empty()) fail("no activation directory given (set 'activations' in the config)");
-  const ActivationManifest manifest = read_activation_manifest(cfg.activations);
-  if (!manifest.complete)
-    fail("activation directory '{}' is incomplete ({} tokens so far); finish it with `saelab harvest`", cfg.activations,
-         manifest.n_tokens);
-  check_resolved_width(cfg, manifest);
-  check_and_record_config(cfg, manifest, comm.size(), writer);
+  const std::unique_ptr<TrainingData> data = open_training_data(cfg);
+  check_resolved_width(cfg, *data);
+  check_and_record_config(cfg, *data, comm.size(), writer);
   comm.barrier();  // the other processes read the run directory only once it is set up
   if (file_exists(cfg.out_dir + "/training_summary.json") && dir_exists(cfg.out_dir + "/sae")) {
     result.already_complete = true;
     result.summary = json::parse(read_file(cfg.out_dir + "/training_summary.json"));
     return result;
   }
-  TrainingRun(cfg, manifest, comm, result).run();
+  TrainingRun(cfg, *data, comm, result).run();
   return result;
 }
 
