@@ -200,6 +200,37 @@ TEST(DataParallel, TwoProcessesEndBitIdenticalToOneProcess) {
 #endif
 }
 
+// Streamed from the LM: each process forwards its own parts' strides of the corpus' contexts, and
+// a job of two SAEs in one pass over 2 processes ends bit-identical to one process with the same
+// 2 parts (the cached path's guarantee; the statistics come from the unsplit stream in both).
+TEST(DataParallel, StreamedTwoProcessesEndBitIdenticalToOneProcess) {
+#ifndef SAELAB_MPIEXEC
+  GTEST_SKIP() << "this build has no MPI (install libopenmpi-dev openmpi-bin and reconfigure)";
+#else
+  const std::string dir = test::make_temp_dir("dp_stream");
+  const std::string shared = "model = \"" + test::shared_root() + "/models/tinystories-656k\"\ncorpus = [\"" +
+                             test::shared_root() + "/corpus/gutenberg/carroll-alice.txt\"]\n"
+                             "hook = \"blocks.1.hook_resid_pre\"\ncontext_size = 64\nlm_batch_size = 4\n"
+                             "batch_size = 256\ntotal_tokens = 7680\nbuffer_tokens = 2048\ngrad_partitions = 2\n";
+  test::write_text(dir + "/standard.toml", shared + "d_sae = 128\nlr = 1e-3\n");
+  test::write_text(dir + "/topk.toml", shared + "architecture = \"topk\"\nd_sae = 96\nk = 8\n");
+  const std::string args = " train --no-progress --config " + dir + "/standard.toml --config " + dir + "/topk.toml";
+  const std::string env = kMpiEnv;
+  ASSERT_EQ(std::system((env + SAELAB_BIN + args + " --out " + dir + "/one >/dev/null").c_str()), 0);
+  const std::string mpi = env + SAELAB_MPIEXEC " -n 2 " SAELAB_BIN + args + " --out " + dir + "/two >" + dir +
+                          "/mpi.out 2>&1";
+  ASSERT_EQ(std::system(mpi.c_str()), 0) << slurp(dir + "/mpi.out");
+  for (const std::string run : {"/standard", "/topk"}) {
+    SCOPED_TRACE(run);
+    const std::string w1 = slurp(dir + "/one" + run + "/sae/sae_weights.safetensors");
+    ASSERT_FALSE(w1.empty());
+    EXPECT_TRUE(w1 == slurp(dir + "/two" + run + "/sae/sae_weights.safetensors")) << "final weights differ";
+    const auto summary = nlohmann::json::parse(slurp(dir + "/two" + run + "/training_summary.json"));
+    EXPECT_EQ(summary["processes"], 2);
+  }
+#endif
+}
+
 TEST(DataParallel, UnusablePartitionsAreRefusedByName) {
   const std::string dir = test::make_temp_dir("dp_bad");
   SyntheticConfig s;

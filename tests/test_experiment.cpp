@@ -48,6 +48,37 @@ TEST(Experiment, RunsThePlanIntoRunDirectoriesAndResumes) {
   EXPECT_EQ(read_file(out + "/run_2/sae/sae_weights.safetensors"), before);
 }
 
+// `stream = true`: no training activations on disk, the seed's three runs trained in one LM pass.
+// With rows in stream order (shuffle = false) and the statistics over every row on both paths, each
+// run ends bit-identical to the cached experiment's, and the summaries agree.
+TEST(Experiment, StreamedExperimentTrainsASeedsRunsInOnePassAsTheCachedOneDoes) {
+  const std::string tmp = test::make_temp_dir("exp");
+  ExperimentConfig cached = test::small_experiment(tmp + "/cached");
+  cached.absorption = false;
+  cached.dashboard_tokens = 0;
+  cached.train["shuffle"] = false;
+  cached.train["buffer_tokens"] = cached.tokens;
+  ExperimentConfig streamed = cached;
+  streamed.out_dir = tmp + "/streamed";
+  streamed.stream = true;
+  const auto a = run_experiment(cached), b = run_experiment(streamed);
+  EXPECT_FALSE(fs::exists(tmp + "/streamed/activations"));
+  EXPECT_TRUE(fs::exists(tmp + "/streamed/heldout/manifest.json"));
+  for (const char* run : {"run_1", "run_2", "run_3"}) {
+    const std::string w = read_file(tmp + "/streamed/" + run + "/sae/sae_weights.safetensors");
+    EXPECT_FALSE(w.empty()) << run;
+    EXPECT_TRUE(w == read_file(tmp + "/cached/" + run + "/sae/sae_weights.safetensors")) << run;
+  }
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i]["l0"], b[i]["l0"]) << i;
+  // A run that would read other batches cannot join its seed's pass: the key is named.
+  ExperimentConfig bad = streamed;
+  bad.out_dir = tmp + "/bad";
+  bad.runs[1]["batch_size"] = 256;
+  const std::string e = test::error_of([&] { run_experiment(bad); });
+  EXPECT_NE(e.find("must agree on 'batch_size'"), std::string::npos) << e;
+}
+
 TEST(Experiment, DefaultPlanIsMethodSection5AndBadConfigsAreNamed) {
   const auto runs = default_experiment_runs();
   ASSERT_EQ(runs.size(), 10u);  // vanilla, 5 manual α, learnable-dual, naive-α, topk, Matryoshka

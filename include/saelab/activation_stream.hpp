@@ -24,6 +24,10 @@ struct StreamSettings {
   int context_size = 128;           // tokens per context, BOS included
   int batch_contexts = 32;          // contexts per forward (harvest's batch_size)
   bool exclude_special = true;      // BOS/EOS positions are not stored (harvest's default)
+  // Data-parallel part `part` of `parts` forwards its own stride of the corpus' contexts: part,
+  // part + parts, part + 2·parts, ... (batch_contexts of them a forward), so the parts together
+  // forward every context once. parts = 1: every context, in harvest's batches.
+  int part = 0, parts = 1;
 };
 
 // A chunk is the kept rows of one forward of batch_contexts contexts. At the end of the corpus (a
@@ -31,7 +35,7 @@ struct StreamSettings {
 class LmRowSource : public RowSource {
  public:
   // Refuses, before any forward, a hook the model lacks, a context length it cannot take, and a
-  // corpus that does not fill one context.
+  // corpus that does not fill one context for each of the `parts` parts.
   LmRowSource(std::shared_ptr<const LanguageModel> model, StreamSettings s);
   ~LmRowSource() override;
   int d() const override { return d_; }
@@ -40,7 +44,7 @@ class LmRowSource : public RowSource {
   bool replayable() const override { return true; }
   int64_t skip_chunk() override;
   void rewind() override;
-  int64_t contexts() const { return contexts_; }    // passed so far (forwarded or skipped), over every pass
+  int64_t contexts() const { return contexts_; }    // this part's, passed so far (forwarded or skipped), over every pass
   int64_t forwarded() const { return forwarded_; }  // contexts run through the LM, ever
   int64_t passes() const { return passes_; }        // passes begun over the corpus
 
@@ -57,7 +61,9 @@ class LmRowSource : public RowSource {
   Hooks hooks_;
   std::vector<float> acts_;      // [B·T, d] the hook's activations of the current batch
   std::vector<int32_t> tokens_;  // [B·T]
-  int64_t contexts_ = 0, pass_contexts_ = 0, passes_ = 0, forwarded_ = 0;
+  int64_t contexts_ = 0, passes_ = 0, forwarded_ = 0;
+  int64_t pass_read_ = 0;       // contexts of every part read from the stream in this pass
+  int64_t batch_first_ = 0;     // the current batch's first context, counted in the corpus
 };
 
 }  // namespace saelab

@@ -10,7 +10,7 @@
 // phase ends; a re-run skips what exists. With `progress`, each phase's time split (LM forwards,
 // SAE work, host math) goes to stderr.
 //   <out>/experiment.json         the resolved plan
-//   <out>/activations/            training activations;  <out>/heldout/  held-out activations
+//   <out>/activations/            training activations (not with stream);  <out>/heldout/  held-out activations
 //   <out>/run_i/                  train outputs (train.hpp) + run.json + eval_core.json
 //                                 + eval_sparse_probing.json + stability.json (+ composition.json)
 //   <out>/alpha_agreement.json    learned / naive α vs the manual sweep (held-out J); with several
@@ -35,6 +35,11 @@ struct ExperimentConfig {
   std::vector<std::string> heldout_corpus;  // default: shared/corpus/inaugural (core eval, held-out J)
   std::string hook = "blocks.9.hook_resid_post";  // a third of SmolLM2's depth (configs/experiment.toml says why)
   int64_t tokens = 1000000, heldout_tokens = 50000;
+  // true: no training activations on disk; each seed's runs train together from one LM pass over
+  // the training corpus (train_saes: `tokens` rows, unless [train] sets total_tokens), so they must
+  // agree on the keys that decide the batches (kPassKeys). The held-out activations are harvested
+  // either way. false: harvest <out>/activations once and train every run on it.
+  bool stream = false;
   nlohmann::json train = nlohmann::json::object();  // TrainConfig keys shared by every run
   std::vector<nlohmann::json> runs;                 // each: {"name": ..., TrainConfig overrides}
   bool probing = true;
@@ -71,7 +76,7 @@ std::vector<std::string> training_corpus_files(const ExperimentConfig& cfg);
 
 class LanguageModel;
 
-// Harvests (or resumes) <out>/activations and <out>/heldout.
+// Harvests (or resumes) <out>/activations (train_dir; "" when streamed) and <out>/heldout.
 void prepare_activations(const ExperimentConfig& cfg, const LanguageModel& model, std::string& train_dir,
                          std::string& heldout_dir);
 // Trains and evaluates one run into `run_dir` (skipping finished steps); returns its summary row.

@@ -1,6 +1,6 @@
 // `saelab train`: one SAE on one activation directory, or on activations streamed from the LM
-// (`model`, below). Defaults live here and nowhere else; every run writes its resolved config next
-// to its outputs.
+// (`model`, below); several SAEs in one pass over the same data (train_saes). Defaults live here
+// and nowhere else; every run writes its resolved config next to its outputs.
 //   <out_dir>/config.json            the resolved TrainConfig
 //   <out_dir>/train_log.csv          step, tokens, loss, mse, penalty, aux, l0, explained_variance, lr, λ,
 //                                    dead and dense fractions, tokens/s (every log_every steps)
@@ -32,9 +32,11 @@ struct TrainConfig {
   // exactly as `saelab harvest` does, so with equal context_size and lm_batch_size a streamed run
   // sees the rows of an f32 harvest of the same corpus. act_scale and b_dec come from the stream's
   // first min(buffer_tokens, total_tokens) rows (SAELens' storage buffer; a directory: all its rows).
-  // Needs total_tokens > 0, buffer_tokens ≥ batch_size and one data-parallel part. A resumed run
-  // rebuilds the buffer exactly from the checkpoint's step: it replays the stream on token counts
-  // alone (no LM) and forwards again only the LM batches whose rows the buffer still held.
+  // Needs total_tokens > 0 and buffer_tokens ≥ batch_size. A resumed run rebuilds the buffer
+  // exactly from the checkpoint's step: it replays the stream on token counts alone (no LM) and
+  // forwards again only the LM batches whose rows the buffer still held. With grad_partitions G > 1
+  // part g forwards the corpus' contexts g, g + G, ... into its own buffer (seed + g), and the
+  // statistics come from the unsplit stream's first rows, forwarded apart by every process.
   std::string model;                // HF directory, GGUF or llama2.c .bin; empty: use `activations`
   std::vector<std::string> corpus;  // files and directories (.txt paragraphs, .jsonl "text")
   std::string hook;                 // e.g. blocks.9.hook_resid_post
@@ -142,7 +144,8 @@ struct TrainConfig {
   int64_t max_skipped_batches = 100;  // skip_batch: stop anyway after this many skipped steps
   // Data parallelism (`mpirun -np P saelab train ...`): the batch of batch_size rows is
   // grad_partitions equal parts; part g comes from its own shuffling loader (seed + g) over shards
-  // g, g + G, g + 2G, ... and its gradient is that of its own mean loss. Process r computes parts
+  // g, g + G, g + 2G, ... (streamed: over the LM's contexts g, g + G, ...) and its gradient is that
+  // of its own mean loss. Process r computes parts
   // [r·G/P, (r+1)·G/P); every process gathers all parts and adds them in part order, so P processes
   // end bit-identical to one process with the same grad_partitions (and the same OpenMP threads per
   // process). 0: one part per process (1 without MPI).
@@ -176,5 +179,12 @@ struct TrainResult {
 };
 
 TrainResult train_sae(const TrainConfig& cfg);
+// Several SAEs in one pass over their data: every batch is read (for a stream: forwarded by the LM)
+// once and trained on by each run in turn. The runs must agree on every key that decides a batch's
+// rows (data or model, corpus, hook, context_size, lm_batch_size, shuffle, seed, buffer_tokens,
+// batch_size, total_tokens, grad_partitions, on_nonfinite, device; one error names the first that
+// differs) and have an out_dir each; each then ends bit-identical to training it alone. A killed
+// pass resumes every run from its own last checkpoint. Results in the configs' order.
+std::vector<TrainResult> train_saes(const std::vector<TrainConfig>& cfgs);
 
 }  // namespace saelab

@@ -32,13 +32,13 @@ bool keeps_position(const Tokenizer& tok, int32_t t, bool exclude_special) {
 }
 
 void check_finite_batch(const LanguageModel& model, const std::string& hook, const float* acts, int64_t rows, int d,
-                        int T, int64_t first_context) {
+                        int T, int64_t first_context, int stride) {
   for (int64_t i = 0; i < rows * d; ++i) {
     if (std::isfinite(acts[i])) continue;
     const int64_t row = i / d;
     fail("model '{}' produced {} at hook '{}' (context {} of the corpus, position {}, column {}); its weights "
          "may be corrupt. Nothing of this batch was written",
-         model.config().name, acts[i], hook, first_context + row / T, row % T, i % d);
+         model.config().name, acts[i], hook, first_context + row / T * stride, row % T, i % d);
   }
 }
 

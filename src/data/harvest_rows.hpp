@@ -23,8 +23,9 @@ int next_context_batch(ContextStream& stream, int B, std::vector<int32_t>& token
 bool keeps_position(const Tokenizer& tok, int32_t t, bool exclude_special);
 
 // Fails naming the first non-finite value of a forwarded batch acts [rows, d] (rows = B·T) whose
-// first context is `first_context` of the corpus: the model's weights are corrupt.
+// first context is `first_context` of the corpus and whose contexts are `stride` apart in it (a
+// data-parallel part's): the model's weights are corrupt.
 void check_finite_batch(const LanguageModel& model, const std::string& hook, const float* acts, int64_t rows, int d,
-                        int T, int64_t first_context);
+                        int T, int64_t first_context, int stride = 1);
 
 }  // namespace saelab

@@ -132,6 +132,7 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::stri
       else if (k == "seeds") c.seeds = parse_seeds(it.value(), where(k));
       else if (k == "dashboard_tokens") c.dashboard_tokens = json_int<int64_t>(it.value(), where(k));
       else if (k == "absorption") c.absorption = it.value();
+      else if (k == "stream") c.stream = it.value();
       else fail("'{}': unknown [experiment] setting '{}'", path, k);
     }
     if (j.contains("train")) c.train = j["train"];
@@ -186,7 +187,14 @@ TrainConfig run_train_config(const ExperimentConfig& cfg, const json& run, const
     else
       tc[it.key()] = it.value();
   }
-  tc["activations"] = activations;
+  if (cfg.stream) {  // the LM over the training corpus (training_corpus_files), no harvest
+    tc["model"] = cfg.model;
+    tc["corpus"] = training_corpus_files(cfg);
+    tc["hook"] = cfg.hook;
+    if (tc.value("total_tokens", int64_t{0}) == 0) tc["total_tokens"] = cfg.tokens;
+  } else {
+    tc["activations"] = activations;
+  }
   tc["out_dir"] = dir;
   TrainConfig t = train_config_from_json(tc, "run '" + run["name"].get<std::string>() + "'");
   t.progress = cfg.progress;
@@ -219,22 +227,58 @@ void log_phase(const ExperimentConfig& cfg, const char* phase, size_t runs, std:
                std::max(0.0, total - tm.lm_s - tm.sae_s - tm.other_s));
 }
 
-// (b) Trains every run (train_sae finds finished ones complete and returns their summary).
+// Writes a run's run.json and announces it.
+void start_run(const ExperimentConfig& cfg, const PlannedRun& r) {
+  if (cfg.progress)
+    std::fprintf(stderr, "== %s: %s\n", fs::path(r.dir).filename().string().c_str(), r.run["name"].get<std::string>().c_str());
+  fs::create_directories(r.dir);
+  write_file_atomic(r.dir + "/run.json", r.run.dump(2) + "\n");
+}
+
+// Streamed: the runs of each seed in one pass of the LM (train_saes), in plan order.
+size_t train_passes(const ExperimentConfig& cfg, std::vector<PlannedRun>& runs) {
+  size_t trained = 0;
+  std::vector<bool> done(runs.size(), false);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (done[i]) continue;
+    std::vector<size_t> pass;
+    for (size_t j = i; j < runs.size(); ++j)
+      if (runs[j].train.seed == runs[i].train.seed) pass.push_back(j);
+    std::vector<TrainConfig> cfgs;
+    for (size_t j : pass) {
+      start_run(cfg, runs[j]);
+      cfgs.push_back(runs[j].train);
+      done[j] = true;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::vector<TrainResult> res = train_saes(cfgs);
+    for (size_t k = 0; k < pass.size(); ++k) {
+      runs[pass[k]].trained = res[k];
+      trained += !res[k].already_complete;
+    }
+    if (cfg.progress)
+      std::fprintf(stderr, "== seed %llu: %zu run(s) in one LM pass, %.1f s\n",
+                   static_cast<unsigned long long>(runs[i].train.seed), pass.size(), seconds_since(t0));
+  }
+  return trained;
+}
+
+// (b) Trains every run (train_sae finds finished ones complete and returns their summary); streamed,
+// a seed's runs at once.
 void train_phase(const ExperimentConfig& cfg, std::vector<PlannedRun>& runs) {
   const auto t_all = std::chrono::steady_clock::now();
   size_t trained = 0;
-  for (PlannedRun& r : runs) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (cfg.progress)
-      std::fprintf(stderr, "== %s: %s\n", fs::path(r.dir).filename().string().c_str(),
-                   r.run["name"].get<std::string>().c_str());
-    fs::create_directories(r.dir);
-    write_file_atomic(r.dir + "/run.json", r.run.dump(2) + "\n");
-    r.trained = train_sae(r.train);
-    trained += !r.trained.already_complete;
-    if (cfg.progress && !r.trained.already_complete)
-      std::fprintf(stderr, "== %s trained in %.1f s\n", fs::path(r.dir).filename().string().c_str(), seconds_since(t0));
-  }
+  if (cfg.stream)
+    trained = train_passes(cfg, runs);
+  else
+    for (PlannedRun& r : runs) {
+      const auto t0 = std::chrono::steady_clock::now();
+      start_run(cfg, r);
+      r.trained = train_sae(r.train);
+      trained += !r.trained.already_complete;
+      if (cfg.progress && !r.trained.already_complete)
+        std::fprintf(stderr, "== %s trained in %.1f s\n", fs::path(r.dir).filename().string().c_str(), seconds_since(t0));
+    }
   if (cfg.progress && trained > 0) std::fprintf(stderr, "== train: %zu run(s) in %.1f s\n", trained, seconds_since(t_all));
 }
 
@@ -451,13 +495,13 @@ void prepare_activations(const ExperimentConfig& cfg, const LanguageModel& model
   h.max_tokens = cfg.tokens;
   h.out_dir = cfg.out_dir + "/activations";
   h.progress = cfg.progress;
-  harvest(h, &model);
+  if (!cfg.stream) harvest(h, &model);
   HarvestConfig ho = h;
   ho.corpus = cfg.heldout_corpus;
   ho.max_tokens = cfg.heldout_tokens;
   ho.out_dir = cfg.out_dir + "/heldout";
   harvest(ho, &model);
-  train_dir = h.out_dir;
+  train_dir = cfg.stream ? "" : h.out_dir;
   heldout_dir = ho.out_dir;
 }
 
@@ -474,6 +518,7 @@ namespace {
 void record_plan(const ExperimentConfig& cfg, const std::vector<uint64_t>& seeds) {
   json plan = {{"model", cfg.model}, {"hook", cfg.hook}, {"tokens", cfg.tokens}, {"corpus", cfg.corpus},
                {"heldout_corpus", cfg.heldout_corpus}, {"train", cfg.train}, {"runs", cfg.runs}};
+  if (cfg.stream) plan["stream"] = true;  // (absent in cached plans, as before the key existed)
   const std::string path = cfg.out_dir + "/experiment.json";
   if (file_exists(path)) {
     json old = json::parse(read_file(path));

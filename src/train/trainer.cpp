@@ -1,5 +1,6 @@
 // The training loop shared by every architecture: batches from the shuffling loader, forward +
-// analytic backward, Adam, schedules, latent health, checkpoints, resume, export.
+// analytic backward, Adam, schedules, latent health, checkpoints, resume, export; and the pass that
+// feeds each batch to several runs in turn (train_saes).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -456,37 +457,52 @@ class TrainingRun {
     sc_.act_scale = activation_scale(cfg, data, latest_);
   }
 
-  void run() {
-    Sae sae(sc_, be_);
-    TrainState st;
-    st.init(sae.config(), be_.device());
-    MethodState method(cfg_, sae);
-    int64_t step = start(sae, st, method);
-    DataParallelStep dp(sae, comm_, cfg_.grad_partitions, N_);
-    Buffers b(*this, sae, dp, method, step);
-    open_logs(method, step);
+  int64_t steps() const { return S_; }
+
+  // Resumes from the latest checkpoint or initialises; returns the first step this run trains.
+  int64_t begin() {
+    sae_ = std::make_unique<Sae>(sc_, be_);
+    st_.init(sae_->config(), be_.device());
+    method_ = std::make_unique<MethodState>(cfg_, *sae_);
+    first_step_ = start(*sae_, st_, *method_);
+    dp_ = std::make_unique<DataParallelStep>(*sae_, comm_, cfg_.grad_partitions, N_);
+    b_ = std::make_unique<Buffers>(*this, *sae_, *dp_, *method_);
+    open_logs(*method_, first_step_);
     t0_ = std::chrono::steady_clock::now();
-    for (; step < S_; ++step) {
-      next_batch(b);
-      schedule_children(sae, st, method, step);
-      SaeLossTerms terms = method.terms(l1_at(cfg_, step, S_));
-      if (sae_is_topk_family(sc_.architecture)) mark_dead(terms, st);
-      sae.set_sparse(sparse_step(cfg_, sc_, step, metrics_.l0));
-      BatchMoments moments;
-      const SaeBatchStats bs = dp.forward_backward(b.X, b.xh.data(), terms, b.grads, b.ws, method.hyper_request(), moments);
-      if (!finite_or_skip(sae, b, step, bs)) continue;
-      update(sae, st, method, b, terms, bs, step);
-      const LatentHealth health = update_latent_health(st, bs.fires, N_, step, density_from(), cfg_);
-      maybe_resample(sae, st, method, b, step);
-      const double ev = batch_explained_variance(moments, bs, N_);
-      metrics_.add(step, bs, ev, N_);
-      tokens_this_run_ += N_;
-      report_step(method, step, bs, terms, ev, health);
-      result_.steps = step + 1;
-      const int64_t dropped = step + 1 == S_ ? dropped_rows(comm_, b.loaders) : 0;
-      if (step + 1 == S_ && writer_) export_final(sae, st, method, health, dropped);
-      maybe_checkpoint(sae, st, method, step);
-    }
+    return first_step_;
+  }
+
+  // One step on this process's rows [Nl, d] (unscaled, part after part) of the batch; `feed`
+  // counts the dropped rows at the last step (a collective call).
+  void train_step(int64_t step, const float* rows, const BatchFeed& feed) {
+    if (step < first_step_) return;  // a run resumed from a later checkpoint than the pass
+    Sae& sae = *sae_;
+    MethodState& method = *method_;
+    Buffers& b = *b_;
+    const float scale = sc_.act_scale;
+    for (size_t i = 0; i < b.xh.size(); ++i) b.xh[i] = rows[i] * scale;
+    be_.upload(b.X.view(), b.xh.data());
+    schedule_children(sae, st_, method, step);
+    SaeLossTerms terms = method.terms(l1_at(cfg_, step, S_));
+    if (sae_is_topk_family(sc_.architecture)) mark_dead(terms, st_);
+    sae.set_sparse(sparse_step(cfg_, sc_, step, metrics_.l0));
+    BatchMoments moments;
+    const SaeBatchStats bs = dp_->forward_backward(b.X, b.xh.data(), terms, b.grads, b.ws, method.hyper_request(), moments);
+    if (!finite_or_skip(sae, b, step, bs)) return;
+    update(sae, st_, method, b, terms, bs, step);
+    const LatentHealth health = update_latent_health(st_, bs.fires, N_, step, density_from(), cfg_);
+    maybe_resample(sae, st_, method, b, step);
+    const double ev = batch_explained_variance(moments, bs, N_);
+    metrics_.add(step, bs, ev, N_);
+    tokens_this_run_ += N_;
+    report_step(method, step, bs, terms, ev, health);
+    result_.steps = step + 1;
+    const int64_t dropped = step + 1 == S_ ? dropped_rows(comm_, feed.loaders) : 0;
+    if (step + 1 == S_ && writer_) export_final(sae, st_, method, health, dropped);
+    maybe_checkpoint(sae, st_, method, step);
+  }
+
+  void finish() {
     comm_.barrier();  // every output is written before any process returns
     if (!writer_ && result_.steps == S_ && file_exists(cfg_.out_dir + "/training_summary.json"))
       result_.summary = json::parse(read_file(cfg_.out_dir + "/training_summary.json"));
@@ -494,36 +510,27 @@ class TrainingRun {
   }
 
  private:
-  // The step's device and host buffers, the loaders and (forward-mode hypergradients) the shadow
+  // The step's device and host buffers and (forward-mode hypergradients) the shadow
   // SAE that evaluates the training gradient at shifted parameters on the same batch.
   struct Buffers {
-    std::vector<std::unique_ptr<MixingBuffer>> loaders;  // one per part of this process
     SaeWorkspace ws;
     SaeParams grads;
-    Tensor X;                  // [Nl, d] this process's rows
+    Tensor X;                  // [Nl, d] this process's rows, scaled
     std::vector<float> xh;     // [Nl, d] the same on the host
     int64_t Np, Nl;            // rows per part, rows in this process
     std::unique_ptr<Sae> shadow;
     std::unique_ptr<DataParallelStep> shadow_dp;
     std::unique_ptr<SaeWorkspace> shadow_ws;
-    Buffers(const TrainingRun& r, const Sae& sae, const DataParallelStep& dp, const MethodState& method, int64_t step)
+    Buffers(const TrainingRun& r, const Sae& sae, const DataParallelStep& dp, const MethodState& method)
         : ws(sae.config(), dp.part_rows(), r.be_.device()),
           grads(sae.config(), r.be_.device()),
           X({dp.local_rows(), r.d_}, DType::F32, r.be_.device()),
           xh(static_cast<size_t>(dp.local_rows() * r.d_)),
           Np(dp.part_rows()),
           Nl(dp.local_rows()) {
-      const TrainConfig& cfg = r.cfg_;
-      const int G = cfg.grad_partitions;
-      // Replay: the batch sequence is a function of the seed only.
-      for (int p = dp.first_part(); p < dp.first_part() + dp.local_parts(); ++p) {
-        loaders.push_back(r.data_.open(p, G, G == 1 ? cfg.buffer_tokens : std::max(cfg.buffer_tokens / G, Np),
-                                       sae.config().act_scale));
-        loaders.back()->skip(step, Np);
-      }
       if (method.needs_gradient_at()) {
         shadow = std::make_unique<Sae>(sae.config(), r.be_);
-        shadow_dp = std::make_unique<DataParallelStep>(*shadow, r.comm_, G, r.N_);
+        shadow_dp = std::make_unique<DataParallelStep>(*shadow, r.comm_, r.cfg_.grad_partitions, r.N_);
         shadow_ws = std::make_unique<SaeWorkspace>(sae.config(), Np, r.be_.device());
       }
     }
@@ -556,11 +563,6 @@ class TrainingRun {
     log_.open(out + "/train_log.csv", std::ios::app);
     if (method.dual()) alpha_log_.open(out + "/alpha_log.csv", std::ios::app);
     if (cfg_.progress) progress_ = std::make_unique<Progress>(fmt::format("train {} F={}", cfg_.architecture, F_), S_ * N_);
-  }
-
-  void next_batch(Buffers& b) {
-    for (size_t p = 0; p < b.loaders.size(); ++p) b.loaders[p]->next(b.Np, b.xh.data() + p * b.Np * d_);
-    be_.upload(b.X.view(), b.xh.data());
   }
 
   // Hierarchical SAEs train parents alone until children_start_fraction, then (from_parent)
@@ -751,27 +753,56 @@ class TrainingRun {
   std::ofstream log_, alpha_log_;
   std::unique_ptr<Progress> progress_;
   std::chrono::steady_clock::time_point t0_;
+  // The run's state from begin() on.
+  std::unique_ptr<Sae> sae_;
+  TrainState st_;
+  std::unique_ptr<MethodState> method_;
+  std::unique_ptr<DataParallelStep> dp_;
+  std::unique_ptr<Buffers> b_;
+  int64_t first_step_ = 0;
 };
 
 }  // namespace
 
-TrainResult train_sae(const TrainConfig& user_cfg) {
-  TrainResult result;
+std::vector<TrainResult> train_saes(const std::vector<TrainConfig>& user_cfgs) {
   Communicator& comm = world();
   const bool writer = comm.rank() == 0;
-  TrainConfig cfg = user_cfg;
-  if (cfg.grad_partitions == 0) cfg.grad_partitions = comm.size();
-  const std::unique_ptr<TrainingData> data = open_training_data(cfg);
-  check_resolved_width(cfg, *data);
-  check_and_record_config(cfg, *data, comm.size(), writer);
-  comm.barrier();  // the other processes read the run directory only once it is set up
-  if (file_exists(cfg.out_dir + "/training_summary.json") && dir_exists(cfg.out_dir + "/sae")) {
-    result.already_complete = true;
-    result.summary = json::parse(read_file(cfg.out_dir + "/training_summary.json"));
-    return result;
+  std::vector<TrainConfig> cfgs = user_cfgs;
+  for (TrainConfig& c : cfgs)
+    if (c.grad_partitions == 0) c.grad_partitions = comm.size();
+  check_shared_pass(cfgs);
+  const std::unique_ptr<TrainingData> data = open_training_data(cfgs.front());
+  for (const TrainConfig& c : cfgs) check_resolved_width(c, *data);
+  for (const TrainConfig& c : cfgs) check_and_record_config(c, *data, comm.size(), writer);
+  comm.barrier();  // the other processes read the run directories only once they are set up
+  std::vector<TrainResult> results(cfgs.size());
+  std::vector<std::unique_ptr<TrainingRun>> runs;  // the pass's unfinished runs
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    const std::string& out = cfgs[i].out_dir;
+    if (file_exists(out + "/training_summary.json") && dir_exists(out + "/sae")) {
+      results[i].already_complete = true;
+      results[i].summary = json::parse(read_file(out + "/training_summary.json"));
+      continue;
+    }
+    cfgs[i].progress = cfgs[i].progress && runs.empty();  // one progress bar for the pass
+    runs.push_back(std::make_unique<TrainingRun>(cfgs[i], *data, comm, results[i]));
   }
-  TrainingRun(cfg, *data, comm, result).run();
-  return result;
+  if (runs.empty()) return results;
+  // Every run has the same steps (check_shared_pass); the pass starts at the earliest checkpoint and
+  // each run joins at its own (they may checkpoint at different fractions).
+  int64_t first = runs.front()->steps();
+  for (const auto& r : runs) first = std::min(first, r->begin());
+  const TrainConfig& c = cfgs.front();
+  const int local = c.grad_partitions / comm.size();
+  BatchFeed feed(*data, c, comm.rank() * local, local, first);
+  for (int64_t step = first; step < runs.front()->steps(); ++step) {
+    const float* rows = feed.next();
+    for (const auto& r : runs) r->train_step(step, rows, feed);
+  }
+  for (const auto& r : runs) r->finish();
+  return results;
 }
+
+TrainResult train_sae(const TrainConfig& cfg) { return train_saes({cfg}).front(); }
 
 }  // namespace saelab
