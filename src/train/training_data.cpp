@@ -121,7 +121,8 @@ class StreamData : public TrainingData {
       if (!prefix_.empty()) rows = std::make_unique<PrefixedSource>(std::move(prefix_), std::move(rows));
     } else {
       rows = std::make_unique<LmRowSource>(model_, settings(part, parts));
-      prefix_ = {};  // the statistics are done; their rows are not this part's
+      source_.reset();  // the statistics are done; their rows are not this part's
+      prefix_ = {};
     }
     // Training takes S·N rows, N / G of them per part: the LM forwards no more than those (and a
     // buffer beyond them would be filled with rows never served).
@@ -165,10 +166,9 @@ const float* BatchFeed::next() {
   return rows.data();
 }
 
-const char* const kPassKeys[14] = {"activations",   "model",      "corpus",       "hook",
-                                   "context_size",  "lm_batch_size", "shuffle",  "seed",
-                                   "buffer_tokens", "batch_size", "total_tokens", "grad_partitions",
-                                   "on_nonfinite",  "device"};
+const char* const kPassKeys[14] = {
+    "activations", "model",         "corpus",     "hook",         "context_size",    "lm_batch_size", "shuffle",
+    "seed",        "buffer_tokens", "batch_size", "total_tokens", "grad_partitions", "on_nonfinite",  "device"};
 
 void check_shared_pass(const std::vector<TrainConfig>& cfgs) {
   SAELAB_ASSERT(!cfgs.empty(), "a pass of no runs");
