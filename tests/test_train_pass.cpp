@@ -10,6 +10,7 @@
 #include "saelab/atomic_file.hpp"
 #include "saelab/backend.hpp"
 #include "saelab/lm.hpp"
+#include "saelab/synthetic.hpp"
 #include "saelab/train.hpp"
 #include "train/checkpoint.hpp"
 #include "test_util.hpp"
@@ -97,6 +98,44 @@ TEST(TrainingPass, ResumedPassIsBitIdentical) {
     EXPECT_TRUE(weights(whole + "/b") == weights(part + "/b"));
   }
   EXPECT_FALSE(weights(tmp + "/whole1/a") == weights(tmp + "/whole2/a")) << "two parts read other batches";
+}
+
+// A pass over a harvested directory (two epochs of shuffled shards) works the same way: each SAE
+// as it ends alone, here with a hierarchical learned-α run beside a batchtopk one.
+TEST(TrainingPass, CachedActivationsShareAPassToo) {
+  const std::string tmp = test::make_temp_dir("pass");
+  SyntheticConfig sc;
+  sc.d = 16;
+  sc.n_features = 8;
+  sc.children_per_parent = 2;
+  sc.n_tokens = 6000;
+  sc.shard_tokens = 1000;
+  write_synthetic(sc, tmp + "/acts");
+  TrainConfig a;
+  a.activations = tmp + "/acts";
+  a.batch_size = 128;
+  a.total_tokens = 7680;  // 60 steps: into the second epoch
+  a.buffer_tokens = 1500;
+  a.progress = false;
+  a.architecture = "hierarchical";
+  a.d_sae = 40;
+  a.children_per_parent = 3;
+  a.penalty = "dual_adaptive";
+  a.alpha_mode = "learned";
+  TrainConfig b = a;
+  b.architecture = "batchtopk";
+  b.penalty = "l1";
+  b.alpha_mode = "fixed";
+  b.k = 4;
+  a.out_dir = tmp + "/pass/a";
+  b.out_dir = tmp + "/pass/b";
+  train_saes({a, b});
+  for (TrainConfig c : {a, b}) {
+    const std::string pass = c.out_dir;
+    c.out_dir = tmp + "/alone_" + fs::path(pass).filename().string();
+    train_sae(c);
+    EXPECT_TRUE(weights(pass) == weights(c.out_dir)) << pass;
+  }
 }
 
 // Runs that would read other rows cannot share a pass: one error naming the key, nothing written.
