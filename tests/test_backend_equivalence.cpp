@@ -597,7 +597,9 @@ TEST_P(BackendEquivalence, HierarchyGradMask) {
     Tensor Mk = dev(be, randn(pre.size(), 71), {N, F}), Fo = dev(be, f, {N, F}), Pr = dev(be, pre, {N, F});
     be.hierarchy_grad_mask(Mk, Fo, Pr, P, m, c.width);
     EXPECT_LE(rel_error(to_host_f32(be, Mk), want), 0.0) << be.name() << " N=" << N << " P=" << P << " m=" << m;
-    if (c.width > 0.f && N > 1) EXPECT_GT(gated, 0) << "no gated child in the band: the case tests nothing";
+    if (c.width > 0.f && N > 1) {
+      EXPECT_GT(gated, 0) << "no gated child in the band: the case tests nothing";
+    }
   }
 }
 

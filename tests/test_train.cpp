@@ -351,8 +351,9 @@ TEST(Train, AutoDecodeSwitchesToSparseAndResumesExactly) {
     c.decode = decode;
     const TrainResult whole = train_sae(c);
     const double l0 = whole.summary.at("final_l0"), F = whole.summary.at("d_sae");
-    if (decode == "auto")
+    if (decode == "auto") {
       EXPECT_LT(l0, kSparseStepMaxL0Fraction * F) << arch << ": the run never reached the sparse step";
+    }
     fs::copy(dir + "/whole", dir + "/part", fs::copy_options::recursive);
     const std::vector<std::string> cks = list_checkpoints(dir + "/part/checkpoints");
     ASSERT_EQ(cks.size(), 2u);
