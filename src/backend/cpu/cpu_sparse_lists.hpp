@@ -23,10 +23,12 @@ typedef float PanelVec __attribute__((vector_size(kPanel * sizeof(float))));
 
 // The hot loops of the sparse ops are compiled three times, for AVX-512, AVX2 and the baseline
 // x86-64, and the loader picks the best the CPU has (GCC's target_clones, through an ifunc); the
-// build itself stays -march=x86-64. The clones give the same bits: ISO C++ mode contracts no
-// a·b + c into an FMA (-ffp-contract=off), the lanes of PanelVec are independent, and lane sums
-// use a fixed tree.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+// build itself stays -march=x86-64. The clones give the same bits: cpu_sparse_ops.cpp is compiled
+// with -ffp-contract=off (CMakeLists.txt), so no clone fuses a·b + c into an FMA; the lanes of
+// PanelVec are independent; and lane sums use a fixed tree. ASan builds (scripts/test_sanitizers.sh) keep the baseline only: an ifunc
+// resolver runs before ASan has mapped its shadow memory.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__SANITIZE_ADDRESS__)
 #define SAELAB_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define SAELAB_SIMD_CLONES
