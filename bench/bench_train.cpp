@@ -14,7 +14,8 @@
 // `warmup` untimed steps then the median of `reps`, and bench_torch_sae_step.py (autograd + Adam, the
 // same shape, L and thread count, timed the same way) run through the reference venv's Python
 // ($SAELAB_REFERENCE_PYTHON, else .venv-reference/bin/python in the source tree). It prints both
-// rates, saelab/PyTorch and the sgemm rate at the step's shape measured in the same run.
+// rates, saelab/PyTorch, saelab's dense step at the same shape and L (timed the same way) with
+// sparse/dense, and the sgemm rate at the step's shape, all measured in the same run.
 // Options (before any Google Benchmark flag is fine too):
 //   --compare-only  skip the Google Benchmark runs    --no-compare  skip the comparison
 //   --threads=N (default: OpenMP's max)  --warmup=2  --reps=5
@@ -233,8 +234,8 @@ struct Measured {
 };
 
 // `warmup` untimed steps, then the median of `reps` timed ones (as the PyTorch script).
-Measured saelab_sparse_step(SaeArchitecture arch, const Shape& s, const CompareOptions& o) {
-  TrainStep step(cpu_backend(), arch, true, s.d, s.F, s.N, l0_target(arch));
+Measured saelab_step(SaeArchitecture arch, bool sparse, const Shape& s, const CompareOptions& o) {
+  TrainStep step(cpu_backend(), arch, sparse, s.d, s.F, s.N, l0_target(arch));
   Measured m;
   for (int i = 0; i < o.warmup; ++i) step.run();
   std::vector<double> times;
@@ -278,19 +279,19 @@ void compare_with_torch(const CompareOptions& o) {
   if (python.empty())
     std::printf("note: no reference Python (set SAELAB_REFERENCE_PYTHON or run scripts/reference/setup_venv.sh); "
                 "PyTorch side skipped\n");
-  std::printf("%-13s %4s %6s %5s %12s %9s %9s %13s %12s %12s\n", "arch", "d", "F", "N", "sgemm GF/s", "saelab L0",
-              "torch L0", "saelab tok/s", "torch tok/s", "saelab/torch");
+  std::printf("%-13s %4s %6s %5s %12s %9s %9s %13s %12s %12s %12s %13s\n", "arch", "d", "F", "N", "sgemm GF/s",
+              "saelab L0", "torch L0", "saelab tok/s", "torch tok/s", "saelab/torch", "dense tok/s", "sparse/dense");
   for (const Shape& s : {Shape{512, 4096, 4096}, Shape{576, 9216, 4096}}) {
     const double gemm = bench::gemm_gflops(cpu_backend(), s.N, s.F, s.d);
     for (SaeArchitecture a : {SaeArchitecture::Standard, SaeArchitecture::Hierarchical, SaeArchitecture::TopK}) {
-      const Measured ours = saelab_sparse_step(a, s, o);
+      const Measured ours = saelab_step(a, true, s, o), dense = saelab_step(a, false, s, o);
       const nlohmann::json theirs = python.empty() ? nlohmann::json() : torch_step(python, a, s, o);
       const double t = theirs.is_object() ? theirs.value("tokens_per_s", 0.0) : 0.0;
       const std::string rate = t > 0 ? fmt::format("{:.1f}", t) : "-";
       const std::string ratio = t > 0 ? fmt::format("{:.2f}", ours.tokens_per_s / t) : "-";
-      std::printf("%-13s %4d %6d %5d %12.1f %9.1f %9.1f %13.1f %12s %12s\n", sae_architecture_name(a), s.d, s.F, s.N,
-                  gemm, ours.l0, theirs.is_object() ? theirs.value("l0", 0.0) : 0.0, ours.tokens_per_s, rate.c_str(),
-                  ratio.c_str());
+      std::printf("%-13s %4d %6d %5d %12.1f %9.1f %9.1f %13.1f %12s %12s %12.1f %13.2f\n", sae_architecture_name(a), s.d,
+                  s.F, s.N, gemm, ours.l0, theirs.is_object() ? theirs.value("l0", 0.0) : 0.0, ours.tokens_per_s,
+                  rate.c_str(), ratio.c_str(), dense.tokens_per_s, ours.tokens_per_s / dense.tokens_per_s);
       std::fflush(stdout);
     }
   }

@@ -3,8 +3,10 @@
 // shapes and is compared with a plain double-precision reference written here. Adding an op to
 // the interface means adding its case here.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -571,6 +573,37 @@ TEST_P(BackendEquivalence, SparseEncodeGradW) {
     be.sparse_encode_grad_w(Gw2, TensorView{}, Dp, Xd);  // no bias gradient
     EXPECT_LE(rel_error(to_host_f32(be, Gw2), gW), kTolF32Op) << at << " without gb";
   }
+}
+
+// The CPU sparse ops sum in a fixed order (lists, panels and blocks do not depend on the thread
+// count): 1 and 3 threads give the same bits, at a shape with several list blocks and a tail panel.
+TEST(SparseOps, CpuBitsDoNotDependOnThreadCount) {
+  Backend& be = cpu_backend();
+  const int N = 600, F = 700, d = 40, k = 9;
+  std::vector<float> f(static_cast<size_t>(N) * F, 0.f);
+  std::mt19937_64 rng(61);
+  for (int n = 0; n < N; ++n)
+    for (int j = 0; j < k; ++j) f[n * F + static_cast<int>(rng() % F)] = 0.3f + 0.1f * j - (j == 4 ? 1.f : 0.f);
+  Tensor Fd = dev(be, f, {N, F}), Wd = dev(be, randn(static_cast<size_t>(F) * d, 62), {F, d});
+  Tensor Xd = dev(be, randn(static_cast<size_t>(N) * d, 63), {N, d});
+  const auto g0 = randn(static_cast<size_t>(F) * d, 64);
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor O({N, d}, DType::F32, be.device()), G = dev(be, g0, {F, d}), D({N, F}, DType::F32, be.device());
+    Tensor E({d, F}, DType::F32, be.device()), B({F}, DType::F32, be.device());
+    be.sparse_decode(O, Fd, Wd);
+    be.sparse_decode_grad_w(G, Fd, Xd, 0.7f, -0.4f);
+    be.sparse_decode_grad_f(D, Fd, Xd, Wd);
+    be.sparse_encode_grad_w(E, B, Fd, Xd);
+    omp_set_num_threads(before);
+    std::vector<std::vector<float>> out;
+    for (const Tensor* t : {&O, &G, &D, &E, &B}) out.push_back(to_host_f32(be, *t));
+    return out;
+  };
+  const auto one = run(1), three = run(3);
+  for (size_t i = 0; i < one.size(); ++i)
+    EXPECT_EQ(std::memcmp(one[i].data(), three[i].data(), one[i].size() * sizeof(float)), 0) << "output " << i;
 }
 
 // The hierarchy's ∂L/∂f support, exactly: f > 0, or a child with pre > 0 whose parent is in the
