@@ -33,6 +33,10 @@ class MixingBuffer {
  public:
   MixingBuffer(std::unique_ptr<RowSource> source, int64_t buffer_tokens, uint64_t seed, float scale = 1.0f,
                bool shuffle = true, int64_t rows_wanted = 0);
+  // Virtual: training_data.cpp owns ActivationLoaders through unique_ptr<MixingBuffer>.
+  virtual ~MixingBuffer() = default;
+  MixingBuffer(MixingBuffer&&) = default;
+  MixingBuffer& operator=(MixingBuffer&&) = default;
   int d() const { return d_; }
   // Next N rows, each multiplied by `scale`, into out [N, d]; out == nullptr drops them.
   void next(int64_t N, float* out);
