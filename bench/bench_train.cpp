@@ -7,7 +7,8 @@
 // pre-activation on the batch, so each latent fires on about L/F of the tokens, as a trained SAE does
 // (scripts/reference/bench_torch_sae_step.py --l0 does the same): standard L0 ≈ L; the hierarchy's
 // children fire only with their parent, so its L0 ≈ L·P/F + L²·P·m/F² (≈ 37 at L = 160, F = 4096).
-// Topk's L0 is k = 32. The L0 counter is the last step's measured L0.
+// Topk's L0 is k = 32. The L0 counter is the mean of the timed steps' measured L0 (it drifts as
+// Adam moves b_enc, except on the crossover lines, which run at lr = 0).
 //
 // After the Google Benchmark runs, saelab's sparse step side by side with PyTorch (CPU) for standard,
 // hierarchical and topk at d = 512, F = 4096 and d = 576, F = 9216 (N = 4096): the step timed here as
@@ -53,8 +54,10 @@ double l0_target(SaeArchitecture a) {
 // One SAE and its batch, ready to step: forward + analytic backward + Adam.
 class TrainStep {
  public:
-  TrainStep(Backend& be, SaeArchitecture arch, bool sparse, int d, int F, int N, double l0)
+  // lr = 0 holds L0 at its target (the step's work does not depend on lr).
+  TrainStep(Backend& be, SaeArchitecture arch, bool sparse, int d, int F, int N, double l0, float lr = 1e-4f)
       : be_(be),
+        lr_(lr),
         sae_(config_for(arch, sparse, d, F), be),
         grads_(sae_.config(), be.device()),
         m_(sae_.config(), be.device()),
@@ -72,7 +75,7 @@ class TrainStep {
   // One step; returns its L0 (active latents per token).
   double run() {
     const SaeBatchStats st = sae_.forward_backward(X_, terms_, grads_, ws_);
-    be_.adam(sae_.params().flat, grads_.flat, m_.flat, v_.flat, 1e-4f, 0.9f, 0.999f, 1e-8f, ++t_);
+    be_.adam(sae_.params().flat, grads_.flat, m_.flat, v_.flat, lr_, 0.9f, 0.999f, 1e-8f, ++t_);
     be_.synchronize();
     return st.l0 / static_cast<double>(st.n);
   }
@@ -112,6 +115,7 @@ class TrainStep {
   }
 
   Backend& be_;
+  float lr_;
   Sae sae_;
   SaeParams grads_, m_, v_;
   SaeWorkspace ws_;
@@ -126,19 +130,19 @@ class TrainStep {
 // same architecture is the figure to read. Matryoshka adds one sparse decode and backward per
 // prefix group.
 void train_step(benchmark::State& st, Backend* backend, SaeArchitecture arch, bool sparse, int d, int F, int N,
-                double l0) {
+                double l0, float lr) {
   Backend& be = *backend;
-  TrainStep step(be, arch, sparse, d, F, N, l0);
+  TrainStep step(be, arch, sparse, d, F, N, l0, lr);
   F = step.config().d_sae;
-  double last_l0 = 0;
-  for (auto _ : st) last_l0 = step.run();
+  double l0_sum = 0;
+  for (auto _ : st) l0_sum += step.run();
   const double tokens = static_cast<double>(st.iterations()) * N;
   const double gemm = bench::gemm_gflops(be, N, F, d);
   st.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
   st.counters["GFLOP/s"] = benchmark::Counter(tokens * 10.0 * d * F / 1e9, benchmark::Counter::kIsRate);
   st.counters["gemm_GFLOP/s"] = gemm;
   st.counters["roofline_frac"] = benchmark::Counter(tokens * 10.0 * d * F / 1e9 / gemm, benchmark::Counter::kIsRate);
-  st.counters["L0"] = last_l0;
+  st.counters["L0"] = st.iterations() > 0 ? l0_sum / static_cast<double>(st.iterations()) : 0;
 }
 
 struct Shape {
@@ -168,7 +172,7 @@ void register_lines() {
     };
     // The thresholded SAEs as the trainer runs them: the batch top-k ones with the sparse step
     // (decode = "auto"), jumprelu dense (its threshold gradient needs ∂L/∂f where f = 0).
-    const std::vector<Shape> crossover = {{512, 4096, 4096}}, topk_wide = {{576, 9216, 4096}};
+    const std::vector<Shape> topk_wide = {{576, 9216, 4096}};
     const Family families[] = {
         {SaeArchitecture::Standard, false, standard, 0},
         {SaeArchitecture::Standard, false, sparse, kStandardL0},
@@ -181,22 +185,25 @@ void register_lines() {
         {SaeArchitecture::BatchTopK, true, topk, 0},
         {SaeArchitecture::JumpReLU, false, topk, 0},
         {SaeArchitecture::MatryoshkaBatchTopK, true, topk, 0},
-        // decode = "auto"'s crossover: the sparse step of standard as L0/F grows (against the dense
-        // line at the same shape, whose GEMMs do not depend on L0).
-        {SaeArchitecture::Standard, true, crossover, 256},
-        {SaeArchitecture::Standard, true, crossover, 512},
-        {SaeArchitecture::Standard, true, crossover, 1024},
+    };
+    auto add = [&](const std::string& name, SaeArchitecture arch, bool sparse, const Shape& sh, double l0, float lr) {
+      benchmark::RegisterBenchmark(name.c_str(), train_step, be, arch, sparse, sh.d, sh.F, sh.N, l0, lr)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(gpu ? 1.0 : 3.0);
     };
     for (const Family& fam : families)
       for (const Shape& sh : fam.shapes)
-        benchmark::RegisterBenchmark(fmt::format("train_step/{}/{}{}/d{}/F{}/N{}{}", be->name(),
-                                                 sae_architecture_name(fam.arch), fam.sparse ? "_sparse" : "", sh.d,
-                                                 sh.F, sh.N, fam.l0 > 0 ? fmt::format("/l0_{}", fam.l0) : "")
-                                         .c_str(),
-                                     train_step, be, fam.arch, fam.sparse, sh.d, sh.F, sh.N, fam.l0)
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime()
-            ->MinTime(gpu ? 1.0 : 3.0);
+        add(fmt::format("train_step/{}/{}{}/d{}/F{}/N{}{}", be->name(), sae_architecture_name(fam.arch),
+                        fam.sparse ? "_sparse" : "", sh.d, sh.F, sh.N, fam.l0 > 0 ? fmt::format("/l0_{}", fam.l0) : ""),
+            fam.arch, fam.sparse, sh, fam.l0, 1e-4f);
+    // decode = "auto"'s crossover (kSparseStepMaxL0Fraction): standard's sparse step with L0 held at
+    // a fraction of F (lr = 0), against the dense line of the same shape, whose work does not depend
+    // on L0. The step is faster sparse up to the fraction where these lines meet the dense one.
+    for (const Shape& sh : sparse)
+      for (const double frac : {0.025, 0.05, 0.10, 0.15, 0.20, 0.25})
+        add(fmt::format("crossover/{}/standard_sparse/d{}/F{}/N{}/l0_frac_{}", be->name(), sh.d, sh.F, sh.N, frac),
+            SaeArchitecture::Standard, true, sh, frac * sh.F, 0.f);
   }
 }
 

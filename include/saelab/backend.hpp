@@ -49,6 +49,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual const char* name() const = 0;
+  // decode = "auto" runs the sparse SAE step while L0/F is at most this (L0 active latents of F),
+  // the L0/F below which this backend's sparse step is faster than its dense one.
+  virtual double sparse_step_max_l0_fraction() const = 0;
 
   // Memory. alloc returns zeroed memory aligned to 64 bytes.
   virtual void* alloc(size_t bytes) = 0;

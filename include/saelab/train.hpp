@@ -16,14 +16,6 @@
 
 namespace saelab {
 
-// decode = "auto" runs the sparse step while L0/F is at most this (L0 active latents of F latents).
-// Measured with bench_train's crossover lines (standard SAE, d = 512, F = 4096, N = 4096, 2 CPU
-// cores shared with other jobs, load ≈ 6, sgemm 104–120 GFLOP/s at the step's shape in the same
-// run): the dense step 1080 ms; the sparse step 793 ms at L0 = 90 (2.2% of F), 1306 ms at L0 = 294
-// (7.2%), 1915 ms at 529, 3018 ms at 1024. Each non-zero reads a 2 KB row of W or x from beyond L2,
-// about 2.5 ms per unit of L0 at this shape, so the two cost the same near L0/F = 5%.
-constexpr double kSparseStepMaxL0Fraction = 0.05;
-
 struct TrainConfig {
   std::string activations;  // directory written by `saelab harvest`
   // Streamed training instead of `activations` (activation_stream.hpp): the LM at `model` runs over
@@ -86,7 +78,7 @@ struct TrainConfig {
   std::string penalty = "l1";
   // The step's products: dense GEMMs, or sparse (SaeConfig::sparse_decode: every product but the
   // encoder's forward over the non-zeros of f or ∂L/∂pre, N·L0·d instead of N·F·d). auto: per step,
-  // sparse while L0/F ≤ kSparseStepMaxL0Fraction (above), L0 being k for the top-k family and
+  // sparse while L0/F ≤ Backend::sparse_step_max_l0_fraction(), L0 being k for the top-k family and
   // the running L0 (checkpointed) for standard and hierarchical, dense at their first step. sparse:
   // every architecture but jumprelu.
   std::string decode = "auto";

@@ -61,6 +61,10 @@ class CudaBackend final : public Backend {
   }
   Device device() const override { return Device::CUDA; }
   const char* name() const override { return "cuda"; }
+  // Not measured on a GPU yet (bench_train's crossover lines will tell): the CPU's first, conservative
+  // crossover. cuBLAS's dense GEMMs run nearer their roofline than the gathers do, so the GPU's
+  // crossover is unlikely to be higher than the CPU's.
+  double sparse_step_max_l0_fraction() const override { return 0.05; }
 
   void* alloc(size_t bytes) override {
     void* p = nullptr;
