@@ -1,6 +1,8 @@
 // The training loop shared by every architecture: batches from the shuffling loader, forward +
 // analytic backward, Adam, schedules, latent health, checkpoints, resume, export; and the pass that
-// feeds each batch to several runs in turn (train_saes).
+// feeds each batch to several runs in turn (train_saes). What a run settles before its first step
+// is in run_setup, the latent edits between steps in latent_surgery, the logs in train_logs and
+// the fault report in nonfinite.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,7 +15,11 @@
 
 #include "checkpoint.hpp"
 #include "data_parallel.hpp"
+#include "latent_surgery.hpp"
 #include "method_state.hpp"
+#include "nonfinite.hpp"
+#include "run_setup.hpp"
+#include "train_logs.hpp"
 #include "training_data.hpp"
 #include "update_step.hpp"
 #include "saelab/activation_loader.hpp"
@@ -30,17 +36,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-// The step's choice under `decode`: the top-k family's L0 is k (per row, or on average for the
-// batch top-k ones); standard and hierarchical use the running L0 `l0_ema` of the steps so far
-// (RunningMetrics, checkpointed, so a resumed run replays the same choices), dense before their
-// first step. jumprelu is always dense.
-bool sparse_step(const TrainConfig& cfg, const SaeConfig& sc, int64_t step, double l0_ema) {
-  if (cfg.decode != "auto") return cfg.decode == "sparse";
-  if (sc.architecture == SaeArchitecture::JumpReLU) return false;
-  const double l0 = sae_is_topk_family(sc.architecture) ? sc.k : step > 0 ? l0_ema : -1.0;
-  return l0 >= 0 && l0 <= kSparseStepMaxL0Fraction * sc.d_sae;
-}
 
 int64_t round_step(double fraction, int64_t total) {
   return std::clamp<int64_t>(static_cast<int64_t>(std::llround(fraction * static_cast<double>(total))), 1, total);
@@ -62,206 +57,6 @@ float l1_at(const TrainConfig& c, int64_t step, int64_t total) {
   return warm < 1.0 ? lambda : static_cast<float>(lambda * std::min(1.0, static_cast<double>(step + 1) / warm));
 }
 
-const char* kLogHeader =
-    "step,tokens,loss,mse,penalty,aux,l0,explained_variance,lr,l1_coefficient,dead_fraction,dense_fraction,tokens_per_s\n";
-const char* kAlphaHeader = "step,level,alpha,theta,signal,J,lambda_J\n";
-
-// Keeps the rows of a per-step CSV up to `step` (a resumed run rewrites what follows). The logs are
-// appended as training goes, so a killed run may leave a torn last line: only whole rows (newline-
-// terminated, the header's field count) survive.
-void truncate_log(const std::string& path, int64_t step, const char* header) {
-  std::string kept = header;
-  const auto fields = std::count(kept.begin(), kept.end(), ',');
-  if (file_exists(path)) {
-    std::istringstream in(read_file(path));
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line) && !in.eof()) {
-      if (line.empty() || std::count(line.begin(), line.end(), ',') != fields ||
-          line.find_first_not_of("0123456789") != line.find(','))
-        continue;
-      if (std::stoll(line.substr(0, line.find(','))) <= step) kept += line + "\n";
-    }
-  }
-  write_file_atomic(path, kept);
-}
-
-// Dead latents get a fresh direction: the normalised residual of a batch row drawn with
-// probability ∝ its squared error; the encoder column is that direction at 0.2× the mean live
-// encoder norm; b_enc and their Adam moments reset (Anthropic's 2023 resampling, per batch).
-int64_t resample_dead(Sae& sae, TrainState& st, const std::vector<float>& x, const std::vector<float>& xhat,
-                      int64_t N, int64_t dead_window, uint64_t seed) {
-  const SaeConfig& c = sae.config();
-  const int64_t d = c.d_in, F = c.d_sae;
-  std::vector<int64_t> dead;
-  for (int64_t i = 0; i < F; ++i)
-    if (st.tokens_since_fired[i] >= static_cast<float>(dead_window)) dead.push_back(i);
-  if (dead.empty()) return 0;
-  Backend& be = sae.backend();
-  std::vector<float> W_enc = to_host_f32(be, sae.params().W_enc), W_dec = to_host_f32(be, sae.params().W_dec),
-                     b_enc = to_host_f32(be, sae.params().b_enc);
-  std::vector<double> err(static_cast<size_t>(N));
-  double total = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    double e = 0;
-    for (int64_t j = 0; j < d; ++j) e += (x[n * d + j] - xhat[n * d + j]) * (x[n * d + j] - xhat[n * d + j]);
-    err[n] = e;
-    total += e;
-  }
-  if (total <= 0) return 0;
-  double enc_norm = 0, dec_norm = 0;
-  int64_t alive = 0;
-  for (int64_t i = 0; i < F; ++i) {
-    if (st.tokens_since_fired[i] >= static_cast<float>(dead_window)) continue;
-    double en = 0, dn = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      en += double(W_enc[j * F + i]) * W_enc[j * F + i];
-      dn += double(W_dec[i * d + j]) * W_dec[i * d + j];
-    }
-    enc_norm += std::sqrt(en);
-    dec_norm += std::sqrt(dn);
-    ++alive;
-  }
-  enc_norm = alive ? enc_norm / alive : 1.0;
-  dec_norm = alive ? dec_norm / alive : 1.0;
-  std::mt19937_64 rng(seed);
-  std::vector<float> m = to_host_f32(be, st.adam_m.flat), v = to_host_f32(be, st.adam_v.flat);
-  const int64_t off_W_enc = 0, off_b_enc = d * F, off_W_dec = d * F + F;
-  for (int64_t i : dead) {
-    double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
-    int64_t n = 0;
-    while (n + 1 < N && u > err[n]) u -= err[n++];
-    double nrm = std::sqrt(err[n]);
-    for (int64_t j = 0; j < d; ++j) {
-      const double dir = (x[n * d + j] - xhat[n * d + j]) / nrm;
-      W_dec[i * d + j] = static_cast<float>(dir * (c.unit_norm_decoder ? 1.0 : dec_norm));
-      W_enc[j * F + i] = static_cast<float>(dir * 0.2 * enc_norm);
-      m[off_W_enc + j * F + i] = v[off_W_enc + j * F + i] = 0.f;
-      m[off_W_dec + i * d + j] = v[off_W_dec + i * d + j] = 0.f;
-    }
-    b_enc[i] = 0.f;
-    m[off_b_enc + i] = v[off_b_enc + i] = 0.f;
-    st.tokens_since_fired[i] = 0.f;
-  }
-  be.upload(sae.params().W_enc, W_enc.data());
-  be.upload(sae.params().W_dec, W_dec.data());
-  be.upload(sae.params().b_enc, b_enc.data());
-  be.upload(st.adam_m.flat.view(), m.data());
-  be.upload(st.adam_v.flat.view(), v.data());
-  return static_cast<int64_t>(dead.size());
-}
-
-// Convergence analysis of every level's α trajectory in alpha_log.csv (method.md §3).
-json alpha_summary(const std::string& path, size_t levels) {
-  std::vector<AlphaTrajectory> traj = read_alpha_log(path);
-  traj.resize(levels);
-  json out = json::array();
-  for (size_t l = 0; l < levels; ++l) {
-    const AlphaConvergence c = analyze_alpha(traj[l].alpha);
-    out.push_back({{"level", l},
-                   {"final_alpha", c.final_alpha},
-                   {"converged", c.converged},
-                   {"t_star", c.t_star},
-                   {"final_window_range", c.final_window_range},
-                   {"at_bound_low", c.at_bound_low},
-                   {"at_bound_high", c.at_bound_high},
-                   {"oscillating", c.oscillating},
-                   {"sign_change_rate", c.sign_change_rate},
-                   {"steps", traj[l].alpha.size()}});
-  }
-  return out;
-}
-
-// When children switch on (parents-first training), every child starts as a noisy copy of its
-// parent's encoder, so it fires where its parent fires and specialises from there, and with a small
-// random decoder; their Adam moments restart.
-void init_children_from_parents(Sae& sae, TrainState& st, uint64_t seed) {
-  const SaeConfig& c = sae.config();
-  const int64_t d = c.d_in, F = c.d_sae, P = c.n_parents, m = c.children_per_parent;
-  Backend& be = sae.backend();
-  std::vector<float> W_enc = to_host_f32(be, sae.params().W_enc), b_enc = to_host_f32(be, sae.params().b_enc),
-                     W_dec = to_host_f32(be, sae.params().W_dec);
-  std::vector<float> mm = to_host_f32(be, st.adam_m.flat), vv = to_host_f32(be, st.adam_v.flat);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  const int64_t off_b_enc = d * F, off_W_dec = d * F + F;
-  for (int64_t j = P; j < F; ++j) {
-    const int64_t p = (j - P) / m;
-    double pn = 0;
-    for (int64_t r = 0; r < d; ++r) pn += double(W_enc[r * F + p]) * W_enc[r * F + p];
-    const float noise = static_cast<float>(0.1 * std::sqrt(pn / static_cast<double>(d)));
-    for (int64_t r = 0; r < d; ++r) {
-      W_enc[r * F + j] = W_enc[r * F + p] + noise * nd(rng);
-      mm[r * F + j] = vv[r * F + j] = 0.f;
-    }
-    b_enc[j] = b_enc[p];
-    mm[off_b_enc + j] = vv[off_b_enc + j] = 0.f;
-    for (int64_t k = 0; k < d; ++k) {
-      W_dec[j * d + k] = 0.01f * nd(rng);
-      mm[off_W_dec + j * d + k] = vv[off_W_dec + j * d + k] = 0.f;
-    }
-  }
-  be.upload(sae.params().W_enc, W_enc.data());
-  be.upload(sae.params().b_enc, b_enc.data());
-  be.upload(sae.params().W_dec, W_dec.data());
-  be.upload(st.adam_m.flat.view(), mm.data());
-  be.upload(st.adam_v.flat.view(), vv.data());
-}
-
-// Where a non-finite loss or gradient came from, for the fault report: the first parameter holding
-// NaN/Inf (named with its latent), else the first non-finite latent activation, else the batch row
-// whose reconstruction error is non-finite. `params_bad` tells whether skipping the batch can help.
-json diagnose_nonfinite(const Sae& sae, SaeWorkspace& ws, const float* x, int64_t N, bool& params_bad) {
-  Backend& be = sae.backend();
-  const int64_t d = sae.config().d_in, F = sae.config().d_sae;
-  params_bad = false;
-  for (const auto& [name, view] : sae.params().named()) {
-    const std::vector<float> v = to_host_f32(be, view);
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (std::isfinite(v[i])) continue;
-      params_bad = true;
-      const int64_t k = static_cast<int64_t>(i);
-      const int64_t latent = name == "W_enc" ? k % F : name == "b_enc" ? k : name == "W_dec" ? k / d : -1;
-      json j = {{"where", "parameter"}, {"parameter", name}, {"index", k}, {"value", fmt::format("{}", v[i])}};
-      if (latent >= 0) j["latent"] = latent;
-      return j;
-    }
-  }
-  const std::vector<float> f = to_host_f32(be, ws.f.view().rows(0, N));  // [N, F]
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < F; ++i)
-      if (!std::isfinite(f[n * F + i]))
-        return {{"where", "latent_activation"}, {"latent", i}, {"batch_row", n}, {"value", fmt::format("{}", f[n * F + i])}};
-  const std::vector<float> xhat = to_host_f32(be, ws.xhat.view().rows(0, N));  // [N, d]
-  for (int64_t n = 0; n < N; ++n) {
-    float e = 0, xx = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      e += (x[n * d + j] - xhat[n * d + j]) * (x[n * d + j] - xhat[n * d + j]);
-      xx += x[n * d + j] * x[n * d + j];
-    }
-    if (!std::isfinite(e))
-      return {{"where", "input_row"}, {"batch_row", n}, {"squared_norm", fmt::format("{}", xx)},
-              {"squared_error", fmt::format("{}", e)}};
-  }
-  return {{"where", "penalty_or_gradient"}};
-}
-
-std::string describe_fault(const json& j) {
-  const std::string w = j.value("where", "");
-  if (w == "parameter")
-    return fmt::format("parameter {} holds {} at index {}{}", j["parameter"].get<std::string>(),
-                       j["value"].get<std::string>(), j["index"].get<int64_t>(),
-                       j.contains("latent") ? fmt::format(" (latent {})", j["latent"].get<int64_t>()) : "");
-  if (w == "latent_activation")
-    return fmt::format("latent {} is {} on batch row {}", j["latent"].get<int64_t>(), j["value"].get<std::string>(),
-                       j["batch_row"].get<int64_t>());
-  if (w == "input_row")
-    return fmt::format("batch row {} has squared norm {} and squared error {} (activations too large for f32; "
-                       "normalize them)", j["batch_row"].get<int64_t>(), j["squared_norm"].get<std::string>(),
-                       j["squared_error"].get<std::string>());
-  return "parameters, activations and reconstruction are finite: the penalty or a gradient is not";
-}
-
 // Non-finite rows left out so far by every loader of every process (a collective call).
 int64_t dropped_rows(Communicator& comm, const std::vector<std::unique_ptr<MixingBuffer>>& loaders) {
   int64_t mine = 0;
@@ -271,119 +66,6 @@ int64_t dropped_rows(Communicator& comm, const std::vector<std::unique_ptr<Mixin
   int64_t n = 0;
   for (int64_t v : all) n += v;
   return n;
-}
-
-// Refuses settings this run cannot use. The writer records config.json, or checks that a resumed
-// run's stored config is this one (settings that change nothing about a fault-free run may differ,
-// e.g. switching to on_nonfinite = "skip_batch" after a stop; runs from before grad_partitions
-// existed had one part).
-void check_and_record_config(const TrainConfig& cfg, const TrainingData& data, int processes, bool writer) {
-  const int G = cfg.grad_partitions;
-  if (G % processes != 0)
-    fail("grad_partitions = {} cannot be split over {} processes; use a multiple of the process count", G, processes);
-  if (cfg.batch_size % G != 0) fail("batch_size {} must be a multiple of grad_partitions {}", cfg.batch_size, G);
-  if (data.max_parts < G)
-    fail("activation directory '{}' has {} shard(s); {} data-parallel parts need at least one each (harvest with a "
-         "smaller shard size)", cfg.activations, data.max_parts, G);
-  if (G > 1 && cfg.resample_every_steps > 0)
-    fail("resample_every_steps needs the whole batch in one process; it cannot be combined with {} parts", G);
-  if (!writer) return;
-  const std::string& out = cfg.out_dir;
-  const auto comparable = [](json j) {
-    for (const char* k : {"out_dir", "on_nonfinite", "max_skipped_batches", "progress", "device"}) j.erase(k);
-    if (j.value("grad_partitions", 1) == 1) j.erase("grad_partitions");
-    // Runs from before streamed training existed have none of its keys: at their defaults they are absent.
-    const json defaults = train_config_to_json(TrainConfig{});
-    for (const char* k : {"model", "corpus", "hook", "context_size", "lm_batch_size", "shuffle"})
-      if (!j.contains(k) || j[k] == defaults[k]) j.erase(k);
-    return j;
-  };
-  fs::create_directories(out + "/checkpoints");
-  remove_stale_temps(out);
-  const json resolved = comparable(train_config_to_json(cfg));
-  if (file_exists(out + "/config.json")) {
-    const json old = comparable(json::parse(read_file(out + "/config.json")));
-    if (old != resolved) fail("'{}' holds a run with another config; use another out_dir (stored: {})", out, old.dump());
-  }
-  write_file_atomic(out + "/config.json", train_config_to_json(cfg).dump(2) + "\n");
-}
-
-// The settings that need d_sae when it comes from expansion_factor · d_in (the activations' width):
-// the top-k family's k and the Matryoshka prefixes, checked before the run directory is touched.
-void check_resolved_width(const TrainConfig& cfg, const TrainingData& data) {
-  if (cfg.d_sae > 0) return;  // train_config_from_json checked these against d_sae
-  const SaeArchitecture a = sae_architecture_from_name(cfg.architecture);
-  const int F = cfg.expansion_factor * data.d_in;
-  if (sae_is_topk_family(a) && cfg.k > F)
-    fail("config: k must be at most d_sae = {} (expansion_factor {} × d_in {}), found k = {}", F,
-         cfg.expansion_factor, data.d_in, cfg.k);
-  if (a != SaeArchitecture::MatryoshkaBatchTopK) return;
-  try {
-    check_matryoshka_widths(resolved_matryoshka_widths(cfg, F), F);
-  } catch (const Error& e) {
-    fail("config: {} (d_sae = expansion_factor {} × d_in {})", e.what(), cfg.expansion_factor, data.d_in);
-  }
-}
-
-// The SAE's shape and metadata from the config and the activations (act_scale is set later).
-SaeConfig sae_config_for(const TrainConfig& cfg, const TrainingData& data) {
-  SaeConfig sc;
-  sc.architecture = sae_architecture_from_name(cfg.architecture);
-  sc.d_in = data.d_in;
-  const int wanted = cfg.d_sae > 0 ? cfg.d_sae : cfg.expansion_factor * data.d_in;
-  sc.d_sae = wanted;
-  sc.k = cfg.k;
-  sc.k_aux = cfg.k_aux;
-  sc.aux_coefficient = cfg.aux_coefficient;
-  // The top-k family keeps unit-norm decoder rows (dictionary_learning's BatchTopK and Matryoshka do
-  // the same; SAELens instead rescales by ‖W_dec,i‖, which is this at unit norm).
-  sc.unit_norm_decoder = sae_is_topk_family(sc.architecture);
-  sc.jumprelu_bandwidth = cfg.jumprelu_bandwidth;
-  sc.jumprelu_init_threshold = cfg.jumprelu_init_threshold;
-  if (sc.architecture == SaeArchitecture::MatryoshkaBatchTopK)
-    sc.matryoshka_widths = resolved_matryoshka_widths(cfg, wanted);
-  if (sc.architecture == SaeArchitecture::Hierarchical) {
-    sc.children_per_parent = cfg.children_per_parent;
-    sc.gate_ste_width = cfg.gate_ste_width;
-    sc.n_parents = cfg.n_parents > 0 ? cfg.n_parents : std::max(1, wanted / (1 + cfg.children_per_parent));
-    sc.d_sae = sc.n_parents * (1 + sc.children_per_parent);
-  }
-  // The first step's choice; the trainer sets it again every step (sparse_step).
-  sc.sparse_decode = sparse_step(cfg, sc, 0, 0.0);
-  sc.model_name = data.model_name;
-  sc.hook_name = data.hook_name;
-  if (data.hook_name.rfind("blocks.", 0) == 0) sc.hook_layer = std::atoi(data.hook_name.c_str() + 7);
-  sc.context_size = data.context_size;
-  sc.dataset_path = data.dataset_path;
-  return sc;
-}
-
-// act_scale: the resumed run's, or SAELens' expected_average_only_in (E‖x·s‖² = d) from 100k rows.
-// Both from the data's row stream (a directory's shards in order, or the LM's first rows).
-float activation_scale(const TrainConfig& cfg, TrainingData& data, const std::optional<std::string>& latest) {
-  if (latest) return static_cast<float>(read_checkpoint_meta(*latest).at("act_scale").get<double>());
-  if (cfg.normalize_activations != "expected_average_only_in") return 1.f;
-  const ActivationSample s = data.sample(100000, 1);
-  return static_cast<float>(std::sqrt(static_cast<double>(data.d_in) / std::max(s.mean_sq_norm, 1e-30)));
-}
-
-// Fresh parameters; b_dec from 8192 scaled rows (their mean or geometric median) unless "zeros".
-void init_fresh(Sae& sae, const TrainConfig& cfg, TrainingData& data) {
-  const int64_t d = sae.config().d_in;
-  std::vector<float> b_dec;
-  if (cfg.b_dec_init != "zeros") {
-    const ActivationSample s = data.sample(data.sample_tokens, 8192);
-    std::vector<float> rows = s.rows;
-    for (auto& v : rows) v *= sae.config().act_scale;
-    if (cfg.b_dec_init == "mean") {
-      b_dec.assign(static_cast<size_t>(d), 0.f);
-      for (int64_t r = 0; r < s.n; ++r)
-        for (int64_t j = 0; j < d; ++j) b_dec[j] += rows[r * d + j] / static_cast<float>(s.n);
-    } else {
-      b_dec = geometric_median(rows, s.n, static_cast<int>(d));
-    }
-  }
-  sae.init(cfg.seed, sae.config().unit_norm_decoder ? 1.0f : cfg.decoder_init_norm, b_dec);
 }
 
 // The EMAs of the logged batch metrics (the summary's final_* values); checkpointed as "ema".
@@ -447,7 +129,7 @@ class TrainingRun {
         result_(result),
         writer_(comm.rank() == 0),
         be_(backend_named(cfg.device)),
-        sc_(sae_config_for(cfg, data)),
+        sc_(sae_config_for(cfg, data, be_)),
         N_(cfg.batch_size),
         d_(sc_.d_in),
         F_(sc_.d_sae),
@@ -485,7 +167,7 @@ class TrainingRun {
     schedule_children(sae, st_, method, step);
     SaeLossTerms terms = method.terms(l1_at(cfg_, step, S_));
     if (sae_is_topk_family(sc_.architecture)) mark_dead(terms, st_);
-    sae.set_sparse(sparse_step(cfg_, sc_, step, metrics_.l0));
+    sae.set_sparse(sparse_step(cfg_, sc_, be_, step, metrics_.l0));
     BatchMoments moments;
     const SaeBatchStats bs = dp_->forward_backward(b.X, b.xh.data(), terms, b.grads, b.ws, method.hyper_request(), moments);
     if (!finite_or_skip(sae, b, step, bs)) return;
