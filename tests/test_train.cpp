@@ -56,7 +56,7 @@ TrainConfig small_config(const std::string& out, const std::string& arch = "stan
   return c;
 }
 
-std::string weights(const std::string& run) { return read_file(run + "/sae/sae_weights.safetensors"); }
+std::string weights(const std::string& run) { return test::exported_sae_weights(run); }
 
 }  // namespace
 
@@ -322,11 +322,7 @@ TEST(Train, ThresholdedRunsResumeExactly) {
     c.checkpoint_fractions = {0.5, 1.0};
     train_sae(c);
     fs::copy(dir + "/whole", dir + "/part", fs::copy_options::recursive);
-    const std::vector<std::string> cks = list_checkpoints(dir + "/part/checkpoints");
-    ASSERT_EQ(cks.size(), 2u);
-    fs::remove_all(cks.back());
-    fs::remove_all(dir + "/part/sae");
-    fs::remove(dir + "/part/training_summary.json");
+    ASSERT_EQ(test::rewind_to_penultimate_checkpoint(dir + "/part"), 2u);
     TrainConfig resumed = c;
     resumed.out_dir = dir + "/part";
     const TrainResult r = train_sae(resumed);
@@ -336,9 +332,10 @@ TEST(Train, ThresholdedRunsResumeExactly) {
 }
 
 // decode = "auto" starts a standard run dense and switches to the sparse step once its running L0
-// falls to kSparseStepMaxL0Fraction of F; a run resumed from its middle checkpoint replays the same
-// choices (the running L0 is checkpointed) and ends with exactly the same weights. The hierarchical
-// SAE (whose children keep L0 above 5% here) trains on the sparse step throughout (decode =
+// falls to the backend's sparse_step_max_l0_fraction() of F; a run resumed from its middle
+// checkpoint replays the same choices (the running L0 is checkpointed) and ends with exactly the
+// same weights. The hierarchical
+// SAE (whose children keep L0 above that here) trains on the sparse step throughout (decode =
 // "sparse"), straight-through gate included, and resumes exactly too.
 TEST(Train, AutoDecodeSwitchesToSparseAndResumesExactly) {
   using Run = std::pair<std::string, std::string>;  // architecture, decode
@@ -352,14 +349,11 @@ TEST(Train, AutoDecodeSwitchesToSparseAndResumesExactly) {
     const TrainResult whole = train_sae(c);
     const double l0 = whole.summary.at("final_l0"), F = whole.summary.at("d_sae");
     if (decode == "auto") {
-      EXPECT_LT(l0, kSparseStepMaxL0Fraction * F) << arch << ": the run never reached the sparse step";
+      EXPECT_LT(l0, backend_named(c.device).sparse_step_max_l0_fraction() * F)
+          << arch << ": the run never reached the sparse step";
     }
     fs::copy(dir + "/whole", dir + "/part", fs::copy_options::recursive);
-    const std::vector<std::string> cks = list_checkpoints(dir + "/part/checkpoints");
-    ASSERT_EQ(cks.size(), 2u);
-    fs::remove_all(cks.back());
-    fs::remove_all(dir + "/part/sae");
-    fs::remove(dir + "/part/training_summary.json");
+    ASSERT_EQ(test::rewind_to_penultimate_checkpoint(dir + "/part"), 2u);
     TrainConfig resumed = c;
     resumed.out_dir = dir + "/part";
     const TrainResult r = train_sae(resumed);

@@ -52,7 +52,7 @@ TrainConfig load(const std::string& path, const std::string& out, int parts = 0)
   return c;
 }
 
-std::string weights(const std::string& run) { return read_file(run + "/sae/sae_weights.safetensors"); }
+std::string weights(const std::string& run) { return test::exported_sae_weights(run); }
 
 }  // namespace
 
@@ -85,12 +85,7 @@ TEST(TrainingPass, ResumedPassIsBitIdentical) {
     train_saes({load(files[0], whole + "/a", parts), load(files[1], whole + "/b", parts)});
     // What a kill at step 30 of 40 leaves: a's checkpoint at 16 (0.4), b's at 10 and 30 (0.25, 0.75).
     fs::copy(whole, part, fs::copy_options::recursive);
-    for (const std::string run : {"/a", "/b"}) {
-      const std::vector<std::string> cks = list_checkpoints(part + run + "/checkpoints");
-      fs::remove_all(cks.back());  // step_40
-      fs::remove_all(part + run + "/sae");
-      fs::remove(part + run + "/training_summary.json");
-    }
+    for (const std::string run : {"/a", "/b"}) test::rewind_to_penultimate_checkpoint(part + run);  // step_40 goes
     const std::vector<TrainResult> r = train_saes({load(files[0], part + "/a", parts), load(files[1], part + "/b", parts)});
     EXPECT_EQ(r[0].resumed_from_step, 16);
     EXPECT_EQ(r[1].resumed_from_step, 30);

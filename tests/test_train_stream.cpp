@@ -62,7 +62,7 @@ TrainConfig streamed(TrainConfig c) {
   return c;
 }
 
-std::string weights(const std::string& run) { return read_file(run + "/sae/sae_weights.safetensors"); }
+std::string weights(const std::string& run) { return test::exported_sae_weights(run); }
 
 }  // namespace
 
@@ -124,11 +124,7 @@ TEST(StreamedTraining, ResumedRunIsBitIdentical) {
   train_sae(c);
   // The state a kill after the first checkpoint leaves: that checkpoint, nothing after it.
   fs::copy(tmp + "/whole", tmp + "/part", fs::copy_options::recursive);
-  const std::vector<std::string> cks = list_checkpoints(tmp + "/part/checkpoints");
-  ASSERT_EQ(cks.size(), 2u);
-  fs::remove_all(cks.back());
-  fs::remove_all(tmp + "/part/sae");
-  fs::remove(tmp + "/part/training_summary.json");
+  ASSERT_EQ(test::rewind_to_penultimate_checkpoint(tmp + "/part"), 2u);
   TrainConfig resumed = c;
   resumed.out_dir = tmp + "/part";
   const TrainResult r = train_sae(resumed);

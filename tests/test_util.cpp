@@ -1,7 +1,9 @@
 #include "test_util.hpp"
 
+#include "saelab/atomic_file.hpp"
 #include "saelab/error.hpp"
 #include "saelab/synthetic.hpp"
+#include "train/checkpoint.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -161,6 +163,16 @@ CliResult run_cli(const std::string& args) {
   r.out = so.str();
   r.err = se.str();
   return r;
+}
+
+std::string exported_sae_weights(const std::string& run) { return read_file(run + "/sae/sae_weights.safetensors"); }
+
+size_t rewind_to_penultimate_checkpoint(const std::string& run) {
+  const std::vector<std::string> cks = list_checkpoints(run + "/checkpoints");
+  if (!cks.empty()) fs::remove_all(cks.back());
+  fs::remove_all(run + "/sae");
+  fs::remove(run + "/training_summary.json");
+  return cks.size();
 }
 
 }  // namespace saelab::test

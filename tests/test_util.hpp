@@ -38,6 +38,12 @@ TrainConfig planted_hierarchy_training(const std::string& activations, const std
 // book, without probing: the fixture of the experiment and report tests.
 ExperimentConfig small_experiment(const std::string& out_dir);
 
+// The bytes of the SAE weights a training run exported (<run>/sae/sae_weights.safetensors).
+std::string exported_sae_weights(const std::string& run);
+// Leaves a finished run's directory as a kill just after its penultimate checkpoint would: its last
+// checkpoint, its export and its training summary removed. Returns how many checkpoints it had.
+size_t rewind_to_penultimate_checkpoint(const std::string& run);
+
 // The message of the saelab::Error that f throws, or "<no error>" (any other exception propagates).
 std::string error_of(const std::function<void()>& f);
 

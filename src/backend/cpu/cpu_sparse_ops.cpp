@@ -103,6 +103,14 @@ void for_panel_blocks(int64_t panels, int64_t R, Fn fn) {
   for (int64_t p = 0; p < panels; ++p)
     for (int64_t b = 0; b < blocks; ++b) fn(p, b * kListBlock, std::min(R, (b + 1) * kListBlock));
 }
+
+// What ∇W_dec and ∇W_enc gather from: sc.cols, the per-latent lists of a's non-zeros (a [N, F]),
+// and sc.panels, x [N, d] in panels.
+void latent_lists_and_panels(Scratch& sc, const float* a, const float* x, const SparseDecodeShape& s) {
+  rows_of(sc.rows, a, s.N, s.F);
+  cols_of(sc.cols, sc.rows, s.F);
+  pack_panels(sc.panels, x, s.N, s.d);
+}
 }  // namespace
 
 // out [N, d] = f W: list n of f's rows gathers rows of W [F, d].
@@ -124,11 +132,9 @@ void sparse_decode(TensorView out, TensorView f, TensorView W) {
 void sparse_decode_grad_w(TensorView gW, TensorView f, TensorView dx, float alpha, float beta) {
   const SparseDecodeShape s = sparse_decode_shape(f, gW, dx, "sparse_decode_grad_w");
   Scratch& sc = scratch();
-  SparseLists &rows = sc.rows, &cols = sc.cols;
+  latent_lists_and_panels(sc, f.f32(), dx.f32(), s);
+  SparseLists& cols = sc.cols;
   Panels& Xp = sc.panels;
-  rows_of(rows, f.f32(), s.N, s.F);
-  cols_of(cols, rows, s.F);
-  pack_panels(Xp, dx.f32(), s.N, s.d);
   float* gp = gW.f32();
   for_panel_blocks(Xp.count, s.F, [&](int64_t p, int64_t i0, int64_t i1) {
     gather_rows(gp + p * kPanel, s.d, view_of(cols), i0, i1, Xp.panel(p), alpha, beta,
@@ -168,11 +174,9 @@ void sparse_decode_grad_f(TensorView df, TensorView f, TensorView dx, TensorView
 void sparse_encode_grad_w(TensorView gW, TensorView gb, TensorView dpre, TensorView x) {
   const SparseDecodeShape s = sparse_encode_shape(gW, gb, dpre, x);
   Scratch& sc = scratch();
-  SparseLists &rows = sc.rows, &cols = sc.cols;
+  latent_lists_and_panels(sc, dpre.f32(), x.f32(), s);
+  SparseLists& cols = sc.cols;
   Panels& Xp = sc.panels;
-  rows_of(rows, dpre.f32(), s.N, s.F);
-  cols_of(cols, rows, s.F);
-  pack_panels(Xp, x.f32(), s.N, s.d);
   float* gp = gW.f32();
   for_panel_blocks(Xp.count, s.F, [&](int64_t p, int64_t i0, int64_t i1) {
     const int64_t w = std::min(kPanel, s.d - p * kPanel);
