@@ -197,7 +197,7 @@ void register_lines() {
         add(fmt::format("train_step/{}/{}{}/d{}/F{}/N{}{}", be->name(), sae_architecture_name(fam.arch),
                         fam.sparse ? "_sparse" : "", sh.d, sh.F, sh.N, fam.l0 > 0 ? fmt::format("/l0_{}", fam.l0) : ""),
             fam.arch, fam.sparse, sh, fam.l0, 1e-4f);
-    // decode = "auto"'s crossover (kSparseStepMaxL0Fraction): standard's sparse step with L0 held at
+    // decode = "auto"'s crossover (Backend::sparse_step_max_l0_fraction()): standard's sparse step with L0 held at
     // a fraction of F (lr = 0), against the dense line of the same shape, whose work does not depend
     // on L0. The step is faster sparse up to the fraction where these lines meet the dense one.
     for (const Shape& sh : sparse)

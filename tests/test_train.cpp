@@ -334,9 +334,8 @@ TEST(Train, ThresholdedRunsResumeExactly) {
 // decode = "auto" starts a standard run dense and switches to the sparse step once its running L0
 // falls to the backend's sparse_step_max_l0_fraction() of F; a run resumed from its middle
 // checkpoint replays the same choices (the running L0 is checkpointed) and ends with exactly the
-// same weights. The hierarchical
-// SAE (whose children keep L0 above that here) trains on the sparse step throughout (decode =
-// "sparse"), straight-through gate included, and resumes exactly too.
+// same weights. The hierarchical SAE (whose children keep L0 above that here) trains on the sparse
+// step throughout (decode = "sparse"), straight-through gate included, and resumes exactly too.
 TEST(Train, AutoDecodeSwitchesToSparseAndResumesExactly) {
   using Run = std::pair<std::string, std::string>;  // architecture, decode
   for (const auto& [arch, decode] : {Run{"standard", "auto"}, Run{"hierarchical", "sparse"}}) {

@@ -12,7 +12,6 @@
 #include "saelab/lm.hpp"
 #include "saelab/synthetic.hpp"
 #include "saelab/train.hpp"
-#include "train/checkpoint.hpp"
 #include "test_util.hpp"
 
 using namespace saelab;

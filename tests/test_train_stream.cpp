@@ -12,7 +12,6 @@
 #include "saelab/harvest.hpp"
 #include "saelab/lm.hpp"
 #include "saelab/train.hpp"
-#include "train/checkpoint.hpp"
 #include "test_util.hpp"
 
 using namespace saelab;

@@ -5,7 +5,6 @@
 
 #include "saelab/alpha.hpp"
 #include "saelab/atomic_file.hpp"
-#include "saelab/train.hpp"
 
 namespace saelab {
 

@@ -6,12 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <random>
-#include <sstream>
 
 #include "checkpoint.hpp"
 #include "data_parallel.hpp"
@@ -32,7 +29,6 @@
 
 namespace saelab {
 
-namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
